@@ -1,0 +1,13 @@
+/** What a node agent is told at start-up; activities close over it. */
+export interface NodeAgentConfig {
+  /** This node's name: the agent polls `torpor-node-<nodeName>`. */
+  nodeName: string;
+  /** Absolute, resolved directory that holds every checkpoint, temporary dump and run file. */
+  storageRoot: string;
+  /** The CRIU executable (a wrapper on PATH by default). */
+  criuPath: string;
+  /** Extra CRIU flags for this node's dumps and restores (for example --tcp-established). */
+  extraDumpArgs: string[];
+  extraRestoreArgs: string[];
+  torporVersion: string;
+}

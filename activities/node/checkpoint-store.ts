@@ -1,0 +1,134 @@
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../contract/chrek.js';
+import { torporFailure } from '../../contract/failures.js';
+import type { CheckpointManifest, CommitInput, HashInput, VerifiedCheckpoint } from '../../contract/types.js';
+import type { NodeAgentConfig } from './agent-config.js';
+import { digestFiles, fsyncPath, listFiles, writeFileAtomic } from './file-digests.js';
+import { byteHeartbeat } from './heartbeat.js';
+import { manifestMismatches, parseManifest, totalBytes } from './manifest.js';
+import type { StoreLayout } from './store-layout.js';
+import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Hashes every file below `dir` (except the manifest and marker) and compares with `manifest`. */
+async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase: string): Promise<{ problems: string[]; bytes: number }> {
+  const beat = byteHeartbeat(phase);
+  const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== CHECKPOINT_DONE_MARKER);
+  const actual = await digestFiles(dir, rels, beat.add);
+  return { problems: manifestMismatches(manifest.files, actual), bytes: beat.bytes };
+}
+
+export function checkpointStoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
+  async function readCommitted(hash: string): Promise<CheckpointManifest | null> {
+    if (!(await exists(layout.doneMarker(hash)))) return null;
+    return parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
+  }
+
+  /** A rename that crashed before its marker: finish it if the files are intact, else remove it. */
+  async function finishInterruptedCommit(hash: string): Promise<CheckpointManifest | null> {
+    const dir = layout.checkpointDir(hash);
+    if (!(await exists(dir))) return null;
+    try {
+      const manifest = parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
+      if ((await mismatchesOnDisk(dir, manifest, 'rechecking')).problems.length === 0) {
+        await writeFileAtomic(layout.doneMarker(hash), `${manifest.createdAt}\n`);
+        return manifest;
+      }
+    } catch {
+      // unreadable manifest: fall through and discard the directory
+    }
+    await rm(dir, { recursive: true, force: true });
+    return null;
+  }
+
+  return {
+    /** The committed checkpoint for `hash`, or null. Never returns one without its marker. */
+    async findCheckpoint({ hash }: HashInput): Promise<CheckpointManifest | null> {
+      return readCommitted(hash);
+    },
+
+    /**
+     * Turns a finished dump into a committed checkpoint: digests, manifest, atomic rename, marker last.
+     * Idempotent: a second call for a committed hash returns the committed manifest.
+     */
+    async commitCheckpoint(input: CommitInput): Promise<CheckpointManifest> {
+      const started = Date.now();
+      const committed = (await readCommitted(input.hash)) ?? (await finishInterruptedCommit(input.hash));
+      if (committed) return committed;
+      const tmp = layout.tmpDir(input.hash, input.dumpId);
+      const dump = await readRecord<DumpRecord>(layout.dumpRecord(input.hash, input.dumpId));
+      if (dump === null) {
+        throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
+      }
+      const beat = byteHeartbeat('committing');
+      const files = await digestFiles(tmp, (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE), beat.add);
+      const manifest: CheckpointManifest = {
+        formatVersion: 1,
+        hash: input.hash,
+        node: config.nodeName,
+        runtime: 'local',
+        createdAt: new Date().toISOString(),
+        workload: dump.workload,
+        contract: dump.contract,
+        process: { pid: dump.pid },
+        files,
+        totalBytes: totalBytes(files),
+        tools: { criu: dump.criuVersion, kernel: os.release(), node: process.version, torpor: config.torporVersion },
+        timings: { startToReadyMs: input.startToReadyMs, dumpMs: input.dumpMs, commitMs: 0 },
+        criu: { dumpArgs: dump.criuArgs },
+      };
+      manifest.timings.commitMs = Date.now() - started;
+      const manifestPath = path.join(tmp, MANIFEST_FILE);
+      await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+      await fsyncPath(manifestPath);
+      await rename(tmp, layout.checkpointDir(input.hash));
+      await fsyncPath(config.storageRoot);
+      await writeFileAtomic(layout.doneMarker(input.hash), `${manifest.createdAt}\n`);
+      await removeRecord(layout.dumpRecord(input.hash, input.dumpId));
+      return manifest;
+    },
+
+    /** Removes a dump that was never committed. Already gone is success. */
+    async discardDump(input: { hash: string; dumpId: string }): Promise<void> {
+      await rm(layout.tmpDir(input.hash, input.dumpId), { recursive: true, force: true });
+      await removeRecord(layout.dumpRecord(input.hash, input.dumpId));
+    },
+
+    /** Checks the marker and every file's size and sha256 before anything is restored from it. */
+    async verifyCheckpoint({ hash }: HashInput): Promise<VerifiedCheckpoint> {
+      const started = Date.now();
+      const dir = layout.checkpointDir(hash);
+      if (!(await exists(dir))) {
+        throw torporFailure('CheckpointNotFound', `No checkpoint ${hash} on node ${config.nodeName}`);
+      }
+      if (!(await exists(layout.doneMarker(hash)))) {
+        throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
+      }
+      let manifest: CheckpointManifest;
+      try {
+        manifest = parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
+      } catch (err) {
+        throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has an unreadable manifest: ${(err as Error).message}`);
+      }
+      if (manifest.hash !== hash) {
+        throw torporFailure('CheckpointCorrupt', `Checkpoint directory ${hash} holds the manifest of ${manifest.hash}`);
+      }
+      const { problems, bytes } = await mismatchesOnDisk(dir, manifest, 'verifying');
+      if (problems.length > 0) {
+        throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`, {
+          problems,
+        });
+      }
+      return { manifest, verifiedBytes: bytes, verifyMs: Date.now() - started };
+    },
+
+  };
+}

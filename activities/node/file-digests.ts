@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ManifestFile } from '../../contract/types.js';
+
+/** Every regular file below `dir`, as sorted paths relative to it. Symlinks and devices are refused. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (entry.isDirectory()) continue;
+    const rel = path.relative(dir, path.join(entry.parentPath, entry.name));
+    if (!entry.isFile()) throw new Error(`unexpected non-regular file ${rel} in ${dir}`);
+    files.push(rel);
+  }
+  return files.sort();
+}
+
+export async function sha256File(file: string, onBytes: (n: number) => void): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    onBytes(chunk.length);
+  }
+  return hash.digest('hex');
+}
+
+export async function digestFiles(dir: string, relPaths: string[], onBytes: (n: number) => void): Promise<ManifestFile[]> {
+  const out: ManifestFile[] = [];
+  for (const rel of relPaths) {
+    const abs = path.join(dir, rel);
+    const { size } = await stat(abs);
+    out.push({ path: rel, sizeBytes: size, sha256: await sha256File(abs, onBytes) });
+  }
+  return out;
+}
+
+export async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for (const rel of await listFiles(dir)) total += (await stat(path.join(dir, rel))).size;
+  } catch {
+    // The directory is being written by CRIU; a file may vanish between listing and stat.
+  }
+  return total;
+}
+
+export async function fsyncPath(p: string): Promise<void> {
+  const handle = await open(p, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes `content` so that a reader sees the old file, or the whole new one, never a part. */
+export async function writeFileAtomic(file: string, content: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, content);
+  await fsyncPath(tmp);
+  await rename(tmp, file);
+  await fsyncPath(path.dirname(file));
+}

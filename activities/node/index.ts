@@ -1,0 +1,20 @@
+import type { NodeAgentConfig } from './agent-config.js';
+import { checkpointStoreActivities } from './checkpoint-store.js';
+import { dumpActivities } from './dump.js';
+import { localWorkloadActivities } from './local-workload.js';
+import { restoreActivities } from './restore.js';
+import { StoreLayout } from './store-layout.js';
+
+/** Every activity the node agent registers on `torpor-node-<node>`. */
+export function createNodeActivities(config: NodeAgentConfig) {
+  const layout = new StoreLayout(config.storageRoot);
+  return {
+    ...checkpointStoreActivities(config, layout),
+    ...localWorkloadActivities(layout),
+    ...dumpActivities(config, layout),
+    ...restoreActivities(config, layout),
+  };
+}
+
+export type NodeActivities = ReturnType<typeof createNodeActivities>;
+export type { NodeAgentConfig } from './agent-config.js';

@@ -1,0 +1,29 @@
+import type { CheckpointManifest, ManifestFile } from '../../contract/types.js';
+
+/** Compares files on disk with the manifest; returns what differs, empty when they match. */
+export function manifestMismatches(expected: ManifestFile[], actual: ManifestFile[]): string[] {
+  const problems: string[] = [];
+  const onDisk = new Map(actual.map((f) => [f.path, f]));
+  for (const want of expected) {
+    const got = onDisk.get(want.path);
+    if (got === undefined) problems.push(`${want.path} is missing`);
+    else if (got.sizeBytes !== want.sizeBytes) problems.push(`${want.path} has ${got.sizeBytes} bytes, expected ${want.sizeBytes}`);
+    else if (got.sha256 !== want.sha256) problems.push(`${want.path} has sha256 ${got.sha256}, expected ${want.sha256}`);
+    onDisk.delete(want.path);
+  }
+  for (const extra of onDisk.keys()) problems.push(`${extra} is not in the manifest`);
+  return problems;
+}
+
+export function totalBytes(files: ManifestFile[]): number {
+  return files.reduce((sum, f) => sum + f.sizeBytes, 0);
+}
+
+/** Reads a manifest written by this code; anything else is reported, not trusted. */
+export function parseManifest(text: string): CheckpointManifest {
+  const value = JSON.parse(text) as Partial<CheckpointManifest>;
+  if (value.formatVersion !== 1 || typeof value.hash !== 'string' || !Array.isArray(value.files)) {
+    throw new Error('manifest.json is not a Torpor manifest (formatVersion 1)');
+  }
+  return value as CheckpointManifest;
+}

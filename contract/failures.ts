@@ -1,0 +1,34 @@
+import { ApplicationFailure } from '@temporalio/common';
+
+/**
+ * Every way a Torpor step can fail, as a stable type name workflows and callers can reason about.
+ * `retryable: false` where retrying the same input cannot help.
+ */
+export const Failures = {
+  InvalidSpec: { retryable: false, hint: 'Fix the request and submit it again.' },
+  TargetNotAllowed: { retryable: false, hint: 'The node agent refused the target; check the hash and the agent configuration.' },
+  WorkloadStartFailed: { retryable: false, hint: 'Check that the command exists on the node and is executable.' },
+  WorkloadExited: { retryable: false, hint: 'The workload exited on its own; its log tail is in the failure details.' },
+  WorkloadNotReady: { retryable: false, hint: 'The workload did not become ready in time; raise the timeout or check its log.' },
+  DumpFailed: { retryable: false, hint: 'CRIU could not dump the process; the CRIU log excerpt says why.' },
+  CheckpointNotFound: { retryable: false, hint: 'No committed checkpoint exists for this hash on that node; create one first.' },
+  CheckpointCorrupt: { retryable: false, hint: 'The checkpoint files do not match their manifest; delete it and checkpoint again.' },
+  RestoreFailed: { retryable: false, hint: 'CRIU could not restore the checkpoint; the CRIU log excerpt says why.' },
+  AgentUnavailable: { retryable: false, hint: 'No node agent polls that node\'s task queue; start it (npm run agent) or pick another node.' },
+} as const satisfies Record<string, { retryable: boolean; hint: string }>;
+
+export type FailureType = keyof typeof Failures;
+
+export const NON_RETRYABLE_FAILURES: FailureType[] = (Object.keys(Failures) as FailureType[]).filter(
+  (type) => !Failures[type].retryable,
+);
+
+/** Builds the ApplicationFailure for `type`; the message ends with what to do about it. */
+export function torporFailure(type: FailureType, message: string, details?: Record<string, unknown>): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message: `${message} (${Failures[type].hint})`,
+    nonRetryable: !Failures[type].retryable,
+    ...(details === undefined ? {} : { details: [details] }),
+  });
+}

@@ -1,0 +1,137 @@
+import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
+
+/** One file of a committed checkpoint, relative to the checkpoint directory. */
+export interface ManifestFile {
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+/** The files an app was given under the ChReK contract; a restore writes the marker where the app looks. */
+export interface WorkloadContractFiles {
+  readyFile: string;
+  signalFile: string;
+  restoreMarkerFile: string;
+  logFile: string;
+  location: string;
+}
+
+export interface CheckpointManifest {
+  formatVersion: 1;
+  hash: string;
+  node: string;
+  runtime: Runtime;
+  createdAt: string;
+  workload: WorkloadSpec;
+  contract: WorkloadContractFiles;
+  process: { pid: number };
+  files: ManifestFile[];
+  totalBytes: number;
+  tools: { criu: string; kernel: string; node: string; torpor: string };
+  timings: { startToReadyMs: number; dumpMs: number; commitMs: number };
+  criu: { dumpArgs: string[] };
+}
+
+export interface HashInput {
+  hash: string;
+}
+
+export interface StartWorkloadInput extends HashInput {
+  workload: WorkloadSpec;
+}
+export interface StartedWorkload {
+  pid: number;
+  logFile: string;
+}
+
+export interface WaitInput extends HashInput {
+  timeoutMs: number;
+}
+export interface WaitedFor {
+  waitedMs: number;
+}
+
+export interface WorkloadExit {
+  exited: boolean;
+  exitCode: number | null;
+  waitedMs: number;
+}
+
+export interface DumpInput extends HashInput {
+  /** Names the temporary directory; chosen by the workflow so a retried dump reuses (and first clears) it. */
+  dumpId: string;
+}
+export interface DumpResult {
+  dumpId: string;
+  imageBytes: number;
+  criuMs: number;
+}
+
+export interface CommitInput extends DumpInput {
+  startToReadyMs: number;
+  dumpMs: number;
+}
+
+export interface VerifiedCheckpoint {
+  manifest: CheckpointManifest;
+  verifiedBytes: number;
+  verifyMs: number;
+}
+
+export interface RestoreInput extends HashInput {
+  restoreId: string;
+}
+export interface RestoredProcess {
+  pid: number;
+  logFile: string;
+  criuMs: number;
+}
+
+export interface RestoredReadyInput extends RestoreInput {
+  readiness: ReadinessProbe;
+  timeoutMs: number;
+}
+
+export type CheckpointOutcome = 'created' | 'existing';
+
+export interface CheckpointResult {
+  hash: string;
+  node: string;
+  outcome: CheckpointOutcome;
+  manifest: CheckpointManifest;
+  /** How the checkpoint workload ended after the signal: exited by itself or stopped by Torpor. */
+  workloadEnd: 'exited' | 'stopped' | 'not-started';
+  /** Wall times seen by the workflow, per step, in milliseconds. */
+  stepMs: Record<string, number>;
+}
+
+export interface RestoreResult {
+  hash: string;
+  node: string;
+  restoreId: string;
+  pid: number;
+  logFile: string;
+  stepMs: Record<string, number>;
+  criuRestoreMs: number;
+}
+
+export type Phase =
+  | 'validating'
+  | 'looking-up'
+  | 'starting-workload'
+  | 'waiting-ready'
+  | 'dumping'
+  | 'committing'
+  | 'signalling'
+  | 'waiting-exit'
+  | 'verifying'
+  | 'restoring'
+  | 'waiting-restored-ready'
+  | 'compensating'
+  | 'done'
+  | 'failed';
+
+export interface Progress {
+  phase: Phase;
+  stepMs: Record<string, number>;
+}

@@ -1,0 +1,42 @@
+import type { CheckpointResult, RestoreResult } from '../contract/types.js';
+import type { SampleStatus } from '../sample-app/workload.js';
+
+export interface DemoFigures {
+  checkpoint: CheckpointResult;
+  restore: RestoreResult;
+  before: SampleStatus;
+  firstAfter: SampleStatus;
+  after: SampleStatus;
+  links: [string, string][];
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
+
+export function printReport(f: DemoFigures): void {
+  const m = f.checkpoint.manifest;
+  const coldStartMs = m.timings.startToReadyMs;
+  const restoreMs = sum(f.restore.stepMs);
+  const same = f.before.checksum === f.firstAfter.checksum;
+  const rows: [string, string][] = [
+    ['cold start (start → ready)', seconds(coldStartMs)],
+    ['checkpoint workflow', seconds(sum(f.checkpoint.stepMs))],
+    ['  CRIU dump', seconds(m.timings.dumpMs)],
+    ['  commit (sha256 + manifest)', seconds(m.timings.commitMs)],
+    ['image size', `${(m.totalBytes / 2 ** 20).toFixed(1)} MiB in ${m.files.length} files`],
+    ['restore workflow (verify → ready)', seconds(restoreMs)],
+    ['  verify checksums', seconds(f.restore.stepMs.verifying ?? 0)],
+    ['  CRIU restore', seconds(f.restore.criuRestoreMs)],
+    ['restore vs cold start', `${(coldStartMs / restoreMs).toFixed(1)}x faster`],
+    ['checksum before', f.before.checksum],
+    ['checksum after', `${f.firstAfter.checksum} ${same ? '(identical)' : '(DIFFERENT)'}`],
+    ['counter', `${f.before.counter} at checkpoint → ${f.firstAfter.counter} → ${f.after.counter} after restore`],
+    ['process instance', `${f.before.instance} → ${f.after.instance} ${f.before.instance === f.after.instance ? '(same memory)' : '(DIFFERENT)'}`],
+    ['pid', `${m.process.pid} → ${f.restore.pid}`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  console.log('\nTorpor demo report');
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
+  console.log('\nTemporal UI');
+  for (const [k, v] of f.links) console.log(`  ${k.padEnd(10)}  ${v}`);
+}

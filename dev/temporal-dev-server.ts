@@ -1,0 +1,28 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+
+/** The Temporal CLI the set-up built (scripts/setup.sh); TORPOR_TEMPORAL_CLI overrides it. */
+export function temporalCliPath(): string {
+  const path = process.env.TORPOR_TEMPORAL_CLI ?? fileURLToPath(new URL('../.torpor/bin/temporal', import.meta.url));
+  if (!existsSync(path)) throw new Error(`Temporal CLI not found at ${path}: run "npm run setup" first`);
+  return path;
+}
+
+export interface DevServerOptions {
+  ui?: boolean;
+  uiPort?: number;
+}
+
+/** Starts the official CLI's dev server (real Temporal, in memory) on a free port. */
+export function startDevServer(options: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCliPath() },
+      ip: '127.0.0.1',
+      ui: options.ui ?? false,
+      ...(options.uiPort === undefined ? {} : { uiPort: options.uiPort }),
+      log: { format: 'pretty', level: 'warn' },
+    },
+  });
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Torpor's sample workload, written to ChReK's application contract (standalone usage guide).
+
+Initialization is slow and its result checkable: it builds a table of SAMPLE_TABLE_MB megabytes and
+hashes it for about SAMPLE_INIT_SECONDS. Then it writes the ready file and waits: the signal file
+means "checkpoint complete, exit"; the restore marker means "you were restored, continue".
+Its counter holds the number of hashing passes of its initialization and counts on once the app
+runs; it reports pid, counter and the table's checksum (recomputed from memory) in
+SAMPLE_STATUS_FILE, so a restore can be checked: same checksum, the counter continues from where
+it was at the checkpoint (a cold start would begin again from its passes).
+
+Test switches (all optional): SAMPLE_EXIT_BEFORE_READY, SAMPLE_NEVER_READY, SAMPLE_EXIT_AFTER_READY,
+SAMPLE_CONNECT_UNIX=<socket path> (holds a connection CRIU cannot dump without --ext-unix-sk).
+"""
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+
+TICK_SECONDS = 0.2
+
+
+def log(message):
+    print(f"[sample-app pid={os.getpid()}] {message}", flush=True)
+
+
+# Drawn once per process start: a restored process reports the same value, a cold start a new one.
+INSTANCE = os.urandom(8).hex()
+
+
+def write_status(**status):
+    path = os.environ.get("SAMPLE_STATUS_FILE")
+    if not path:
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"pid": os.getpid(), "instance": INSTANCE, "time": time.time(), **status}, f)
+    os.replace(tmp, path)
+
+
+def load_model():
+    """The slow part a checkpoint saves: a deterministic table, hashed until the init time is spent."""
+    size = int(float(os.environ.get("SAMPLE_TABLE_MB", "256")) * 1024 * 1024)
+    init_seconds = float(os.environ.get("SAMPLE_INIT_SECONDS", "10"))
+    started = time.time()
+    table = bytearray(size)
+    chunk = 1 << 20
+    seed = b"torpor-sample"
+    for offset in range(0, size, chunk):
+        seed = hashlib.sha256(seed).digest()
+        table[offset : offset + chunk] = hashlib.shake_256(seed).digest(min(chunk, size - offset))
+    passes = 0
+    while passes == 0 or time.time() - started < init_seconds:
+        checksum = hashlib.sha256(table).hexdigest()
+        passes += 1
+    return table, checksum, passes, time.time() - started
+
+
+def run_application(table, counter, restored):
+    checksum = hashlib.sha256(table).hexdigest()
+    log(f"running (restored={restored}) checksum={checksum} counter={counter}")
+    while True:
+        counter += 1
+        write_status(phase="restored" if restored else "running", counter=counter, checksum=checksum)
+        time.sleep(TICK_SECONDS)
+
+
+def main():
+    signal_file = os.environ.get("DYN_CHECKPOINT_SIGNAL_FILE")
+    ready_file = os.environ.get("DYN_CHECKPOINT_READY_FILE")
+    restore_marker = os.environ.get("DYN_RESTORE_MARKER_FILE", "/tmp/dynamo-restored")
+    is_checkpoint_mode = signal_file is not None
+
+    if os.environ.get("SAMPLE_EXIT_BEFORE_READY"):
+        log("exiting before ready, as asked")
+        sys.exit(3)
+    held = None
+    if os.environ.get("SAMPLE_CONNECT_UNIX"):
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        held.connect(os.environ["SAMPLE_CONNECT_UNIX"])
+
+    table, checksum, counter, init_seconds = load_model()
+    log(f"initialized {len(table) >> 20} MiB in {init_seconds:.1f}s ({counter} passes), checksum={checksum}")
+    write_status(phase="initialized", counter=counter, checksum=checksum, init_seconds=init_seconds)
+
+    if is_checkpoint_mode:
+        log("Checkpoint mode detected")
+        if os.environ.get("SAMPLE_NEVER_READY"):
+            while True:
+                time.sleep(1)
+        if ready_file:
+            with open(ready_file, "w") as f:
+                f.write("ready")
+            log(f"Wrote checkpoint ready file: {ready_file}")
+        if os.environ.get("SAMPLE_EXIT_AFTER_READY"):
+            log("exiting right after ready, as asked")
+            sys.exit(4)
+        log("CHECKPOINT_READY: Model loaded, ready for container checkpoint")
+        log(f"CHECKPOINT_READY: Waiting for signal file: {signal_file}")
+        log(f"CHECKPOINT_READY: Or restore marker file: {restore_marker}")
+        while True:
+            if os.path.exists(restore_marker):
+                log(f"Detected restore from checkpoint (marker: {restore_marker})")
+                break
+            if os.path.exists(signal_file):
+                log(f"Checkpoint signal file detected: {signal_file}")
+                log("Checkpoint complete, exiting")
+                return
+            write_status(phase="waiting-for-checkpoint", counter=counter, checksum=checksum)
+            time.sleep(TICK_SECONDS)
+        run_application(table, counter, restored=True)
+    else:
+        run_application(table, counter, restored=False)
+    del held
+
+
+if __name__ == "__main__":
+    main()

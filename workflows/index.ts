@@ -1,0 +1,3 @@
+export { checkpoint } from './checkpoint.js';
+export { progressQuery } from './progress.js';
+export { restore } from './restore.js';

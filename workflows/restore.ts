@@ -1,0 +1,33 @@
+import { parseOrReject, type RestoreRequest, restoreRequestSchema } from '../contract/spec.js';
+import type { RestoreResult } from '../contract/types.js';
+import { nodeActivities } from './activity-policies.js';
+import { Compensations } from './compensations.js';
+import { surfaceFailure } from './failures.js';
+import { trackProgress } from './progress.js';
+
+/**
+ * restore: validate → verify the checkpoint (marker + checksums) → CRIU restore on the node
+ * → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
+ */
+export async function restore(request: RestoreRequest): Promise<RestoreResult> {
+  const tracker = trackProgress();
+  const spec = parseOrReject(restoreRequestSchema, request, 'restore request');
+  const { hash, node, restoreId } = spec;
+  const agent = nodeActivities(node);
+  const undo = new Compensations();
+  try {
+    await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
+    undo.add('stop the restored process', () => agent.quick.stopRestored({ hash, restoreId }));
+    const restored = await tracker.step('restoring', () => agent.heavy.restoreCheckpoint({ hash, restoreId }));
+    await tracker.step('waiting-restored-ready', () =>
+      agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
+    );
+    tracker.set('done');
+    return { hash, node, restoreId, pid: restored.pid, logFile: restored.logFile, criuRestoreMs: restored.criuMs, stepMs: tracker.progress.stepMs };
+  } catch (err) {
+    tracker.set('compensating');
+    await undo.run();
+    tracker.set('failed');
+    throw surfaceFailure(err, node);
+  }
+}
