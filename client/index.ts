@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure, type Client, WorkflowFailedError, type WorkflowHandleWithFirstExecutionRunId as StartedWorkflow } from '@temporalio/client';
+import {
+  ApplicationFailure,
+  type Client,
+  type WorkflowHandleWithFirstExecutionRunId as StartedWorkflow,
+  WorkflowFailedError,
+} from '@temporalio/client';
 import type { FailureType } from '../contract/failures.js';
 import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../contract/naming.js';
 import {

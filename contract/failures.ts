@@ -14,14 +14,15 @@ export const Failures = {
   CheckpointNotFound: { retryable: false, hint: 'No committed checkpoint exists for this hash on that node; create one first.' },
   CheckpointCorrupt: { retryable: false, hint: 'The checkpoint files do not match their manifest; delete it and checkpoint again.' },
   RestoreFailed: { retryable: false, hint: 'CRIU could not restore the checkpoint; the CRIU log excerpt says why.' },
-  AgentUnavailable: { retryable: false, hint: 'No node agent polls that node\'s task queue; start it (npm run agent) or pick another node.' },
+  AgentUnavailable: {
+    retryable: false,
+    hint: "No node agent polls that node's task queue; start it (npm run agent) or pick another node.",
+  },
 } as const satisfies Record<string, { retryable: boolean; hint: string }>;
 
 export type FailureType = keyof typeof Failures;
 
-export const NON_RETRYABLE_FAILURES: FailureType[] = (Object.keys(Failures) as FailureType[]).filter(
-  (type) => !Failures[type].retryable,
-);
+export const NON_RETRYABLE_FAILURES: FailureType[] = (Object.keys(Failures) as FailureType[]).filter((type) => !Failures[type].retryable);
 
 /** Builds the ApplicationFailure for `type`; the message ends with what to do about it. */
 export function torporFailure(type: FailureType, message: string, details?: Record<string, unknown>): ApplicationFailure {

@@ -9,14 +9,15 @@ export const NODE_PATTERN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-export const hashSchema = z
-  .string()
-  .regex(HASH_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits and dashes)');
+export const hashSchema = z.string().regex(HASH_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits and dashes)');
 export const nodeSchema = z.string().regex(NODE_PATTERN, 'must be a DNS subdomain such as gpu-node-1');
 export const runtimeSchema = z.literal('local', { error: 'must be "local" (the kubernetes runtime is not built yet)' });
-const timeoutSchema = (defaultMs: number) =>
-  z.number().int().positive().max(DAY_MS, 'must be at most 24 hours').default(defaultMs);
-const argSchema = z.string().min(1, 'must not be empty').max(4096).refine((s) => !s.includes('\0'), 'must not contain NUL');
+const timeoutSchema = (defaultMs: number) => z.number().int().positive().max(DAY_MS, 'must be at most 24 hours').default(defaultMs);
+const argSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(4096)
+  .refine((s) => !s.includes('\0'), 'must not contain NUL');
 
 export const workloadSchema = z.object({
   command: z.array(argSchema).min(1, 'needs at least the program to run').max(256),

@@ -31,7 +31,10 @@ export function printReport(f: DemoFigures): void {
     ['checksum before', f.before.checksum],
     ['checksum after', `${f.firstAfter.checksum} ${same ? '(identical)' : '(DIFFERENT)'}`],
     ['counter', `${f.before.counter} at checkpoint → ${f.firstAfter.counter} → ${f.after.counter} after restore`],
-    ['process instance', `${f.before.instance} → ${f.after.instance} ${f.before.instance === f.after.instance ? '(same memory)' : '(DIFFERENT)'}`],
+    [
+      'process instance',
+      `${f.before.instance} → ${f.after.instance} ${f.before.instance === f.after.instance ? '(same memory)' : '(DIFFERENT)'}`,
+    ],
     ['pid', `${m.process.pid} → ${f.restore.pid}`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

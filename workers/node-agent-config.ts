@@ -1,4 +1,4 @@
-import { realpathSync, mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { NodeAgentConfig } from '../activities/node/agent-config.js';
@@ -6,7 +6,10 @@ import { NODE_PATTERN } from '../contract/spec.js';
 
 /** Node names become task-queue names; a host name like "GPU_Box1" becomes "gpu-box1". */
 export function normalizeNodeName(name: string): string {
-  const normalized = name.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  const normalized = name
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '');
   if (!NODE_PATTERN.test(normalized)) throw new Error(`cannot derive a valid node name from "${name}"; set NODE_NAME`);
   return normalized;
 }

@@ -1,12 +1,17 @@
 import { pathToFileURL } from 'node:url';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
 import { nodeTaskQueue } from '../contract/naming.js';
 import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
 import { nodeAgentConfigFromEnv } from './node-agent-config.js';
 
 /** The privileged agent of one node: node activities only, on `torpor-node-<node>`. */
-export function createNodeAgent(connection: NativeConnection, namespace: string, config: NodeAgentConfig, options: Partial<WorkerOptions> = {}) {
+export function createNodeAgent(
+  connection: NativeConnection,
+  namespace: string,
+  config: NodeAgentConfig,
+  options: Partial<WorkerOptions> = {},
+) {
   return Worker.create({
     connection,
     namespace,

@@ -1,7 +1,7 @@
 import { type ActivityOptions, proxyActivities } from '@temporalio/workflow';
+import type { NodeActivities } from '../activities/node/index.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import { nodeTaskQueue } from '../contract/naming.js';
-import type { NodeActivities } from '../activities/node/index.js';
 
 /**
  * Timeouts and retry policies of every activity group, in one place.
@@ -13,10 +13,19 @@ import type { NodeActivities } from '../activities/node/index.js';
  */
 export const AGENT_SCHEDULE_TO_START_MS = 60_000;
 const HEARTBEAT_TIMEOUT_MS = 15_000;
-const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES };
+const retry = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+  nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
+};
 
 function group(node: string, options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>) {
-  return proxyActivities<NodeActivities>({ taskQueue: nodeTaskQueue(node), scheduleToStartTimeout: AGENT_SCHEDULE_TO_START_MS, ...options });
+  return proxyActivities<NodeActivities>({
+    taskQueue: nodeTaskQueue(node),
+    scheduleToStartTimeout: AGENT_SCHEDULE_TO_START_MS,
+    ...options,
+  });
 }
 
 export function nodeActivities(node: string) {

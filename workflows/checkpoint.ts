@@ -36,7 +36,9 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     );
 
     await tracker.step('signalling', () => agent.quick.signalWorkload({ hash }));
-    const exit = await tracker.step('waiting-exit', () => agent.wait(spec.exitTimeoutMs).waitWorkloadExit({ hash, timeoutMs: spec.exitTimeoutMs }));
+    const exit = await tracker.step('waiting-exit', () =>
+      agent.wait(spec.exitTimeoutMs).waitWorkloadExit({ hash, timeoutMs: spec.exitTimeoutMs }),
+    );
     if (!exit.exited) await agent.quick.stopWorkload({ hash });
     await agent.quick.cleanupWorkload({ hash });
     tracker.set('done');

@@ -23,7 +23,15 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
       agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
     );
     tracker.set('done');
-    return { hash, node, restoreId, pid: restored.pid, logFile: restored.logFile, criuRestoreMs: restored.criuMs, stepMs: tracker.progress.stepMs };
+    return {
+      hash,
+      node,
+      restoreId,
+      pid: restored.pid,
+      logFile: restored.logFile,
+      criuRestoreMs: restored.criuMs,
+      stepMs: tracker.progress.stepMs,
+    };
   } catch (err) {
     tracker.set('compensating');
     await undo.run();

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../contract/chrek.js';
@@ -8,8 +8,8 @@ import type { NodeAgentConfig } from './agent-config.js';
 import { digestFiles, fsyncPath, listFiles, writeFileAtomic } from './file-digests.js';
 import { byteHeartbeat } from './heartbeat.js';
 import { manifestMismatches, parseManifest, totalBytes } from './manifest.js';
-import type { StoreLayout } from './store-layout.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
+import type { StoreLayout } from './store-layout.js';
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
@@ -69,7 +69,11 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
         throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
       }
       const beat = byteHeartbeat('committing');
-      const files = await digestFiles(tmp, (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE), beat.add);
+      const files = await digestFiles(
+        tmp,
+        (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE),
+        beat.add,
+      );
       const manifest: CheckpointManifest = {
         formatVersion: 1,
         hash: input.hash,
@@ -129,6 +133,5 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
       }
       return { manifest, verifiedBytes: bytes, verifyMs: Date.now() - started };
     },
-
   };
 }

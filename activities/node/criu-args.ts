@@ -74,9 +74,7 @@ const HARMLESS = [/Can't setup RLIMIT_NOFILE for self/];
 
 /** The lines of a CRIU log that explain a failure, for the error a person reads. */
 export function criuLogExcerpt(log: string, maxLines = 12): string {
-  const errors = log
-    .split('\n')
-    .filter((line) => /Error|error:/.test(line) && !HARMLESS.some((re) => re.test(line)));
+  const errors = log.split('\n').filter((line) => /Error|error:/.test(line) && !HARMLESS.some((re) => re.test(line)));
   const lines = errors.length > 0 ? errors : log.split('\n').filter((l) => l.trim() !== '');
   return lines.slice(-maxLines).join('\n');
 }

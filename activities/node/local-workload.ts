@@ -79,7 +79,12 @@ export function localWorkloadActivities(layout: StoreLayout) {
   async function spawnWorkload(input: StartWorkloadInput, files: WorkloadContractFiles): Promise<number> {
     const [program, ...args] = input.workload.command;
     const cwd = input.workload.cwd ?? process.cwd();
-    if (!(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
+    if (
+      !(await stat(cwd).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    ) {
       throw torporFailure('WorkloadStartFailed', `Working directory ${cwd} does not exist on this node`);
     }
     const inherited = Object.fromEntries(INHERITED_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
@@ -111,7 +116,7 @@ export function localWorkloadActivities(layout: StoreLayout) {
   return {
     /** Starts the checkpoint workload with the ChReK environment. A retry of the same run returns the same process. */
     async startWorkload(input: StartWorkloadInput): Promise<StartedWorkload> {
-      const runId = Context.current().info.workflowExecution?.runId ?? "";
+      const runId = Context.current().info.workflowExecution?.runId ?? '';
       const existing = await readRecord<WorkloadRecord>(recordFile(input.hash));
       if (existing?.runId === runId) {
         if (await isRunning(existing)) return { pid: existing.pid, logFile: existing.contract.logFile };

@@ -90,9 +90,9 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
         inherit: [{ fd: 3, dumpedPath: manifest.contract.logFile }],
         extra: config.extraRestoreArgs,
       });
-      const run = await runCriu(config.criuPath, args, path.join(dir, 'restore.log'), async () => ({ phase: 'restoring' }), [log.fd]).finally(
-        () => log.close(),
-      );
+      const run = await runCriu(config.criuPath, args, path.join(dir, 'restore.log'), async () => ({ phase: 'restoring' }), [
+        log.fd,
+      ]).finally(() => log.close());
       if (!run.ok) {
         await rm(marker, { force: true });
         await rm(pidFile, { force: true });
@@ -109,7 +109,10 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
       const started = Date.now();
       for (;;) {
         if (!(await isRunning(record))) {
-          throw torporFailure('WorkloadExited', `Restored ${input.hash} (pid ${record.pid}) exited. Log tail:\n${await logTail(record.logFile)}`);
+          throw torporFailure(
+            'WorkloadExited',
+            `Restored ${input.hash} (pid ${record.pid}) exited. Log tail:\n${await logTail(record.logFile)}`,
+          );
         }
         if (await probeOnce(input.readiness)) return { waitedMs: Date.now() - started };
         const waitedMs = Date.now() - started;

@@ -1,0 +1,104 @@
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { checkpointStoreActivities } from '../../activities/node/checkpoint-store.js';
+import { writeRecord } from '../../activities/node/run-records.js';
+import { StoreLayout } from '../../activities/node/store-layout.js';
+import type { CheckpointManifest } from '../../contract/types.js';
+
+// Real files on a real filesystem; the "dump" is a directory of files written here instead of by CRIU.
+let root: string;
+let store: ReturnType<typeof checkpointStoreActivities>;
+const env = new MockActivityEnvironment();
+const hash = 'store-test';
+const dumpId = `${hash}.abcd1234`;
+
+async function fakeDump(files: Record<string, string>) {
+  const layout = new StoreLayout(root);
+  const tmp = layout.tmpDir(hash, dumpId);
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(tmp, rel)), { recursive: true });
+    await writeFile(path.join(tmp, rel), content);
+  }
+  await writeRecord(layout.dumpRecord(hash, dumpId), {
+    pid: 1,
+    workload: { command: ['x'], env: {} },
+    contract: { readyFile: '/r', signalFile: '/s', restoreMarkerFile: '/m', logFile: '/l', location: path.join(root, hash) },
+    criuVersion: '4.1.1',
+    criuArgs: ['dump'],
+    imageBytes: 0,
+    criuMs: 1,
+  });
+}
+
+const commit = (): Promise<CheckpointManifest> => env.run(store.commitCheckpoint, { hash, dumpId, startToReadyMs: 5, dumpMs: 1 });
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'torpor-store-'));
+  store = checkpointStoreActivities(
+    { nodeName: 'n1', storageRoot: root, criuPath: 'criu', extraDumpArgs: [], extraRestoreArgs: [], torporVersion: 'test' },
+    new StoreLayout(root),
+  );
+});
+afterEach(() => rm(root, { recursive: true, force: true }));
+
+describe('committing a dump', () => {
+  it('renames the dump into place, lists every file with its sha256 and writes the marker', async () => {
+    await fakeDump({ 'images/pages-1.img': 'hello', 'logs/dump.log': 'ok' });
+    const manifest = await commit();
+    expect(manifest.files.map((f) => f.path)).toEqual(['images/pages-1.img', 'logs/dump.log']);
+    expect(manifest.files[0]?.sha256).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+    expect(await exists(path.join(root, hash, 'checkpoint.done'))).toBe(true);
+    expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
+    expect(await env.run(store.findCheckpoint, { hash })).toEqual(manifest);
+  });
+
+  it('is idempotent: a retried commit returns the committed manifest unchanged', async () => {
+    await fakeDump({ 'images/a.img': 'a' });
+    const first = await commit();
+    expect(await commit()).toEqual(first);
+  });
+
+  it('refuses to commit when no finished dump exists', async () => {
+    await expect(commit()).rejects.toMatchObject({ type: 'DumpFailed' });
+    expect(await exists(path.join(root, hash))).toBe(false);
+  });
+
+  it('never reports a checkpoint without its marker as found', async () => {
+    await fakeDump({ 'images/a.img': 'a' });
+    await commit();
+    await rm(path.join(root, hash, 'checkpoint.done'));
+    expect(await env.run(store.findCheckpoint, { hash })).toBeNull();
+  });
+
+  it('finishes a commit interrupted between rename and marker when the files are intact', async () => {
+    await fakeDump({ 'images/a.img': 'a' });
+    const first = await commit();
+    await rm(path.join(root, hash, 'checkpoint.done'));
+    expect(await commit()).toEqual(first);
+    expect(await exists(path.join(root, hash, 'checkpoint.done'))).toBe(true);
+  });
+
+  it('discards an interrupted commit whose files no longer match, instead of marking it done', async () => {
+    await fakeDump({ 'images/a.img': 'a' });
+    await commit();
+    await rm(path.join(root, hash, 'checkpoint.done'));
+    await writeFile(path.join(root, hash, 'images/a.img'), 'tampered');
+    await expect(commit()).rejects.toMatchObject({ type: 'DumpFailed' });
+    expect(await exists(path.join(root, hash))).toBe(false);
+  });
+
+  it('removes a discarded dump and its record, and treats an already removed one as success', async () => {
+    await fakeDump({ 'images/a.img': 'a' });
+    await env.run(store.discardDump, { hash, dumpId });
+    await env.run(store.discardDump, { hash, dumpId });
+    expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+});

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import type { NodeAgentConfig } from '../../activities/node/index.js';
+import { TorporClient } from '../../client/index.js';
+import { createControlWorker } from '../../workers/control.js';
+import { createNodeAgent } from '../../workers/node-agent.js';
+import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
+
+let runtimeInstalled = false;
+
+export interface TorporHarness {
+  torpor: TorporClient;
+  client: Client;
+  config: NodeAgentConfig;
+  node: string;
+  storage: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Real workers against the run's real Temporal server: the control worker (workflows) and a node
+ * agent with its own storage root and a node name of its own, so test files never share a queue.
+ */
+export async function startTorpor(overrides: Partial<NodeAgentConfig> = {}): Promise<TorporHarness> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    runtimeInstalled = true;
+  }
+  const address = inject('temporalAddress');
+  const storage = await mkdtemp(path.join(os.tmpdir(), 'torpor-test-'));
+  const node = `test-${randomBytes(4).toString('hex')}`;
+  const config = { ...nodeAgentConfigFromEnv({ ...process.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }), ...overrides };
+  const connection = await NativeConnection.connect({ address });
+  const client = new Client({ connection: await Connection.connect({ address }) });
+  const workers: Worker[] = [
+    await createControlWorker(connection, 'default', { workflowBundle: { codePath: inject('workflowBundlePath') } }),
+    await createNodeAgent(connection, 'default', config),
+  ];
+  const running = workers.map((w) => w.run());
+  return {
+    torpor: new TorporClient(client),
+    client,
+    config,
+    node,
+    storage: config.storageRoot,
+    async stop() {
+      for (const w of workers) w.shutdown();
+      await Promise.allSettled(running);
+      await connection.close();
+      await client.connection.close();
+      await rm(storage, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { checkpointRequestSchema, parseOrReject, restoreRequestSchema } from '../../contract/spec.js';
+
+const valid = { hash: 'llama-8b-abc123', node: 'gpu-node-1', runtime: 'local', workload: { command: ['python3', 'app.py'] } };
+
+function rejection(input: unknown): ApplicationFailure {
+  try {
+    parseOrReject(checkpointRequestSchema, input, 'checkpoint request');
+  } catch (err) {
+    return err as ApplicationFailure;
+  }
+  throw new Error('accepted');
+}
+
+describe('checkpoint request validation', () => {
+  it('fills defaults for optional fields', () => {
+    const spec = parseOrReject(checkpointRequestSchema, valid, 'checkpoint request');
+    expect(spec.readyTimeoutMs).toBe(600_000);
+    expect(spec.exitTimeoutMs).toBe(60_000);
+    expect(spec.workload.env).toEqual({});
+  });
+
+  it.each([
+    ['hash', { hash: 'Bad_Hash' }],
+    ['hash', { hash: '-leading-dash' }],
+    ['hash', { hash: 'a/b' }],
+    ['hash', { hash: 'x'.repeat(64) }],
+    ['node', { node: '' }],
+    ['node', { node: '../queue' }],
+    ['runtime', { runtime: 'kubernetes' }],
+    ['readyTimeoutMs', { readyTimeoutMs: 0 }],
+    ['readyTimeoutMs', { readyTimeoutMs: 1.5 }],
+    ['exitTimeoutMs', { exitTimeoutMs: 25 * 3600 * 1000 }],
+    ['workload.command', { workload: { command: [] } }],
+    ['workload.command.0', { workload: { command: [''] } }],
+    ['workload.command.0', { workload: { command: ['a\0b'] } }],
+    ['workload.command', { workload: { command: Array(257).fill('x') } }],
+    ['workload.cwd', { workload: { command: ['x'], cwd: 'rel' } }],
+    ['workload.cwd', { workload: { command: ['x'], cwd: '/a/../b' } }],
+    ['workload.env', { workload: { command: ['x'], env: { DYN_CHECKPOINT_SIGNAL_FILE: '/x' } } }],
+    ['workload.env', { workload: { command: ['x'], env: { TORPOR_X: '1' } } }],
+    ['workload.env.1BAD', { workload: { command: ['x'], env: { '1BAD': 'v' } } }],
+  ])('rejects a bad %s as a non-retryable InvalidSpec naming the field', (field, patch) => {
+    const failure = rejection({ ...valid, ...patch });
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure.type).toBe('InvalidSpec');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toContain(field);
+    expect(failure.message).toContain('Fix the request');
+  });
+
+  it('rejects input that is not an object at all', () => {
+    expect(rejection(null).type).toBe('InvalidSpec');
+    expect(rejection('checkpoint please').type).toBe('InvalidSpec');
+  });
+});
+
+describe('restore request validation', () => {
+  it('defaults the readiness probe to process-alive', () => {
+    const spec = parseOrReject(restoreRequestSchema, { hash: 'h1', node: 'n1', runtime: 'local', restoreId: 'r1' }, 'restore request');
+    expect(spec.readiness).toEqual({ kind: 'process-alive' });
+  });
+
+  it('rejects an exec probe without a command', () => {
+    expect(() =>
+      parseOrReject(
+        restoreRequestSchema,
+        { hash: 'h1', node: 'n1', runtime: 'local', restoreId: 'r1', readiness: { kind: 'exec', command: [] } },
+        'restore request',
+      ),
+    ).toThrow(/readiness.command/);
+  });
+});
