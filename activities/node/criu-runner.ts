@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import { criuLogExcerpt, parseCriuVersion } from './criu-args.js';
-import { heartbeatWhile } from './heartbeat.js';
 
 export interface CriuRun {
   ok: boolean;
@@ -12,36 +10,37 @@ export interface CriuRun {
   excerpt: string;
 }
 
-/**
- * Runs CRIU once, heartbeating `progress()` while it works; cancelling the activity kills it.
- * `extraFds` become fds 3, 4, ... of CRIU (for --inherit-fd).
- */
-export async function runCriu(
-  criuPath: string,
-  args: string[],
-  logFile: string,
-  progress: () => Promise<unknown>,
-  extraFds: number[] = [],
-): Promise<CriuRun> {
+export interface CriuRunOptions {
+  /** CRIU's log (its --log-file, resolved against its --work-dir), read for the excerpt on failure. */
+  logFile: string;
+  /** Aborting it kills CRIU (an activity passes its cancellation signal). */
+  signal?: AbortSignal;
+  /** Called about once a second while CRIU runs (an activity heartbeats from it). */
+  onProgress?: () => Promise<void>;
+  /** Open fds handed to CRIU as its fds 3, 4, ... (for --inherit-fd). */
+  extraFds?: number[];
+}
+
+/** Runs CRIU once. Free of Temporal, so the GPU benchmark can drive it the same way the agent does. */
+export async function runCriu(criuPath: string, args: string[], options: CriuRunOptions): Promise<CriuRun> {
   const started = Date.now();
-  // Plain numbers hand our open fds to CRIU as its fds 3, 4, ...; execa supports that at run time
-  // but its types accept numbers only for fds 0-2, hence the cast.
-  const stdio = ['ignore', 'pipe', 'pipe', ...extraFds] as unknown as ['ignore', 'pipe', 'pipe'];
-  const result = await heartbeatWhile(
-    execa(criuPath, args, {
-      reject: false,
-      stdio,
-      cancelSignal: Context.current().cancellationSignal,
-      forceKillAfterDelay: 5000,
-    }),
-    progress,
-  );
+  // execa passes plain numbers through as the child's extra fds at run time, but its types accept
+  // numbers only for fds 0-2, hence the cast.
+  const stdio = ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])] as unknown as ['ignore', 'pipe', 'pipe'];
+  const child = execa(criuPath, args, {
+    reject: false,
+    stdio,
+    forceKillAfterDelay: 5000,
+    ...(options.signal ? { cancelSignal: options.signal } : {}),
+  });
+  const timer = options.onProgress && setInterval(() => void options.onProgress?.().catch(() => undefined), 1000);
+  const result = await child.finally(() => clearInterval(timer));
   const durationMs = Date.now() - started;
   if (result.exitCode === 0) return { ok: true, durationMs, excerpt: '' };
-  const log = await readFile(logFile, 'utf8').catch(() => '');
+  const log = await readFile(options.logFile, 'utf8').catch(() => '');
   const output = [result.stderr, result.stdout].filter(Boolean).join('\n');
   const excerpt = criuLogExcerpt(log || String(output || result.message));
-  return { ok: false, durationMs, excerpt: `${excerpt}\n(full log: ${path.resolve(logFile)})` };
+  return { ok: false, durationMs, excerpt: `${excerpt}\n(full log: ${path.resolve(options.logFile)})` };
 }
 
 let cachedVersion: Promise<string> | undefined;

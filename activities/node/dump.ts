@@ -7,6 +7,7 @@ import type { NodeAgentConfig } from './agent-config.js';
 import { criuDumpArgs } from './criu-args.js';
 import { criuVersion, runCriu } from './criu-runner.js';
 import { directoryBytes } from './file-digests.js';
+import { activityRunOptions } from './heartbeat.js';
 import { isRunning, readEnviron } from './process-identity.js';
 import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
@@ -41,10 +42,10 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
       await mkdir(imagesDir, { recursive: true });
       await mkdir(workDir, { recursive: true });
       const args = criuDumpArgs({ pid: target.pid, imagesDir, workDir, extra: config.extraDumpArgs });
-      const run = await runCriu(config.criuPath, args, path.join(workDir, 'dump.log'), async () => ({
-        phase: 'dumping',
-        bytes: await directoryBytes(imagesDir),
-      }));
+      const run = await runCriu(config.criuPath, args, {
+        logFile: path.join(workDir, 'dump.log'),
+        ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(imagesDir) })),
+      });
       if (!run.ok) {
         if (!(await isRunning(target))) {
           throw torporFailure('WorkloadExited', `Workload ${hash} exited while CRIU was dumping it:\n${run.excerpt}`);

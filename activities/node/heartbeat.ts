@@ -19,18 +19,8 @@ export function byteHeartbeat(phase: string): { add: (n: number) => void; readon
   };
 }
 
-/** Heartbeats `details()` every `intervalMs` while `work` runs. */
-export async function heartbeatWhile<T>(work: Promise<T>, details: () => Promise<unknown>, intervalMs = 1000): Promise<T> {
+/** The activity's cancellation signal and a heartbeat of `details()`, for a long-running tool. */
+export function activityRunOptions(details: () => Promise<unknown>): { signal: AbortSignal; onProgress: () => Promise<void> } {
   const ctx = Context.current();
-  const timer = setInterval(() => {
-    details().then(
-      (d) => ctx.heartbeat(d),
-      () => undefined,
-    );
-  }, intervalMs);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
-  }
+  return { signal: ctx.cancellationSignal, onProgress: async () => ctx.heartbeat(await details()) };
 }

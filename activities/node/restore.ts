@@ -10,6 +10,7 @@ import type { NodeAgentConfig } from './agent-config.js';
 import { criuRestoreArgs } from './criu-args.js';
 import { runCriu } from './criu-runner.js';
 import { writeFileAtomic } from './file-digests.js';
+import { activityRunOptions } from './heartbeat.js';
 import { logTail } from './log-tail.js';
 import { parseManifest } from './manifest.js';
 import { identify, isRunning, readComm, readEnviron, readProcStat } from './process-identity.js';
@@ -90,9 +91,11 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
         inherit: [{ fd: 3, dumpedPath: manifest.contract.logFile }],
         extra: config.extraRestoreArgs,
       });
-      const run = await runCriu(config.criuPath, args, path.join(dir, 'restore.log'), async () => ({ phase: 'restoring' }), [
-        log.fd,
-      ]).finally(() => log.close());
+      const run = await runCriu(config.criuPath, args, {
+        logFile: path.join(dir, 'restore.log'),
+        extraFds: [log.fd],
+        ...activityRunOptions(async () => ({ phase: 'restoring' })),
+      }).finally(() => log.close());
       if (!run.ok) {
         await rm(marker, { force: true });
         await rm(pidFile, { force: true });
