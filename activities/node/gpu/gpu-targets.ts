@@ -1,0 +1,38 @@
+import path from 'node:path';
+import { ChrekEnv } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
+import { isRunning, type ProcessIdentity, readEnviron } from '../process-identity.js';
+import { type RestoredRecord, readRecord, type WorkloadRecord } from '../run-records.js';
+import type { StoreLayout } from '../store-layout.js';
+import type { GpuTarget } from './gpu-types.js';
+
+export interface ResolvedTarget {
+  id: ProcessIdentity;
+  /** False when the recorded process no longer runs (same PID and start time). */
+  running: boolean;
+}
+
+/**
+ * Finds the process a GPU step acts on from the agent's own records, never from a PID in the input:
+ * the checkpoint workload this agent started (`.runs/<hash>/workload.json`) or the process one of
+ * its restores brought back (`.restores/<hash>/<restoreId>/restored.json`). A running process must
+ * still carry the checkpoint's hash in its environment.
+ */
+export async function resolveGpuTarget(layout: StoreLayout, target: GpuTarget): Promise<ResolvedTarget> {
+  const { hash, restoreId } = target;
+  const record =
+    restoreId === undefined
+      ? await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json'))
+      : await readRecord<RestoredRecord>(path.join(layout.restoreDir(hash, restoreId), 'restored.json'));
+  if (record === null) {
+    const what = restoreId === undefined ? `No workload for checkpoint ${hash}` : `Restore ${restoreId} of ${hash}`;
+    throw torporFailure('TargetNotAllowed', `${what} was not made by this agent`);
+  }
+  const id: ProcessIdentity = { pid: record.pid, startTime: record.startTime };
+  if (!(await isRunning(id))) return { id, running: false };
+  const env = await readEnviron(id.pid).catch(() => ({}) as Record<string, string>);
+  if (env[ChrekEnv.hash] !== hash) {
+    throw torporFailure('TargetNotAllowed', `Process ${id.pid} is not a workload of checkpoint ${hash}`);
+  }
+  return { id, running: true };
+}

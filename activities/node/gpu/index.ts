@@ -1,0 +1,132 @@
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { torporFailure } from '../../../contract/failures.js';
+import type { NodeAgentConfig } from '../agent-config.js';
+import { readRecord, writeRecord } from '../run-records.js';
+import type { StoreLayout } from '../store-layout.js';
+import type { CudaCheckpointDriver } from './cuda-checkpoint-driver.js';
+import { gpuFailure } from './gpu-failures.js';
+import { checkpointRecord, gpuMismatch, queryGpus, queryProcessGpuMemory } from './gpu-info.js';
+import { describeGpuError, freezeGpu, readGpuState, thawGpu } from './gpu-steps.js';
+import { resolveGpuTarget } from './gpu-targets.js';
+import type {
+  GpuCheckpointRecord,
+  GpuFreezeInput,
+  GpuFreezeResult,
+  GpuNodeInfo,
+  GpuRestoreCheckInput,
+  GpuStateResult,
+  GpuTarget,
+  GpuThawResult,
+} from './gpu-types.js';
+import { loadLibcudaDriver } from './libcuda-driver.js';
+
+export interface GpuActivityDeps {
+  /** Called once, at the first GPU step; null means this node has no CUDA driver. */
+  loadDriver: () => CudaCheckpointDriver | null;
+  queryGpus: () => Promise<GpuNodeInfo>;
+  queryProcessGpuMemory: (pid: number) => Promise<number>;
+}
+
+const realDeps: GpuActivityDeps = { loadDriver: () => loadLibcudaDriver(), queryGpus, queryProcessGpuMemory };
+
+/** Heartbeats once a second while a driver call that may take tens of seconds runs. */
+async function heartbeating<T>(phase: string, work: Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const started = Date.now();
+  const timer = setInterval(() => ctx.heartbeat({ phase, elapsedMs: Date.now() - started }), 1000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * The node agent's GPU activities: freeze a workload's CUDA state before its CRIU dump, thaw it after
+ * a CRIU restore (and as the compensation of a freeze), report state and the node's GPUs, and refuse
+ * a restore on GPUs unlike the checkpoint's. Targets come from the agent's own records.
+ */
+export function gpuActivities(config: NodeAgentConfig, layout: StoreLayout, deps: GpuActivityDeps = realDeps) {
+  let driver: CudaCheckpointDriver | null | undefined;
+  const cuda = () => {
+    driver ??= deps.loadDriver();
+    return driver;
+  };
+  const recordFile = ({ hash, restoreId }: GpuTarget) =>
+    path.join(restoreId === undefined ? layout.runDir(hash) : layout.restoreDir(hash, restoreId), 'gpu.json');
+
+  /** Read before the lock and kept on disk: once checkpointed, the process holds no GPU memory to measure. */
+  async function gpuRecord(target: GpuTarget, pid: number): Promise<GpuCheckpointRecord> {
+    const kept = await readRecord<GpuCheckpointRecord>(recordFile(target));
+    if (kept) return kept;
+    const record = checkpointRecord(await deps.queryGpus(), await deps.queryProcessGpuMemory(pid));
+    await writeRecord(recordFile(target), record);
+    return record;
+  }
+
+  return {
+    /** Locks and checkpoints the workload's CUDA state (running → checkpointed); already checkpointed is success. */
+    async gpuFreeze(input: GpuFreezeInput): Promise<GpuFreezeResult> {
+      const { id, running } = await resolveGpuTarget(layout, input);
+      if (!running) throw torporFailure('WorkloadExited', `Workload ${input.hash} (pid ${id.pid}) exited before its GPU state was frozen`);
+      const driver = cuda();
+      if (driver === null) return { pid: id.pid, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null };
+      const state = await readGpuState(driver, id.pid);
+      if (state === 'none') return { pid: id.pid, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null };
+      const gpu = await gpuRecord(input, id.pid);
+      try {
+        const step = await heartbeating('gpu-freeze', freezeGpu(driver, id.pid, input.lockTimeoutMs));
+        Context.current().log.info('GPU state frozen', { hash: input.hash, pid: id.pid, ...step, gpuMemoryBytes: gpu.processMemoryBytes });
+        return { pid: id.pid, ...step, gpu };
+      } catch (err) {
+        const state = await readGpuState(driver, id.pid).catch(() => 'unknown');
+        throw gpuFailure('GpuCheckpointFailed', `Cannot freeze the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
+          pid: id.pid,
+          stateAfterFailure: state,
+        });
+      }
+    },
+
+    /** Restores and unlocks the process's CUDA state (checkpointed → running); running, no CUDA state or gone is success. */
+    async gpuThaw(input: GpuTarget): Promise<GpuThawResult> {
+      const { id, running } = await resolveGpuTarget(layout, input);
+      if (!running) return { pid: id.pid, before: 'gone', after: 'gone', restoreMs: 0, unlockMs: 0 };
+      const driver = cuda();
+      if (driver === null) return { pid: id.pid, before: 'none', after: 'none', restoreMs: 0, unlockMs: 0 };
+      try {
+        const step = await heartbeating('gpu-thaw', thawGpu(driver, id.pid));
+        Context.current().log.info('GPU state thawed', { hash: input.hash, pid: id.pid, ...step });
+        return { pid: id.pid, ...step };
+      } catch (err) {
+        const state = await readGpuState(driver, id.pid).catch(() => 'unknown');
+        throw gpuFailure('GpuRestoreFailed', `Cannot restore the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
+          pid: id.pid,
+          stateAfterFailure: state,
+        });
+      }
+    },
+
+    async gpuState(input: GpuTarget): Promise<GpuStateResult> {
+      const { id, running } = await resolveGpuTarget(layout, input);
+      if (!running) return { pid: id.pid, state: 'gone' };
+      const driver = cuda();
+      return { pid: id.pid, state: driver === null ? 'none' : await readGpuState(driver, id.pid) };
+    },
+
+    /** This node's GPUs and driver, for the manifest and for choosing a node to restore on. */
+    async gpuInfo(): Promise<GpuNodeInfo> {
+      return deps.queryGpus();
+    },
+
+    /** Refuses, before any CRIU work, a restore whose checkpoint was taken on other GPUs or another driver. */
+    async gpuCheckRestore({ recorded }: GpuRestoreCheckInput): Promise<void> {
+      if (recorded === null) return;
+      const problem = gpuMismatch(recorded, await deps.queryGpus());
+      if (problem !== null) throw gpuFailure('GpuMismatch', `Cannot restore on node ${config.nodeName}: ${problem}`, { recorded });
+    },
+  };
+}
+
+export type GpuActivities = ReturnType<typeof gpuActivities>;
+export type * from './gpu-types.js';

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { checkpointRecord, gpuMismatch, parseGpuQuery, parseProcessMemory } from '../../activities/node/gpu/gpu-info.js';
+
+const MIB = 1024 * 1024;
+const H100 = 'NVIDIA H100 80GB HBM3';
+const SMI_GPUS = `0, ${H100}, GPU-1b2c3d4e-0000-1111-2222-333344445555, 580.159.04, 81559, 7029\n`;
+
+describe('GPU information', () => {
+  it("reads model, UUID, driver and memory from nvidia-smi's CSV", () => {
+    expect(parseGpuQuery(SMI_GPUS)).toEqual({
+      driverVersion: '580.159.04',
+      gpus: [
+        {
+          index: 0,
+          name: H100,
+          uuid: 'GPU-1b2c3d4e-0000-1111-2222-333344445555',
+          memoryTotalBytes: 81559 * MIB,
+          memoryUsedBytes: 7029 * MIB,
+        },
+      ],
+    });
+    expect(parseGpuQuery('')).toEqual({ driverVersion: null, gpus: [] });
+  });
+
+  it('sums the GPU memory of one process over its GPUs and ignores other processes', () => {
+    const apps = '4242, GPU-a, 6500\n4243, GPU-a, 100\n4242, GPU-b, [N/A]\n4242, GPU-c, 500\n';
+    expect(parseProcessMemory(apps, 4242)).toBe(7000 * MIB);
+    expect(parseProcessMemory(apps, 1)).toBe(0);
+  });
+
+  it('accepts a restore on the same model and driver, whatever the UUIDs', () => {
+    const recorded = checkpointRecord(parseGpuQuery(SMI_GPUS), 6500 * MIB);
+    const here = parseGpuQuery(`0, ${H100}, GPU-other, 580.159.04, 81559, 0\n1, ${H100}, GPU-more, 580.159.04, 81559, 0\n`);
+    expect(gpuMismatch(recorded, here)).toBeNull();
+  });
+
+  it('refuses another driver version, another model, too few GPUs, or no GPU at all', () => {
+    const recorded = checkpointRecord(parseGpuQuery(SMI_GPUS), 6500 * MIB);
+    expect(gpuMismatch(recorded, parseGpuQuery(`0, ${H100}, GPU-x, 570.86.10, 81559, 0\n`))).toMatch(/driver 580.159.04.*570.86.10/);
+    expect(gpuMismatch(recorded, parseGpuQuery('0, NVIDIA H200, GPU-x, 580.159.04, 143771, 0\n'))).toMatch(
+      /needs 1× NVIDIA H100.*has 1× NVIDIA H200/,
+    );
+    const two = checkpointRecord(parseGpuQuery(`${SMI_GPUS}1, ${H100}, GPU-y, 580.159.04, 81559, 0\n`), 0);
+    expect(gpuMismatch(two, parseGpuQuery(SMI_GPUS))).toMatch(/needs 2× NVIDIA H100/);
+    expect(gpuMismatch(recorded, { driverVersion: null, gpus: [] })).toMatch(/no NVIDIA GPU/);
+  });
+});

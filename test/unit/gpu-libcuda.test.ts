@@ -1,0 +1,64 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CudaCheckpointDriver } from '../../activities/node/gpu/cuda-checkpoint-driver.js';
+import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-steps.js';
+import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
+
+const SOURCE = fileURLToPath(new URL('../support/fake-libcuda.c', import.meta.url));
+const PID = 31337;
+
+describe('libcuda FFI binding (against a fake libcuda built from test/support/fake-libcuda.c)', () => {
+  let dir: string;
+  let driver: CudaCheckpointDriver;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'torpor-fakecuda-'));
+    const lib = path.join(dir, 'libfakecuda.so');
+    execFileSync('cc', ['-shared', '-fPIC', '-o', lib, SOURCE]);
+    process.env.FAKE_LIBCUDA_DIR = dir;
+    const loaded = loadLibcudaDriver(lib);
+    if (loaded === null) throw new Error('the fake libcuda did not load');
+    driver = loaded;
+  });
+
+  it('reports no driver on a node without libcuda', () => {
+    expect(loadLibcudaDriver(path.join(os.tmpdir(), 'no-such-libcuda.so.1'))).toBeNull();
+  });
+
+  it('passes the lock timeout in the first field of CUcheckpointLockArgs and reads states back', async () => {
+    await writeFile(path.join(dir, String(PID)), '0\n');
+    expect(await driver.getState(PID)).toBe('running');
+    await driver.lock(PID, 12_345);
+    expect((await readFile(path.join(dir, `${PID}.lock-timeout`), 'utf8')).trim()).toBe('12345 0');
+    expect(await driver.getState(PID)).toBe('locked');
+    expect(await driver.restoreThreadId(PID)).toBe(PID + 1);
+    await driver.unlock(PID);
+  });
+
+  it("names a failing call by the driver's error name", async () => {
+    await writeFile(path.join(dir, String(PID)), '0\n');
+    await expect(driver.checkpoint(PID)).rejects.toThrow('cuCheckpointProcessCheckpoint failed: CUDA_ERROR_ILLEGAL_STATE (401)');
+  });
+
+  it('takes a process through freeze and thaw without blocking the event loop', async () => {
+    await writeFile(path.join(dir, String(PID)), '0\n');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 20);
+    const frozen = await freezeGpu(driver, PID, 1000);
+    const thawed = await thawGpu(driver, PID);
+    clearInterval(timer);
+    expect(frozen).toMatchObject({ before: 'running', after: 'checkpointed' });
+    expect(thawed).toMatchObject({ before: 'checkpointed', after: 'running' });
+    // The fake's checkpoint and restore each take 300 ms on koffi's worker threads.
+    expect(frozen.checkpointMs + thawed.restoreMs).toBeGreaterThanOrEqual(550);
+    expect(ticks).toBeGreaterThan(10);
+  });
+
+  it('reads a PID without CUDA state as "none"', async () => {
+    expect(await readGpuState(driver, 1)).toBe('none');
+  });
+});
