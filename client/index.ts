@@ -67,6 +67,8 @@ export class TorporClient {
       args: [request],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      staticSummary: `Checkpoint ${request.hash} on ${request.node}`,
+      staticDetails: `Checkpoint of \`${request.workload.command.join(' ')}\` (${request.runtime} runtime) into hash **${request.hash}** on node **${request.node}**.`,
     });
   }
 
@@ -78,6 +80,8 @@ export class TorporClient {
       workflowId: restoreWorkflowId(full.hash, full.restoreId),
       args: [full],
       workflowIdConflictPolicy: 'FAIL',
+      staticSummary: `Restore ${full.hash} on ${full.node}`,
+      staticDetails: `Restore ${full.restoreId} of checkpoint **${full.hash}** on node **${full.node}** (${full.runtime} runtime).`,
     });
   }
 

@@ -14,6 +14,7 @@ export const Failures = {
   CheckpointNotFound: { retryable: false, hint: 'No committed checkpoint exists for this hash on that node; create one first.' },
   CheckpointCorrupt: { retryable: false, hint: 'The checkpoint files do not match their manifest; delete it and checkpoint again.' },
   RestoreFailed: { retryable: false, hint: 'CRIU could not restore the checkpoint; the CRIU log excerpt says why.' },
+  PidBusy: { retryable: true, hint: 'Retried by Temporal: the PID frees once the exited process is reaped.' },
   AgentUnavailable: {
     retryable: false,
     hint: "No node agent polls that node's task queue; start it (npm run agent) or pick another node.",

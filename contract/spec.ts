@@ -13,6 +13,8 @@ export const hashSchema = z.string().regex(HASH_PATTERN, 'must match ^[a-z0-9][a
 export const nodeSchema = z.string().regex(NODE_PATTERN, 'must be a DNS subdomain such as gpu-node-1');
 export const runtimeSchema = z.literal('local', { error: 'must be "local" (the kubernetes runtime is not built yet)' });
 const timeoutSchema = (defaultMs: number) => z.number().int().positive().max(DAY_MS, 'must be at most 24 hours').default(defaultMs);
+/** How long a step waits for the node's agent to pick it up before failing with AgentUnavailable. */
+const agentTimeoutSchema = z.number().int().min(1000, 'must be at least 1000 ms').max(DAY_MS, 'must be at most 24 hours').default(60_000);
 const argSchema = z
   .string()
   .min(1, 'must not be empty')
@@ -49,6 +51,7 @@ export const checkpointRequestSchema = z.object({
   workload: workloadSchema,
   readyTimeoutMs: timeoutSchema(10 * 60 * 1000),
   exitTimeoutMs: timeoutSchema(60 * 1000),
+  agentTimeoutMs: agentTimeoutSchema,
 });
 
 export const restoreRequestSchema = z.object({
@@ -58,6 +61,7 @@ export const restoreRequestSchema = z.object({
   restoreId: hashSchema,
   readiness: readinessSchema.default({ kind: 'process-alive' }),
   readyTimeoutMs: timeoutSchema(5 * 60 * 1000),
+  agentTimeoutMs: agentTimeoutSchema,
 });
 
 export type Runtime = z.output<typeof runtimeSchema>;

@@ -134,4 +134,6 @@ export type Phase =
 export interface Progress {
   phase: Phase;
   stepMs: Record<string, number>;
+  /** Bytes of CRIU images written (checkpoint) or verified (restore) by the steps finished so far. */
+  bytesWritten: number;
 }

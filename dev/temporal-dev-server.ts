@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { TORPOR_SEARCH_ATTRIBUTES } from '../contract/search-attributes.js';
 
 /** The Temporal CLI the set-up built (scripts/setup.sh); TORPOR_TEMPORAL_CLI overrides it. */
 export function temporalCliPath(): string {
@@ -12,9 +13,12 @@ export function temporalCliPath(): string {
 export interface DevServerOptions {
   ui?: boolean;
   uiPort?: number;
+  port?: number;
+  /** Persist to this SQLite file (so a restarted server keeps its workflows); in memory when omitted. */
+  dbFilename?: string;
 }
 
-/** Starts the official CLI's dev server (real Temporal, in memory) on a free port. */
+/** Starts the official CLI's dev server (real Temporal) with Torpor's search attributes registered. */
 export function startDevServer(options: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: {
@@ -22,6 +26,9 @@ export function startDevServer(options: DevServerOptions = {}): Promise<TestWork
       ip: '127.0.0.1',
       ui: options.ui ?? false,
       ...(options.uiPort === undefined ? {} : { uiPort: options.uiPort }),
+      ...(options.port === undefined ? {} : { port: options.port }),
+      ...(options.dbFilename === undefined ? {} : { dbFilename: options.dbFilename }),
+      searchAttributes: TORPOR_SEARCH_ATTRIBUTES,
       log: { format: 'pretty', level: 'warn' },
     },
   });

@@ -1,43 +1,79 @@
-import { type ActivityOptions, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions, proxyActivities } from '@temporalio/workflow';
 import type { NodeActivities } from '../activities/node/index.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import { nodeTaskQueue } from '../contract/naming.js';
 
 /**
  * Timeouts and retry policies of every activity group, in one place.
- * - quick: bookkeeping on the node (look-ups, signals, stops); short and freely retried.
- * - heavy: CRIU dump/restore and hashing of images; long, heartbeating bytes.
- * - wait: waiting for the workload; as long as the caller's timeout, heartbeating.
- * Schedule-to-start bounds how long a step waits for the node's agent to poll: a missing agent
- * surfaces as AgentUnavailable instead of a workflow that hangs.
+ * - quick: bookkeeping on the node (look-ups, signals, stops); short, freely retried.
+ * - heavy: CRIU dump/restore and hashing of images; long, heartbeating bytes every second.
+ * - wait: waiting for the workload, as long as the caller's timeout; heartbeating.
+ * A dead agent is noticed by the heartbeat timeout (seconds); a missing agent by the
+ * schedule-to-start timeout (the request's agentTimeoutMs), which becomes AgentUnavailable.
+ * Every group waits for a cancelled activity to finish before the workflow goes on, so a
+ * compensation never runs while the step it undoes is still running.
  */
-export const AGENT_SCHEDULE_TO_START_MS = 60_000;
-const HEARTBEAT_TIMEOUT_MS = 15_000;
+export const HEARTBEAT_TIMEOUT_MS = 5_000;
+export const QUICK_START_TO_CLOSE_MS = 15_000;
 const retry = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
-  maximumInterval: '30 seconds',
+  maximumInterval: '10 seconds',
   nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
 };
 
-function group(node: string, options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>) {
-  return proxyActivities<NodeActivities>({
+/** What the Temporal UI shows for each step, so an execution's history reads as a story. */
+const SUMMARIES: Record<keyof NodeActivities, string> = {
+  findCheckpoint: 'Look for a committed checkpoint',
+  startWorkload: 'Start the workload',
+  waitWorkloadReady: 'Wait for the ready file',
+  dumpWorkload: 'CRIU dump',
+  commitCheckpoint: 'Commit: sha256, manifest, rename, marker',
+  discardDump: 'Discard the temporary dump',
+  signalWorkload: 'Write the signal file',
+  waitWorkloadExit: 'Wait for the workload to exit',
+  stopWorkload: 'Stop the workload',
+  cleanupWorkload: 'Remove run files',
+  verifyCheckpoint: 'Verify marker and checksums',
+  restoreCheckpoint: 'CRIU restore',
+  waitRestoredReady: 'Wait for the restored app to be ready',
+  stopRestored: 'Stop the restored process',
+};
+
+type Group = { [K in keyof NodeActivities]: (input: Parameters<NodeActivities[K]>[0]) => ReturnType<NodeActivities[K]> };
+
+function group(node: string, agentTimeoutMs: number, options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>): Group {
+  const proxies = proxyActivities<NodeActivities>({
     taskQueue: nodeTaskQueue(node),
-    scheduleToStartTimeout: AGENT_SCHEDULE_TO_START_MS,
+    scheduleToStartTimeout: agentTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     ...options,
+  });
+  return new Proxy({} as Group, {
+    get(_, name: keyof NodeActivities) {
+      return (input: { hash: string }) =>
+        (proxies[name] as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => Promise<unknown> }).executeWithOptions(
+          { summary: `${SUMMARIES[name]} · ${input.hash}` },
+          [input],
+        );
+    },
   });
 }
 
-export function nodeActivities(node: string) {
+export function nodeActivities(node: string, agentTimeoutMs: number) {
   return {
-    quick: group(node, { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 5 } }),
-    heavy: group(node, { startToCloseTimeout: '2 hours', heartbeatTimeout: HEARTBEAT_TIMEOUT_MS, retry: { ...retry, maximumAttempts: 3 } }),
+    quick: group(node, agentTimeoutMs, { startToCloseTimeout: QUICK_START_TO_CLOSE_MS, retry: { ...retry, maximumAttempts: 5 } }),
+    heavy: group(node, agentTimeoutMs, {
+      startToCloseTimeout: '2 hours',
+      heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
+      retry: { ...retry, maximumAttempts: 5 },
+    }),
     /** Waits are bounded by the workload's own timeout; the activity reports that timeout as a typed failure first. */
     wait: (timeoutMs: number) =>
-      group(node, {
+      group(node, agentTimeoutMs, {
         startToCloseTimeout: timeoutMs + 60_000,
         heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
-        retry: { ...retry, maximumAttempts: 3 },
+        retry: { ...retry, maximumAttempts: 5 },
       }),
   };
 }

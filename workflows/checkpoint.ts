@@ -14,7 +14,8 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
   const tracker = trackProgress();
   const spec = parseOrReject(checkpointRequestSchema, request, 'checkpoint request');
   const { hash, node } = spec;
-  const agent = nodeActivities(node);
+  const agent = nodeActivities(node, spec.agentTimeoutMs);
+  tracker.identify(hash, node);
   const undo = new Compensations();
   try {
     const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));
@@ -23,13 +24,14 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
       return { hash, node, outcome: 'existing', manifest: existing, workloadEnd: 'not-started', stepMs: tracker.progress.stepMs };
     }
 
-    undo.add('stop the workload', () => agent.quick.stopWorkload({ hash }));
+    undo.add('stop the workload and remove its run files', () => agent.quick.cleanupWorkload({ hash }));
     await tracker.step('starting-workload', () => agent.quick.startWorkload({ hash, workload: spec.workload }));
     await tracker.step('waiting-ready', () => agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs }));
 
     const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
     const dump = await tracker.step('dumping', () => agent.heavy.dumpWorkload({ hash, dumpId }));
+    tracker.progress.bytesWritten = dump.imageBytes;
     const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
     const manifest = await tracker.step('committing', () =>
       agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.criuMs }),

@@ -1,26 +1,39 @@
-import { defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
+import { defineQuery, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { TorporHash, TorporNamespace, TorporNode, TorporPhase } from '../contract/search-attributes.js';
 import type { Phase, Progress } from '../contract/types.js';
 
 export const progressQuery = defineQuery<Progress>('progress');
 
-/** Tracks the phase and the wall time of each step, and answers the `progress` query with them. */
+/**
+ * Tracks the phase, the wall time of each step and the bytes written, answers the `progress`
+ * query with them, and mirrors the phase into the TorporPhase search attribute and the UI's
+ * current details.
+ */
 export function trackProgress() {
-  const progress: Progress = { phase: 'validating', stepMs: {} };
+  const progress: Progress = { phase: 'validating', stepMs: {}, bytesWritten: 0 };
   setHandler(progressQuery, () => progress);
+  const enter = (phase: Phase) => {
+    progress.phase = phase;
+    upsertSearchAttributes([{ key: TorporPhase, value: phase }]);
+    setCurrentDetails(`**${phase}**`);
+  };
   return {
     progress,
+    /** Tags the execution with what it works on, once the request is valid. */
+    identify(hash: string, node: string) {
+      upsertSearchAttributes([
+        { key: TorporHash, value: hash },
+        { key: TorporNode, value: node },
+        { key: TorporNamespace, value: 'local' },
+      ]);
+    },
     async step<T>(phase: Phase, run: () => Promise<T>): Promise<T> {
-      progress.phase = phase;
+      enter(phase);
       const started = Date.now();
       const result = await run();
       progress.stepMs[phase] = Date.now() - started;
       return result;
     },
-    set(phase: Phase) {
-      progress.phase = phase;
-    },
-    totalMs(): number {
-      return Date.now() - workflowInfo().startTime.getTime();
-    },
+    set: enter,
   };
 }

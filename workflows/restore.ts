@@ -13,10 +13,12 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const tracker = trackProgress();
   const spec = parseOrReject(restoreRequestSchema, request, 'restore request');
   const { hash, node, restoreId } = spec;
-  const agent = nodeActivities(node);
+  const agent = nodeActivities(node, spec.agentTimeoutMs);
+  tracker.identify(hash, node);
   const undo = new Compensations();
   try {
-    await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
+    const verified = await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
+    tracker.progress.bytesWritten = verified.verifiedBytes;
     undo.add('stop the restored process', () => agent.quick.stopRestored({ hash, restoreId }));
     const restored = await tracker.step('restoring', () => agent.heavy.restoreCheckpoint({ hash, restoreId }));
     await tracker.step('waiting-restored-ready', () =>

@@ -19,6 +19,12 @@ export interface CriuRunOptions {
   onProgress?: () => Promise<void>;
   /** Open fds handed to CRIU as its fds 3, 4, ... (for --inherit-fd). */
   extraFds?: number[];
+  /**
+   * A detached restore makes the restored tree a child of CRIU's parent. Run CRIU under
+   * `setsid --fork --wait` so that parent is a short-lived process and the restored tree is
+   * re-parented to the host's reaper: the agent could never reap a child it did not spawn.
+   */
+  orphanRestoredTree?: boolean;
 }
 
 /** Runs CRIU once. Free of Temporal, so the GPU benchmark can drive it the same way the agent does. */
@@ -27,7 +33,8 @@ export async function runCriu(criuPath: string, args: string[], options: CriuRun
   // execa passes plain numbers through as the child's extra fds at run time, but its types accept
   // numbers only for fds 0-2, hence the cast.
   const stdio = ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])] as unknown as ['ignore', 'pipe', 'pipe'];
-  const child = execa(criuPath, args, {
+  const [file, argv] = options.orphanRestoredTree ? ['setsid', ['--fork', '--wait', criuPath, ...args]] : [criuPath, args];
+  const child = execa(file, argv, {
     reject: false,
     stdio,
     forceKillAfterDelay: 5000,
@@ -35,6 +42,8 @@ export async function runCriu(criuPath: string, args: string[], options: CriuRun
   });
   const timer = options.onProgress && setInterval(() => void options.onProgress?.().catch(() => undefined), 1000);
   const result = await child.finally(() => clearInterval(timer));
+  // Killed because the step was cancelled: report the cancellation, not a CRIU failure.
+  if (options.signal?.aborted) throw options.signal.reason;
   const durationMs = Date.now() - started;
   if (result.exitCode === 0) return { ok: true, durationMs, excerpt: '' };
   const log = await readFile(options.logFile, 'utf8').catch(() => '');

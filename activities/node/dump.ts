@@ -11,6 +11,7 @@ import { activityRunOptions } from './heartbeat.js';
 import { isRunning, readEnviron } from './process-identity.js';
 import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
+import { killStrayCriu } from './stray-criu.js';
 
 export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
   /** The agent checks the target itself: its own record, the same process, the same hash in its environment. */
@@ -35,6 +36,7 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
     async dumpWorkload({ hash, dumpId }: DumpInput): Promise<DumpResult> {
       const target = await verifiedTarget(hash);
       const tmp = layout.tmpDir(hash, dumpId);
+      await killStrayCriu(tmp);
       await rm(layout.dumpRecord(hash, dumpId), { force: true });
       await rm(tmp, { recursive: true, force: true });
       const imagesDir = path.join(tmp, 'images');

@@ -16,6 +16,7 @@ import { parseManifest } from './manifest.js';
 import { identify, isRunning, readComm, readEnviron, readProcStat } from './process-identity.js';
 import { type RestoredRecord, readRecord, writeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
+import { killStrayCriu } from './stray-criu.js';
 import { terminateGroup } from './terminate.js';
 
 const POLL_MS = 200;
@@ -64,6 +65,7 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
       const previous = await readRecord<RestoredRecord>(recordFile(hash, restoreId));
       if (previous && (await isRunning(previous))) return { pid: previous.pid, logFile, criuMs: previous.criuMs };
       if (await stat(pidFile).catch(() => null)) return adoptRestored(input, pidFile, logFile, 0);
+      await killStrayCriu(dir);
 
       const manifestText = await readFile(layout.manifestFile(hash), 'utf8').catch(() => null);
       if (manifestText === null || !(await stat(layout.doneMarker(hash)).catch(() => null))) {
@@ -71,7 +73,11 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
       }
       const manifest = parseManifest(manifestText);
       const { pid } = manifest.process;
-      if (await readProcStat(pid)) {
+      const holder = await readProcStat(pid);
+      if (holder?.state === 'Z') {
+        throw torporFailure('PidBusy', `PID ${pid} is still held by an exited process its parent has not reaped yet`);
+      }
+      if (holder) {
         throw torporFailure(
           'RestoreFailed',
           `PID ${pid} is in use (by ${await readComm(pid)}): a local restore keeps the checkpointed PID, so only one restored copy of ${hash} can run on a node at a time`,
@@ -94,6 +100,7 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
       const run = await runCriu(config.criuPath, args, {
         logFile: path.join(dir, 'restore.log'),
         extraFds: [log.fd],
+        orphanRestoredTree: true,
         ...activityRunOptions(async () => ({ phase: 'restoring' })),
       }).finally(() => log.close());
       if (!run.ok) {
@@ -134,7 +141,11 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
       const record =
         (await readRecord<RestoredRecord>(recordFile(input.hash, input.restoreId))) ??
         (await adoptRestored(input, pidFile, '', 0).catch(() => null));
-      return { stopped: record !== null && (await terminateGroup(record)) };
+      const stopped = record !== null && (await terminateGroup(record));
+      // The marker told that copy it was restored; a later copy gets a fresh one from its own restore.
+      const manifest = await readFile(layout.manifestFile(input.hash), 'utf8').then(parseManifest, () => null);
+      if (manifest) await rm(manifest.contract.restoreMarkerFile, { force: true });
+      return { stopped };
     },
   };
 }

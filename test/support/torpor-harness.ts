@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { type ActivityInterceptorsFactory, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import type { NodeAgentConfig } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
@@ -26,7 +26,15 @@ export interface TorporHarness {
  * Real workers against the run's real Temporal server: the control worker (workflows) and a node
  * agent with its own storage root and a node name of its own, so test files never share a queue.
  */
-export async function startTorpor(overrides: Partial<NodeAgentConfig> = {}): Promise<TorporHarness> {
+export interface HarnessOptions {
+  config?: Partial<NodeAgentConfig>;
+  /** Interceptors for the node agent (fault injection). */
+  agentInterceptors?: ActivityInterceptorsFactory[];
+  /** Run no node agent (to test a node nobody serves). */
+  noAgent?: boolean;
+}
+
+export async function startTorpor(options: HarnessOptions = {}): Promise<TorporHarness> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
@@ -34,13 +42,15 @@ export async function startTorpor(overrides: Partial<NodeAgentConfig> = {}): Pro
   const address = inject('temporalAddress');
   const storage = await mkdtemp(path.join(os.tmpdir(), 'torpor-test-'));
   const node = `test-${randomBytes(4).toString('hex')}`;
-  const config = { ...nodeAgentConfigFromEnv({ ...process.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }), ...overrides };
+  const config = { ...nodeAgentConfigFromEnv({ ...process.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }), ...options.config };
   const connection = await NativeConnection.connect({ address });
   const client = new Client({ connection: await Connection.connect({ address }) });
   const workers: Worker[] = [
     await createControlWorker(connection, 'default', { workflowBundle: { codePath: inject('workflowBundlePath') } }),
-    await createNodeAgent(connection, 'default', config),
   ];
+  if (!options.noAgent) {
+    workers.push(await createNodeAgent(connection, 'default', config, { interceptors: { activity: options.agentInterceptors ?? [] } }));
+  }
   const running = workers.map((w) => w.run());
   return {
     torpor: new TorporClient(client),
