@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""A CPU-only stand-in for llm_server.py, for dry runs of the GPU benchmark's plumbing on a machine
+without a GPU: same contract and output files, and it registers itself as a CUDA process with the
+fake libcuda (test/support/fake-libcuda.c) through FAKE_LIBCUDA_DIR."""
+import hashlib
+import json
+import os
+import time
+
+out = os.environ["BENCH_OUTPUT_DIR"]
+with open(os.path.join(os.environ["FAKE_LIBCUDA_DIR"], str(os.getpid())), "w") as f:
+    f.write("0\n")
+weights = bytearray(hashlib.shake_256(b"weights").digest(64 << 20))
+time.sleep(1.0)
+
+
+def generation(phase):
+    digest = hashlib.sha256(weights).hexdigest()
+    return {"tokens": list(weights[:64]), "logits_sha256": digest, "weights_checksum": float(sum(weights[:4096])), "seconds": 0.1, "tokens_per_s": 640, "pid": os.getpid(), "phase": phase}
+
+
+def write(name, payload):
+    with open(os.path.join(out, name + ".tmp"), "w") as f:
+        json.dump(payload, f)
+    os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
+
+
+write("generation-before.json", generation("before-checkpoint"))
+write("init.json", {"phases": {"init_s": 1.0}, "parameters": len(weights), "torch": "none (dry run)", "memory_after_empty_cache": {"allocated_bytes": 0, "reserved_bytes": 0}})
+with open(os.environ["DYN_CHECKPOINT_READY_FILE"], "w") as f:
+    f.write("ready")
+print("ready", flush=True)
+while not os.path.exists(os.environ["DYN_RESTORE_MARKER_FILE"]):
+    if os.path.exists(os.environ["DYN_CHECKPOINT_SIGNAL_FILE"]):
+        raise SystemExit(0)
+    time.sleep(0.05)
+write("generation-after.json", generation("after-restore"))
+print("restored and generated", flush=True)
+while True:
+    time.sleep(1)

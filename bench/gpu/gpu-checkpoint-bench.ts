@@ -1,0 +1,152 @@
+/**
+ * Checkpoint and restore of an LLM-like GPU server with the node agent's own code: freezeGpu /
+ * thawGpu over the CUDA driver API (libcuda through koffi), criuDumpArgs / criuRestoreArgs /
+ * runCriu for CRIU. Runs where the GPU is (no Temporal needed); prints the table issue 6 asks for
+ * and writes results.json beside it. Settings (environment):
+ *   BENCH_WORK_DIR (.torpor/gpu-bench), BENCH_MODEL_DIR (<work>/model, made by make_model.py),
+ *   BENCH_APP (command, default "python3 bench/gpu/llm_server.py"), TORPOR_CRIU (criu),
+ *   TORPOR_LIBCUDA (libcuda.so.1), BENCH_DD_BYTES (4 GiB), BENCH_LOCK_TIMEOUT_MS (60000),
+ *   BENCH_READY_TIMEOUT_MS (900000), BENCH_SECOND_COLD_START (unset: skip).
+ */
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { criuDumpArgs, criuRestoreArgs } from '../../activities/node/criu-args.js';
+import { runCriu } from '../../activities/node/criu-runner.js';
+import { directoryBytes } from '../../activities/node/file-digests.js';
+import { queryGpus, queryProcessGpuMemory } from '../../activities/node/gpu/gpu-info.js';
+import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-steps.js';
+import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
+import { identify, isRunning, type ProcessIdentity } from '../../activities/node/process-identity.js';
+import { terminateGroup } from '../../activities/node/terminate.js';
+import { appFiles, dropPageCache, logTail, measureDisk, readJson, startApp, waitForFile } from './bench-host.js';
+import { type BenchResults, formatTable, type Generation } from './bench-table.js';
+
+const env = process.env;
+const workDir = path.resolve(env.BENCH_WORK_DIR ?? '.torpor/gpu-bench');
+const modelDir = path.resolve(env.BENCH_MODEL_DIR ?? path.join(workDir, 'model'));
+const app = (env.BENCH_APP ?? 'python3 bench/gpu/llm_server.py').split(' ');
+const criu = env.TORPOR_CRIU ?? 'criu';
+const ddBytes = Number(env.BENCH_DD_BYTES ?? 4 * 2 ** 30);
+const lockTimeoutMs = Number(env.BENCH_LOCK_TIMEOUT_MS ?? 60_000);
+const readyTimeoutMs = Number(env.BENCH_READY_TIMEOUT_MS ?? 900_000);
+// Measured on the GPU machine (MEASURED.md): what a python+torch process needs beside the defaults.
+const CRIU_EXTRA = ['--tcp-established', '--ext-unix-sk'];
+const HASH = 'gpu-bench';
+
+/** Processes this run started or restored, stopped if it fails half way (they were started in their own sessions). */
+const live = new Set<ProcessIdentity>();
+
+const step = (message: string) => console.log(`[bench +${(performance.now() / 1000).toFixed(1)}s] ${message}`);
+
+async function coldStart(runDir: string) {
+  const files = appFiles(runDir);
+  const pageCacheDropped = await dropPageCache();
+  const started = performance.now();
+  const id = await startApp(app, HASH, files, { BENCH_MODEL_DIR: modelDir });
+  live.add(id);
+  step(`app started, pid ${id.pid}`);
+  await waitForFile(files.readyFile, id, readyTimeoutMs, files.logFile);
+  return { id, files, coldStartMs: performance.now() - started, pageCacheDropped };
+}
+
+async function main(): Promise<void> {
+  const driver = loadLibcudaDriver();
+  if (driver === null) throw new Error('no CUDA driver (libcuda.so.1) on this machine; set TORPOR_LIBCUDA');
+  await rm(path.join(workDir, 'run'), { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true });
+  const gpus = await queryGpus();
+  step(`GPUs: ${JSON.stringify(gpus)}`);
+  const disk = await measureDisk(workDir, ddBytes);
+  step(`disk: ${JSON.stringify(disk)}`);
+
+  const cold = await coldStart(path.join(workDir, 'run'));
+  const { id, files } = cold;
+  step(`ready after ${(cold.coldStartMs / 1000).toFixed(1)} s`);
+  const init = await readJson<Record<string, unknown>>(path.join(files.outputDir, 'init.json')).catch(() => ({}));
+  const before = await readJson<Generation>(path.join(files.outputDir, 'generation-before.json'));
+  const processGpuMemoryBytes = await queryProcessGpuMemory(id.pid);
+
+  const frozen = await freezeGpu(driver, id.pid, lockTimeoutMs);
+  step(`GPU frozen: ${JSON.stringify(frozen)}; nvidia-smi now: ${await queryProcessGpuMemory(id.pid)} bytes`);
+  const dumpDir = path.join(workDir, 'run', 'checkpoint');
+  const imagesDir = path.join(dumpDir, 'images');
+  await mkdir(imagesDir, { recursive: true });
+  const dumpArgs = criuDumpArgs({ pid: id.pid, imagesDir, workDir: dumpDir, extra: CRIU_EXTRA });
+  const dump = await runCriu(criu, dumpArgs, { logFile: path.join(dumpDir, 'dump.log') });
+  if (!dump.ok) throw new Error(`CRIU dump failed:\n${dump.excerpt}`);
+  const imageBytes = await directoryBytes(imagesDir);
+  step(`CRIU dump ${dump.durationMs} ms, ${imageBytes} bytes`);
+
+  // The checkpointed PID must be free again: a restore keeps it.
+  await terminateGroup(id, 2000);
+  const restorePageCacheDropped = await dropPageCache();
+  const restoreDir = path.join(workDir, 'run', 'restore');
+  await mkdir(restoreDir, { recursive: true });
+  await writeFile(files.restoreMarkerFile, 'restored\n');
+  const pidFile = path.join(restoreDir, 'pid');
+  const log = await open(path.join(restoreDir, 'app.log'), 'a');
+  const restoreArgs = criuRestoreArgs({
+    imagesDir,
+    workDir: restoreDir,
+    pidFile,
+    inherit: [{ fd: 3, dumpedPath: files.logFile }],
+    extra: CRIU_EXTRA,
+  });
+  const restoreStarted = performance.now();
+  const restore = await runCriu(criu, restoreArgs, { logFile: path.join(restoreDir, 'restore.log'), extraFds: [log.fd] }).finally(() =>
+    log.close(),
+  );
+  if (!restore.ok) throw new Error(`CRIU restore failed:\n${restore.excerpt}`);
+  const restored = (await identify(Number((await readFile(pidFile, 'utf8')).trim()))) as ProcessIdentity;
+  live.add(restored);
+  step(`CRIU restore ${restore.durationMs} ms, pid ${restored.pid}, GPU state ${await readGpuState(driver, restored.pid)}`);
+  const thawed = await thawGpu(driver, restored.pid);
+  const restoreTotalMs = performance.now() - restoreStarted;
+  step(`GPU thawed: ${JSON.stringify(thawed)}`);
+  const afterFile = path.join(files.outputDir, 'generation-after.json');
+  await waitForFile(afterFile, restored, 300_000, path.join(restoreDir, 'app.log'));
+  const restoreToGenerationMs = performance.now() - restoreStarted;
+  const after = await readJson<Generation>(afterFile);
+  const restoredAlive = await isRunning(restored);
+  await terminateGroup(restored, 2000);
+
+  let secondColdStartMs: number | null = null;
+  if (env.BENCH_SECOND_COLD_START) {
+    const second = await coldStart(path.join(workDir, 'run', 'second'));
+    secondColdStartMs = second.coldStartMs;
+    await terminateGroup(second.id, 2000);
+  }
+
+  const results: BenchResults = {
+    gpus,
+    disk,
+    coldStartMs: cold.coldStartMs,
+    coldStartPageCacheDropped: cold.pageCacheDropped,
+    secondColdStartMs,
+    init,
+    processGpuMemoryBytes,
+    frozen,
+    criuDumpMs: dump.durationMs,
+    imageBytes,
+    restorePageCacheDropped,
+    criuRestoreMs: restore.durationMs,
+    thawed,
+    restoreTotalMs,
+    restoreToGenerationMs,
+    samePid: restored.pid === id.pid,
+    restoredAlive,
+    before,
+    after,
+  };
+  await writeFile(path.join(workDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const table = formatTable(results);
+  await writeFile(path.join(workDir, 'table.txt'), `${table}\n`);
+  console.log(table);
+  console.log(`app log tail:\n${await logTail(path.join(restoreDir, 'app.log'), 5)}`);
+}
+
+main().catch(async (err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  for (const id of live) await terminateGroup(id, 1000);
+  process.exit(1);
+});
