@@ -19,6 +19,8 @@ export interface TorporHarness {
   config: NodeAgentConfig;
   node: string;
   storage: string;
+  /** Stops the in-process control worker (to let a spawned one run the workflows). */
+  stopControl(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -58,8 +60,12 @@ export async function startTorpor(options: HarnessOptions = {}): Promise<TorporH
     config,
     node,
     storage: config.storageRoot,
+    async stopControl() {
+      workers[0]?.shutdown();
+      await running[0];
+    },
     async stop() {
-      for (const w of workers) w.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(running);
       await connection.close();
       await client.connection.close();
