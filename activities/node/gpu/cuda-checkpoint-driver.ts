@@ -48,7 +48,8 @@ export function processStateName(value: number): GpuProcessState {
 
 /**
  * Codes that mean "this PID has no CUDA state to checkpoint" rather than "the driver failed":
- * a CPU-only workload goes through the same workflow, and its GPU steps are no-ops.
+ * a CPU-only workload goes through the same workflow, and its GPU steps are no-ops. Driver 580 on
+ * the H100 machine answers CUDA_ERROR_NOT_INITIALIZED for a process that never used CUDA.
  */
 export const NO_CUDA_STATE_ERRORS = new Set(['CUDA_ERROR_NOT_FOUND', 'CUDA_ERROR_INVALID_VALUE', 'CUDA_ERROR_NOT_INITIALIZED']);
 
