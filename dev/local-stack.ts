@@ -40,6 +40,7 @@ export async function startLocalStack(options: LocalStackOptions) {
     torpor: new TorporClient(client),
     client,
     namespace,
+    address,
     node: config.nodeName,
     uiUrl: external ? (process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233') : `http://localhost:${options.uiPort ?? 8233}`,
     async stop() {

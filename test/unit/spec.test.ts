@@ -41,6 +41,12 @@ describe('checkpoint request validation', () => {
     ['workload.env', { workload: { command: ['x'], env: { DYN_CHECKPOINT_SIGNAL_FILE: '/x' } } }],
     ['workload.env', { workload: { command: ['x'], env: { TORPOR_X: '1' } } }],
     ['workload.env.1BAD', { workload: { command: ['x'], env: { '1BAD': 'v' } } }],
+    ['workload.command.0', { workload: { command: ['x'.repeat(4097)] } }],
+    ['workload.env.BIG', { workload: { command: ['x'], env: { BIG: 'v'.repeat(65537) } } }],
+    ['workload.env', { workload: { command: ['x'], env: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`V${i}`, '1'])) } }],
+    ['node', { node: 'n'.repeat(254) }],
+    ['agentTimeoutMs', { agentTimeoutMs: 10 }],
+    ['hash', { hash: 42 }],
   ])('rejects a bad %s as a non-retryable InvalidSpec naming the field', (field, patch) => {
     const failure = rejection({ ...valid, ...patch });
     expect(failure).toBeInstanceOf(ApplicationFailure);

@@ -1,0 +1,81 @@
+/**
+ * Records the histories the determinism guard replays (test/replay.test.ts): representative runs
+ * of each workflow on a fresh local stack. Run again (npm run record-histories) when a workflow
+ * changes on purpose, behind a patch or a new workflow type, and commit the new files.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { sampleRestoredProbe, sampleWorkload } from '../sample-app/workload.js';
+import { startLocalStack } from './local-stack.js';
+import { temporalCliPath } from './temporal-dev-server.js';
+
+const OUT = fileURLToPath(new URL('../test/histories/', import.meta.url));
+const WORK = fileURLToPath(new URL('../.torpor/record-histories/', import.meta.url));
+
+/** The CLI writes the canonical JSON form that the SDK's replayer reads. */
+async function save(address: string, name: string, workflowId: string): Promise<void> {
+  const { stdout } = await execa(temporalCliPath(), [
+    'workflow',
+    'show',
+    '--address',
+    address,
+    '--workflow-id',
+    workflowId,
+    '--output',
+    'json',
+  ]);
+  await writeFile(path.join(OUT, `${name}.json`), `${stdout.trim()}\n`);
+  console.log(`recorded ${name} (${(JSON.parse(stdout) as { events: unknown[] }).events.length} events)`);
+}
+
+async function main(): Promise<void> {
+  await rm(WORK, { recursive: true, force: true });
+  await mkdir(OUT, { recursive: true });
+  const stack = await startLocalStack({ storageRoot: path.join(WORK, 'storage') });
+  const { torpor, node } = stack;
+  const address = stack.address;
+  const statusFile = path.join(WORK, 'status.json');
+  const workload = sampleWorkload({ tableMb: 16, initSeconds: 1, statusFile });
+  const target = { node, runtime: 'local' as const };
+  try {
+    const created = await torpor.startCheckpoint({ ...target, hash: 'history-created', workload });
+    await created.result();
+    await save(address, 'checkpoint-created', created.workflowId);
+
+    const existing = await torpor.startCheckpoint({ ...target, hash: 'history-created', workload });
+    await existing.result();
+    await save(address, 'checkpoint-existing', existing.workflowId);
+
+    const notReady = await torpor.startCheckpoint({
+      ...target,
+      hash: 'history-not-ready',
+      workload: { ...workload, env: { ...workload.env, SAMPLE_NEVER_READY: '1' } },
+      readyTimeoutMs: 2000,
+    });
+    await notReady.result().catch(() => undefined);
+    await save(address, 'checkpoint-not-ready-compensated', notReady.workflowId);
+
+    const restored = await torpor.startRestore({
+      ...target,
+      hash: 'history-created',
+      restoreId: 'r1',
+      readiness: sampleRestoredProbe(statusFile),
+    });
+    const { pid } = await restored.result();
+    process.kill(-pid, 'SIGKILL');
+    await save(address, 'restore-ready', restored.workflowId);
+
+    const missing = await torpor.startRestore({ ...target, hash: 'history-missing', restoreId: 'r1' });
+    await missing.result().catch(() => undefined);
+    await save(address, 'restore-not-found', missing.workflowId);
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,54 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { describe, expect, inject, it } from 'vitest';
+
+const HISTORIES = fileURLToPath(new URL('./histories/', import.meta.url));
+
+async function histories() {
+  const files = (await readdir(HISTORIES)).filter((f) => f.endsWith('.json')).sort();
+  return Promise.all(
+    // The replayer takes the CLI's JSON form as it is.
+    files.map(async (f) => ({ name: f, history: JSON.parse(await readFile(path.join(HISTORIES, f), 'utf8')) as unknown })),
+  );
+}
+
+describe('determinism guard: recorded histories replay against the current workflow code', async () => {
+  const recorded = await histories();
+
+  it('has representative histories to replay', () => {
+    expect(recorded.map((r) => r.name)).toEqual([
+      'checkpoint-created.json',
+      'checkpoint-existing.json',
+      'checkpoint-not-ready-compensated.json',
+      'restore-not-found.json',
+      'restore-ready.json',
+    ]);
+  });
+
+  for (const { name, history } of recorded) {
+    it(`replays ${name} without a non-determinism error`, async () => {
+      await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, name);
+    });
+  }
+
+  it('fails when the workflow code changes incompatibly (the guard is not vacuous)', async () => {
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('./support/incompatible-workflows.ts', import.meta.url)),
+      logger: {
+        log: () => undefined,
+        trace: () => undefined,
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+      },
+    });
+    const created = recorded.find((r) => r.name === 'checkpoint-created.json');
+    await expect(Worker.runReplayHistory({ workflowBundle: bundle }, created?.history, 'incompatible')).rejects.toBeInstanceOf(
+      DeterminismViolationError,
+    );
+  });
+});
