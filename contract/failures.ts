@@ -14,6 +14,18 @@ export const Failures = {
   CheckpointNotFound: { retryable: false, hint: 'No committed checkpoint exists for this hash on that node; create one first.' },
   CheckpointCorrupt: { retryable: false, hint: 'The checkpoint files do not match their manifest; delete it and checkpoint again.' },
   RestoreFailed: { retryable: false, hint: 'CRIU could not restore the checkpoint; the CRIU log excerpt says why.' },
+  GpuCheckpointFailed: {
+    retryable: false,
+    hint: 'The CUDA driver could not lock or checkpoint the process; the workload was unlocked again. Check the driver error and the app (a kernel that never finishes makes the lock time out).',
+  },
+  GpuRestoreFailed: {
+    retryable: false,
+    hint: "The CUDA driver could not restore or unlock the process's GPU state; the driver error says why (GPU memory in use by others, a different GPU).",
+  },
+  GpuMismatch: {
+    retryable: false,
+    hint: 'Restore on a node with the GPU model and NVIDIA driver the checkpoint was taken on, or checkpoint again on this kind of node.',
+  },
   PidBusy: { retryable: true, hint: 'Retried by Temporal: the PID frees once the exited process is reaped.' },
   AgentUnavailable: {
     retryable: false,

@@ -51,6 +51,8 @@ export const checkpointRequestSchema = z.object({
   workload: workloadSchema,
   readyTimeoutMs: timeoutSchema(10 * 60 * 1000),
   exitTimeoutMs: timeoutSchema(60 * 1000),
+  /** How long the CUDA driver may wait for running GPU work before the lock fails. */
+  gpuLockTimeoutMs: timeoutSchema(30 * 1000),
   agentTimeoutMs: agentTimeoutSchema,
 });
 

@@ -1,3 +1,4 @@
+import type { GpuCheckpointRecord } from './gpu-types.js';
 import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
 
 /** One file of a committed checkpoint, relative to the checkpoint directory. */
@@ -30,6 +31,8 @@ export interface CheckpointManifest {
   tools: { criu: string; kernel: string; node: string; torpor: string };
   timings: { startToReadyMs: number; dumpMs: number; commitMs: number };
   criu: { dumpArgs: string[] };
+  /** The GPUs and driver the process ran on; null for a process without CUDA state. */
+  gpu: GpuCheckpointRecord | null;
 }
 
 export interface HashInput {
@@ -70,6 +73,7 @@ export interface DumpResult {
 export interface CommitInput extends DumpInput {
   startToReadyMs: number;
   dumpMs: number;
+  gpu: GpuCheckpointRecord | null;
 }
 
 export interface VerifiedCheckpoint {
@@ -120,11 +124,14 @@ export type Phase =
   | 'looking-up'
   | 'starting-workload'
   | 'waiting-ready'
+  | 'freezing-gpu'
   | 'dumping'
   | 'committing'
+  | 'thawing-gpu'
   | 'signalling'
   | 'waiting-exit'
   | 'verifying'
+  | 'checking-gpu'
   | 'restoring'
   | 'waiting-restored-ready'
   | 'compensating'

@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { GpuActivityDeps } from '../activities/node/gpu/index.js';
 import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
 import { nodeTaskQueue } from '../contract/naming.js';
 import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
@@ -11,12 +12,13 @@ export function createNodeAgent(
   namespace: string,
   config: NodeAgentConfig,
   options: Partial<WorkerOptions> = {},
+  gpu?: GpuActivityDeps,
 ) {
   return Worker.create({
     connection,
     namespace,
     taskQueue: nodeTaskQueue(config.nodeName),
-    activities: createNodeActivities(config),
+    activities: createNodeActivities(config, gpu),
     ...options,
   });
 }

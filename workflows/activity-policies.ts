@@ -38,6 +38,11 @@ const SUMMARIES: Record<keyof NodeActivities, string> = {
   restoreCheckpoint: 'CRIU restore',
   waitRestoredReady: 'Wait for the restored app to be ready',
   stopRestored: 'Stop the restored process',
+  gpuFreeze: 'Lock and checkpoint the GPU state (CUDA)',
+  gpuThaw: 'Restore and unlock the GPU state (CUDA)',
+  gpuState: 'Read the GPU checkpoint state',
+  gpuInfo: "Read the node's GPUs",
+  gpuCheckRestore: 'Check GPU model and driver against the checkpoint',
 };
 
 type Group = { [K in keyof NodeActivities]: (input: Parameters<NodeActivities[K]>[0]) => ReturnType<NodeActivities[K]> };
@@ -51,10 +56,10 @@ function group(node: string, agentTimeoutMs: number, options: Omit<ActivityOptio
   });
   return new Proxy({} as Group, {
     get(_, name: keyof NodeActivities) {
-      return (input: { hash: string }) =>
+      return (input?: { hash?: string }) =>
         (proxies[name] as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => Promise<unknown> }).executeWithOptions(
-          { summary: `${SUMMARIES[name]} · ${input.hash}` },
-          [input],
+          { summary: input?.hash ? `${SUMMARIES[name]} · ${input.hash}` : SUMMARIES[name] },
+          input === undefined ? [] : [input],
         );
     },
   });

@@ -7,8 +7,9 @@ import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
 
 /**
- * checkpoint: validate → already committed? return it → start workload → wait ready → CRIU dump
- * → commit → signal the app → wait for it to exit → clean up. Workflow ID `checkpoint/<hash>`.
+ * checkpoint: validate → already committed? return it → start workload → wait ready → freeze the GPU
+ * → CRIU dump → commit → thaw the GPU → signal the app → wait for it to exit → clean up.
+ * Workflow ID `checkpoint/<hash>`.
  */
 export async function checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
   const tracker = trackProgress();
@@ -28,14 +29,19 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     await tracker.step('starting-workload', () => agent.quick.startWorkload({ hash, workload: spec.workload }));
     await tracker.step('waiting-ready', () => agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs }));
 
+    undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
+    const frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
+
     const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
     const dump = await tracker.step('dumping', () => agent.heavy.dumpWorkload({ hash, dumpId }));
     tracker.progress.bytesWritten = dump.imageBytes;
     const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
     const manifest = await tracker.step('committing', () =>
-      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.criuMs }),
+      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.criuMs, gpu: frozen.gpu }),
     );
+    // The original must run again to see the signal and exit: a frozen CUDA call would hang it.
+    if (frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
 
     await tracker.step('signalling', () => agent.quick.signalWorkload({ hash }));
     const exit = await tracker.step('waiting-exit', () =>

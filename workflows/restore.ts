@@ -6,8 +6,8 @@ import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
 
 /**
- * restore: validate → verify the checkpoint (marker + checksums) → CRIU restore on the node
- * → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
+ * restore: validate → verify the checkpoint (marker + checksums) → check the node's GPUs → CRIU
+ * restore → thaw the GPU → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
  */
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const tracker = trackProgress();
@@ -19,8 +19,12 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   try {
     const verified = await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
     tracker.progress.bytesWritten = verified.verifiedBytes;
+    const gpu = verified.manifest.gpu ?? null;
+    await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu }));
     undo.add('stop the restored process', () => agent.quick.stopRestored({ hash, restoreId }));
     const restored = await tracker.step('restoring', () => agent.heavy.restoreCheckpoint({ hash, restoreId }));
+    // The restored app blocks in its first CUDA call until its GPU state is back.
+    if (gpu) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, restoreId }));
     await tracker.step('waiting-restored-ready', () =>
       agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
     );

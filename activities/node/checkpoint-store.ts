@@ -88,6 +88,7 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
         tools: { criu: dump.criuVersion, kernel: os.release(), node: process.version, torpor: config.torporVersion },
         timings: { startToReadyMs: input.startToReadyMs, dumpMs: input.dumpMs, commitMs: 0 },
         criu: { dumpArgs: dump.criuArgs },
+        gpu: input.gpu,
       };
       manifest.timings.commitMs = Date.now() - started;
       const manifestPath = path.join(tmp, MANIFEST_FILE);

@@ -1,18 +1,21 @@
 import type { NodeAgentConfig } from './agent-config.js';
 import { checkpointStoreActivities } from './checkpoint-store.js';
 import { dumpActivities } from './dump.js';
+import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
 import { localWorkloadActivities } from './local-workload.js';
 import { restoreActivities } from './restore.js';
 import { StoreLayout } from './store-layout.js';
 
 /** Every activity the node agent registers on `torpor-node-<node>`. */
-export function createNodeActivities(config: NodeAgentConfig) {
+/** `gpu` replaces the CUDA driver and nvidia-smi (tests on machines without a GPU). */
+export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityDeps) {
   const layout = new StoreLayout(config.storageRoot);
   return {
     ...checkpointStoreActivities(config, layout),
     ...localWorkloadActivities(layout),
     ...dumpActivities(config, layout),
     ...restoreActivities(config, layout),
+    ...gpuActivities(config, layout, gpu),
   };
 }
 

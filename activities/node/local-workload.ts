@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ChrekEnv } from '../../contract/chrek.js';
@@ -182,14 +182,17 @@ export function localWorkloadActivities(layout: StoreLayout) {
       return { stopped: record !== null && (await terminateGroup(record)) };
     },
 
-    /** Removes the workload's ready, signal and record files once it is gone; its log stays for reading. */
+    /** Stops the workload if it still runs and removes its run files and signal file; its log stays for reading. */
     async cleanupWorkload({ hash }: HashInput): Promise<void> {
       const record = await readRecord<WorkloadRecord>(recordFile(hash));
       if (record === null) return;
       await terminateGroup(record);
-      await rm(record.contract.readyFile, { force: true });
       await rm(record.contract.signalFile, { force: true });
-      await rm(recordFile(hash), { force: true });
+      const runDir = layout.runDir(hash);
+      const keep = path.basename(record.contract.logFile);
+      for (const entry of await readdir(runDir).catch(() => [])) {
+        if (entry !== keep) await rm(path.join(runDir, entry), { recursive: true, force: true });
+      }
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { FreezeStep, ThawStep } from '../../activities/node/gpu/gpu-steps.js';
-import type { GpuNodeInfo } from '../../activities/node/gpu/gpu-types.js';
+import type { GpuNodeInfo } from '../../contract/gpu-types.js';
 import type { DiskBandwidth } from './bench-host.js';
 
 /** What llm_server.py writes for one generation. */

@@ -44,6 +44,7 @@ describe('what the Temporal UI and callers see', () => {
       'looking-up',
       'starting-workload',
       'waiting-ready',
+      'freezing-gpu',
       'dumping',
       'committing',
       'signalling',

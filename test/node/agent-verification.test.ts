@@ -38,7 +38,7 @@ const refused = async (run: Promise<unknown>, type = 'TargetNotAllowed') => {
 
 describe('the node agent refuses targets it cannot vouch for', () => {
   it.each(['../../etc', '/etc', 'a/../../b', '.tmp', ''])('refuses the hash %j in every path-taking activity', async (hash) => {
-    await refused(env.run(agent.commitCheckpoint, { hash, dumpId: `${hash}.1`, startToReadyMs: 0, dumpMs: 0 }));
+    await refused(env.run(agent.commitCheckpoint, { hash, dumpId: `${hash}.1`, startToReadyMs: 0, dumpMs: 0, gpu: null }));
     await refused(env.run(agent.verifyCheckpoint, { hash }));
     await refused(env.run(agent.findCheckpoint, { hash }));
     await refused(env.run(agent.restoreCheckpoint, { hash, restoreId: 'r1' }));

@@ -33,7 +33,8 @@ async function fakeDump(files: Record<string, string>) {
   });
 }
 
-const commit = (): Promise<CheckpointManifest> => env.run(store.commitCheckpoint, { hash, dumpId, startToReadyMs: 5, dumpMs: 1 });
+const commit = (): Promise<CheckpointManifest> =>
+  env.run(store.commitCheckpoint, { hash, dumpId, startToReadyMs: 5, dumpMs: 1, gpu: null });
 const exists = (p: string) =>
   stat(p).then(
     () => true,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { type ActivityInterceptorsFactory, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
+import type { GpuActivityDeps } from '../../activities/node/gpu/index.js';
 import type { NodeAgentConfig } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
 import { createControlWorker } from '../../workers/control.js';
@@ -34,6 +35,8 @@ export interface HarnessOptions {
   agentInterceptors?: ActivityInterceptorsFactory[];
   /** Run no node agent (to test a node nobody serves). */
   noAgent?: boolean;
+  /** A fake CUDA driver and GPU inventory for the agent (this machine has no GPU). */
+  gpu?: GpuActivityDeps;
 }
 
 export async function startTorpor(options: HarnessOptions = {}): Promise<TorporHarness> {
@@ -51,7 +54,9 @@ export async function startTorpor(options: HarnessOptions = {}): Promise<TorporH
     await createControlWorker(connection, 'default', { workflowBundle: { codePath: inject('workflowBundlePath') } }),
   ];
   if (!options.noAgent) {
-    workers.push(await createNodeAgent(connection, 'default', config, { interceptors: { activity: options.agentInterceptors ?? [] } }));
+    workers.push(
+      await createNodeAgent(connection, 'default', config, { interceptors: { activity: options.agentInterceptors ?? [] } }, options.gpu),
+    );
   }
   const running = workers.map((w) => w.run());
   return {

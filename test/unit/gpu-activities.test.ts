@@ -7,10 +7,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
 import { FakeCudaDriver } from '../../activities/node/gpu/fake-cuda-driver.js';
-import { type GpuFreezeResult, gpuActivities } from '../../activities/node/gpu/index.js';
+import { gpuActivities } from '../../activities/node/gpu/index.js';
 import { identify } from '../../activities/node/process-identity.js';
 import { writeRecord } from '../../activities/node/run-records.js';
 import { StoreLayout } from '../../activities/node/store-layout.js';
+import type { GpuFreezeResult } from '../../contract/gpu-types.js';
 
 const MIB = 1024 * 1024;
 const GPUS = {

@@ -7,7 +7,9 @@
  * by PID, so the agent drives a workload from outside it, as `cuda-checkpoint` does.
  */
 
-export type GpuProcessState = 'running' | 'locked' | 'checkpointed' | 'failed';
+import type { GpuProcessState } from '../../../contract/gpu-types.js';
+
+export type { GpuProcessState };
 
 /** What the agent calls; the real one goes through libcuda, tests pass an in-memory fake. */
 export interface CudaCheckpointDriver {

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import type { GpuCheckpointRecord, GpuDevice, GpuNodeInfo } from './gpu-types.js';
+import type { GpuCheckpointRecord, GpuDevice, GpuNodeInfo } from '../../../contract/gpu-types.js';
 
 const MIB = 1024 * 1024;
 const QUERY_GPU = ['--query-gpu=index,name,uuid,driver_version,memory.total,memory.used', '--format=csv,noheader,nounits'];

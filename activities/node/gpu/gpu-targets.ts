@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
+import type { GpuTarget } from '../../../contract/gpu-types.js';
 import { isRunning, type ProcessIdentity, readEnviron } from '../process-identity.js';
 import { type RestoredRecord, readRecord, type WorkloadRecord } from '../run-records.js';
 import type { StoreLayout } from '../store-layout.js';
-import type { GpuTarget } from './gpu-types.js';
 
 export interface ResolvedTarget {
   id: ProcessIdentity;

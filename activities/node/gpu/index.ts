@@ -1,14 +1,6 @@
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { torporFailure } from '../../../contract/failures.js';
-import type { NodeAgentConfig } from '../agent-config.js';
-import { readRecord, writeRecord } from '../run-records.js';
-import type { StoreLayout } from '../store-layout.js';
-import type { CudaCheckpointDriver } from './cuda-checkpoint-driver.js';
-import { gpuFailure } from './gpu-failures.js';
-import { checkpointRecord, gpuMismatch, queryGpus, queryProcessGpuMemory } from './gpu-info.js';
-import { describeGpuError, freezeGpu, readGpuState, thawGpu } from './gpu-steps.js';
-import { resolveGpuTarget } from './gpu-targets.js';
 import type {
   GpuCheckpointRecord,
   GpuFreezeInput,
@@ -18,7 +10,14 @@ import type {
   GpuStateResult,
   GpuTarget,
   GpuThawResult,
-} from './gpu-types.js';
+} from '../../../contract/gpu-types.js';
+import type { NodeAgentConfig } from '../agent-config.js';
+import { readRecord, writeRecord } from '../run-records.js';
+import type { StoreLayout } from '../store-layout.js';
+import type { CudaCheckpointDriver } from './cuda-checkpoint-driver.js';
+import { checkpointRecord, gpuMismatch, queryGpus, queryProcessGpuMemory } from './gpu-info.js';
+import { describeGpuError, freezeGpu, readGpuState, thawGpu } from './gpu-steps.js';
+import { resolveGpuTarget } from './gpu-targets.js';
 import { loadLibcudaDriver } from './libcuda-driver.js';
 
 export interface GpuActivityDeps {
@@ -81,10 +80,14 @@ export function gpuActivities(config: NodeAgentConfig, layout: StoreLayout, deps
         return { pid: id.pid, ...step, gpu };
       } catch (err) {
         const state = await readGpuState(driver, id.pid).catch(() => 'unknown');
-        throw gpuFailure('GpuCheckpointFailed', `Cannot freeze the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
-          pid: id.pid,
-          stateAfterFailure: state,
-        });
+        throw torporFailure(
+          'GpuCheckpointFailed',
+          `Cannot freeze the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`,
+          {
+            pid: id.pid,
+            stateAfterFailure: state,
+          },
+        );
       }
     },
 
@@ -100,7 +103,7 @@ export function gpuActivities(config: NodeAgentConfig, layout: StoreLayout, deps
         return { pid: id.pid, ...step };
       } catch (err) {
         const state = await readGpuState(driver, id.pid).catch(() => 'unknown');
-        throw gpuFailure('GpuRestoreFailed', `Cannot restore the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
+        throw torporFailure('GpuRestoreFailed', `Cannot restore the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
           pid: id.pid,
           stateAfterFailure: state,
         });
@@ -123,10 +126,9 @@ export function gpuActivities(config: NodeAgentConfig, layout: StoreLayout, deps
     async gpuCheckRestore({ recorded }: GpuRestoreCheckInput): Promise<void> {
       if (recorded === null) return;
       const problem = gpuMismatch(recorded, await deps.queryGpus());
-      if (problem !== null) throw gpuFailure('GpuMismatch', `Cannot restore on node ${config.nodeName}: ${problem}`, { recorded });
+      if (problem !== null) throw torporFailure('GpuMismatch', `Cannot restore on node ${config.nodeName}: ${problem}`, { recorded });
     },
   };
 }
 
 export type GpuActivities = ReturnType<typeof gpuActivities>;
-export type * from './gpu-types.js';

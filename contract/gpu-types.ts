@@ -1,8 +1,7 @@
-/**
- * Inputs and outputs of the GPU activities. They belong with the rest of the contract
- * (contract/types.ts); they live here until the workflow side adopts them.
- */
-import type { GpuProcessState } from './cuda-checkpoint-driver.js';
+/** Inputs and outputs of the node agent's GPU activities (CUDA checkpoint API). */
+
+/** The CUDA driver's CUprocessState values. */
+export type GpuProcessState = 'running' | 'locked' | 'checkpointed' | 'failed';
 
 /** Names the process by the agent's own records: the checkpoint workload, or a restored copy. */
 export interface GpuTarget {
