@@ -26,7 +26,16 @@ export const Failures = {
     retryable: false,
     hint: 'Restore on a node with the GPU model and NVIDIA driver the checkpoint was taken on, or checkpoint again on this kind of node.',
   },
+  Forbidden: {
+    retryable: false,
+    hint: 'Kubernetes RBAC refused the control worker; grant its ServiceAccount the Role in deploy/ (or check the namespace).',
+  },
   PidBusy: { retryable: true, hint: 'Retried by Temporal: the PID frees once the exited process is reaped.' },
+  CheckpointInUse: {
+    retryable: false,
+    hint: 'A running restore uses this checkpoint; stop the restored process first (retention skips it and tries again on its next run).',
+  },
+  ScheduleNotFound: { retryable: false, hint: 'No refresh schedule has that name on that node; list them with `torpor schedule list`.' },
   AgentUnavailable: {
     retryable: false,
     hint: "No node agent polls that node's task queue; start it (npm run agent) or pick another node.",

@@ -82,3 +82,88 @@ export function parseOrReject<S extends z.ZodType>(schema: S, input: unknown, wh
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'} ${i.message}`);
   throw torporFailure('InvalidSpec', `Invalid ${what}: ${problems.join('; ')}`, { problems });
 }
+
+/** A workload's name, the readable prefix of its spec hashes (`<name>-<16 hex>`): 46 characters at most. */
+export const WORKLOAD_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,44}[a-z0-9])?$/;
+export const workloadNameSchema = z
+  .string()
+  .regex(WORKLOAD_NAME_PATTERN, 'must be 1 to 46 lowercase letters, digits and dashes, starting and ending with a letter or digit');
+/** The workload variables that count toward the spec hash; absent: all of `workload.env`. */
+const hashEnvSchema = z.array(z.string().regex(ENV_NAME_PATTERN, 'is not a valid environment variable name')).max(256).optional();
+const keepSchema = z.number().int().min(1, 'must keep at least 1 checkpoint').max(1000);
+
+export const specHashRequestSchema = z.object({
+  name: workloadNameSchema,
+  node: nodeSchema,
+  runtime: runtimeSchema,
+  workload: workloadSchema,
+  hashEnv: hashEnvSchema,
+  agentTimeoutMs: agentTimeoutSchema,
+});
+
+/** A refresh (what a Schedule runs): derive the spec hash, checkpoint it when missing, keep the newest `keep`. */
+export const refreshRequestSchema = checkpointRequestSchema.omit({ hash: true }).extend({
+  name: workloadNameSchema,
+  hashEnv: hashEnvSchema,
+  keep: keepSchema.default(3),
+});
+
+/** Schedules refresh no more often than once a minute: a checkpoint takes a while and a faster one only skips. */
+export const MIN_REFRESH_INTERVAL_MS = 60_000;
+const MAX_REFRESH_INTERVAL_MS = 366 * DAY_MS;
+const INTERVAL_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
+
+/** Parses "90s", "15m", "1h30m", "7d" into milliseconds; null when it is not such a duration. */
+export function parseInterval(text: string): number | null {
+  if (!/^(\d+[smhd])+$/.test(text)) return null;
+  let ms = 0;
+  for (const [, count, unit] of text.matchAll(/(\d+)([smhd])/g)) ms += Number(count) * (INTERVAL_UNITS_MS[unit as string] ?? Number.NaN);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+export const intervalSchema = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = typeof value === 'number' ? value : parseInterval(value);
+  if (ms === null || !Number.isSafeInteger(ms)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration such as "30m", "1h" or "1h30m" (units s, m, h, d)' });
+    return z.NEVER;
+  }
+  if (ms < MIN_REFRESH_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 1 minute' });
+  if (ms > MAX_REFRESH_INTERVAL_MS) ctx.addIssue({ code: 'custom', message: 'must be at most 366 days' });
+  return ms;
+});
+
+export const refreshScheduleSchema = refreshRequestSchema.extend({
+  every: intervalSchema,
+  paused: z.boolean().default(false),
+});
+
+/** Names one node (listing its checkpoints). */
+export const nodeRequestSchema = z.object({ node: nodeSchema, agentTimeoutMs: agentTimeoutSchema });
+/** Names one checkpoint on one node (inspect, delete). */
+export const checkpointRefSchema = z.object({ hash: hashSchema, node: nodeSchema, agentTimeoutMs: agentTimeoutSchema });
+
+const ageSchema = (defaultMs: number) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(366 * DAY_MS, 'must be at most 366 days')
+    .default(defaultMs);
+export const gcRequestSchema = z.object({
+  node: nodeSchema,
+  /** Temporary dumps and trash untouched this long are removed (a live dump is written every second). */
+  tmpMaxAgeMs: ageSchema(60 * 60 * 1000),
+  /** Run and restore files of processes that no longer run, untouched this long, are removed; live workloads this old are stopped. */
+  runMaxAgeMs: ageSchema(25 * 60 * 60 * 1000),
+  /** Also apply retention to every workload name found: keep the newest N of each. */
+  keepPerName: keepSchema.optional(),
+  agentTimeoutMs: agentTimeoutSchema,
+});
+
+export type SpecHashRequest = z.input<typeof specHashRequestSchema>;
+export type RefreshRequest = z.input<typeof refreshRequestSchema>;
+export type RefreshSpec = z.output<typeof refreshRequestSchema>;
+export type RefreshScheduleRequest = z.input<typeof refreshScheduleSchema>;
+export type NodeRequest = z.input<typeof nodeRequestSchema>;
+export type CheckpointRef = z.input<typeof checkpointRefSchema>;
+export type GcRequest = z.input<typeof gcRequestSchema>;

@@ -144,3 +144,108 @@ export interface Progress {
   /** Bytes of CRIU images written (checkpoint) or verified (restore) by the steps finished so far. */
   bytesWritten: number;
 }
+
+/** What a spec hash is derived from (contract/spec-hash.ts documents each field). */
+export interface SpecHashInputs {
+  formatVersion: 1;
+  name: string;
+  runtime: Runtime;
+  /** The container image's digest (kubernetes runtime); null for the local runtime. */
+  imageDigest: string | null;
+  /** Local runtime: the program (resolved on PATH, symlinks followed) and every argument that names a file. */
+  files: Array<{ path: string; sha256: string }>;
+  command: string[];
+  cwd: string | null;
+  /** The variables of `workload.env` that count (all, unless the request names a subset). */
+  env: Record<string, string>;
+  gpu: { models: string[]; driverVersion: string | null };
+  criuVersion: string;
+}
+
+export interface SpecHashInput {
+  name: string;
+  runtime: Runtime;
+  workload: WorkloadSpec;
+  hashEnv?: string[] | undefined;
+}
+
+export interface SpecHashResult {
+  hash: string;
+  inputs: SpecHashInputs;
+}
+
+/** A restored copy of a checkpoint that still runs: the checkpoint may not be deleted meanwhile. */
+export interface CheckpointUse {
+  restoreId: string;
+  pid: number;
+  /** `restoring`: CRIU is still at work on it. */
+  state: 'running' | 'restoring';
+}
+
+/** One committed checkpoint as listings show it. */
+export interface CheckpointSummary {
+  hash: string;
+  node: string;
+  /** The workload name of a spec hash (`<name>-<16 hex>`); null for a hash chosen by hand. */
+  name: string | null;
+  createdAt: string;
+  totalBytes: number;
+  fileCount: number;
+  command: string[];
+  gpu: string | null;
+  usedBy: CheckpointUse[];
+}
+
+export interface CheckpointInfo {
+  summary: CheckpointSummary;
+  manifest: CheckpointManifest;
+}
+
+export interface RemovedCheckpoint {
+  hash: string;
+  node: string;
+  /** False when it was already gone (a retried delete). */
+  removed: boolean;
+  freedBytes: number;
+}
+
+export interface RetentionReport {
+  name: string;
+  keep: number;
+  kept: string[];
+  deleted: string[];
+  /** Past retention but used by a running restore: kept until a later run. */
+  inUse: string[];
+}
+
+export type RefreshOutcome = 'created' | 'unchanged' | 'joined';
+
+export interface RefreshResult {
+  name: string;
+  node: string;
+  hash: string;
+  outcome: RefreshOutcome;
+  /** The checkpoint workflow this refresh started or joined; null when the checkpoint already existed. */
+  checkpointWorkflowId: string | null;
+  retention: RetentionReport;
+}
+
+export interface GarbageInput {
+  tmpMaxAgeMs: number;
+  runMaxAgeMs: number;
+}
+
+/** What one garbage collection removed, as paths relative to the storage root. */
+export interface GarbageReport {
+  removed: string[];
+  /** Stale checkpoint workloads that were still running and were stopped. */
+  stoppedWorkloads: string[];
+  /** Left alone because a process still uses it (a CRIU run, a live restore). */
+  busy: string[];
+  freedBytes: number;
+}
+
+export interface GcResult extends GarbageReport {
+  node: string;
+  retention: RetentionReport[];
+}

@@ -43,6 +43,11 @@ const SUMMARIES: Record<keyof NodeActivities, string> = {
   gpuState: 'Read the GPU checkpoint state',
   gpuInfo: "Read the node's GPUs",
   gpuCheckRestore: 'Check GPU model and driver against the checkpoint',
+  deriveSpecHash: 'Derive the spec hash (files, env, GPU, CRIU)',
+  listCommitted: 'List committed checkpoints',
+  describeCheckpoint: 'Read a checkpoint and its users',
+  removeCheckpoint: 'Delete a checkpoint (rename out of place, then remove)',
+  collectGarbage: 'Remove stale dumps, run files and trash',
 };
 
 type Group = { [K in keyof NodeActivities]: (input: Parameters<NodeActivities[K]>[0]) => ReturnType<NodeActivities[K]> };

@@ -1,9 +1,12 @@
 import type { NodeAgentConfig } from './agent-config.js';
 import { checkpointStoreActivities } from './checkpoint-store.js';
 import { dumpActivities } from './dump.js';
+import { garbageActivities } from './garbage.js';
 import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
 import { localWorkloadActivities } from './local-workload.js';
 import { restoreActivities } from './restore.js';
+import { retentionActivities } from './retention.js';
+import { specHashActivities } from './spec-hash.js';
 import { StoreLayout } from './store-layout.js';
 
 /** Every activity the node agent registers on `torpor-node-<node>`. */
@@ -16,6 +19,9 @@ export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityD
     ...dumpActivities(config, layout),
     ...restoreActivities(config, layout),
     ...gpuActivities(config, layout, gpu),
+    ...specHashActivities(config, gpu?.queryGpus),
+    ...retentionActivities(config, layout),
+    ...garbageActivities(layout),
   };
 }
 

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { torporFailure } from '../../contract/failures.js';
+import { workloadNameOf } from '../../contract/retention.js';
+import { HASH_PATTERN } from '../../contract/spec.js';
+import type {
+  CheckpointInfo,
+  CheckpointManifest,
+  CheckpointSummary,
+  CheckpointUse,
+  HashInput,
+  RemovedCheckpoint,
+} from '../../contract/types.js';
+import type { NodeAgentConfig } from './agent-config.js';
+import { fsyncPath } from './file-digests.js';
+import { byteHeartbeat } from './heartbeat.js';
+import { parseManifest } from './manifest.js';
+import { isRunning } from './process-identity.js';
+import { readRecord, type WorkloadRecord } from './run-records.js';
+import type { StoreLayout } from './store-layout.js';
+import { type CriuProcess, criuProcesses, entries, liveUses, removeTree, restoreUse } from './store-scan.js';
+
+export function summarize(manifest: CheckpointManifest, usedBy: CheckpointUse[]): CheckpointSummary {
+  const gpu = manifest.gpu;
+  return {
+    hash: manifest.hash,
+    node: manifest.node,
+    name: workloadNameOf(manifest.hash),
+    createdAt: manifest.createdAt,
+    totalBytes: manifest.totalBytes,
+    fileCount: manifest.files.length,
+    command: manifest.workload.command,
+    gpu: gpu ? `${gpu.gpus.map((g) => g.name).join(', ')} (driver ${gpu.driverVersion})` : null,
+    usedBy,
+  };
+}
+
+/**
+ * Retention's node side: list the committed checkpoints with what uses them, describe one, and
+ * delete one. A delete renames the checkpoint out of place first (one atomic step, so no reader ever
+ * sees a half-deleted checkpoint with its marker) and then removes it; one a running restore uses
+ * is refused with CheckpointInUse.
+ */
+export function retentionActivities(config: NodeAgentConfig, layout: StoreLayout) {
+  const trashDir = path.join(layout.root, '.trash');
+
+  async function committed(hash: string): Promise<CheckpointManifest | null> {
+    if (!(await stat(layout.doneMarker(hash)).catch(() => null))) return null;
+    return readFile(layout.manifestFile(hash), 'utf8').then(parseManifest, () => null);
+  }
+
+  async function info(hash: string, criu: readonly CriuProcess[]): Promise<CheckpointInfo | null> {
+    const manifest = await committed(hash);
+    return manifest && { summary: summarize(manifest, await liveUses(layout, hash, criu)), manifest };
+  }
+
+  /** After the checkpoint is gone: the files of restores that no longer run, and of a workload that no longer runs. */
+  async function removeLeftovers(hash: string, criu: readonly CriuProcess[]): Promise<void> {
+    const restores = path.join(layout.root, '.restores', hash);
+    for (const restoreId of await entries(restores)) {
+      if ((await restoreUse(layout, hash, restoreId, criu)) === null)
+        await rm(path.join(restores, restoreId), { recursive: true, force: true });
+    }
+    await rm(restores, { recursive: false, force: true }).catch(() => undefined);
+    const workload = await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json')).catch(() => null);
+    if (workload === null || !(await isRunning(workload))) {
+      await rm(layout.runDir(hash), { recursive: true, force: true });
+      await rm(layout.signalFile(hash), { force: true });
+    }
+  }
+
+  return {
+    /** Every committed checkpoint on this node (newest first) with the restores that use it. */
+    async listCommitted(_: Record<string, never> = {}): Promise<CheckpointSummary[]> {
+      const criu = await criuProcesses();
+      const found: CheckpointSummary[] = [];
+      for (const entry of await entries(layout.root)) {
+        if (!HASH_PATTERN.test(entry)) continue;
+        const described = await info(entry, criu);
+        if (described) found.push(described.summary);
+      }
+      return found.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    },
+
+    /** The committed checkpoint `hash` with its manifest and users, or null. */
+    async describeCheckpoint({ hash }: HashInput): Promise<CheckpointInfo | null> {
+      layout.checkpointDir(hash);
+      return info(hash, await criuProcesses());
+    },
+
+    /** Deletes checkpoint `hash` (committed or left incomplete). Already gone is success (`removed: false`). */
+    async removeCheckpoint({ hash }: HashInput): Promise<RemovedCheckpoint> {
+      const dir = layout.checkpointDir(hash);
+      const criu = await criuProcesses();
+      const uses = await liveUses(layout, hash, criu);
+      if (uses.length > 0) {
+        const by = uses.map((u) => `restore ${u.restoreId} (pid ${u.pid}, ${u.state})`).join(', ');
+        throw torporFailure('CheckpointInUse', `Checkpoint ${hash} on node ${config.nodeName} is used by ${by}`, { usedBy: uses });
+      }
+      await mkdir(trashDir, { recursive: true });
+      const trashed = path.join(trashDir, `${hash}.${randomUUID().slice(0, 8)}`);
+      let removed = true;
+      try {
+        await rename(dir, trashed);
+        await fsyncPath(layout.root);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        removed = false;
+      }
+      const beat = byteHeartbeat('deleting');
+      const freedBytes = removed ? await removeTree(trashed, beat.add) : 0;
+      await removeLeftovers(hash, criu);
+      return { hash, node: config.nodeName, removed, freedBytes };
+    },
+  };
+}

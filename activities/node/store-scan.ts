@@ -1,0 +1,108 @@
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ChrekEnv } from '../../contract/chrek.js';
+import type { CheckpointUse } from '../../contract/types.js';
+import { identify, isRunning, readEnviron } from './process-identity.js';
+import { type RestoredRecord, readRecord } from './run-records.js';
+import type { StoreLayout } from './store-layout.js';
+
+/** A CRIU process and its arguments, to tell which directories it works in. */
+export interface CriuProcess {
+  pid: number;
+  argv: string[];
+}
+
+/** Every CRIU process on the node, read once per activity from /proc. */
+export async function criuProcesses(): Promise<CriuProcess[]> {
+  const found: CriuProcess[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = await readFile(`/proc/${entry}/cmdline`, 'utf8').then(
+      (raw) => raw.split('\0').filter((a) => a !== ''),
+      () => [],
+    );
+    if (argv.some((a) => a === 'criu' || a.endsWith('/criu'))) found.push({ pid: Number(entry), argv });
+  }
+  return found;
+}
+
+/** The CRIU process working in or on `dir`, if any. */
+export function criuIn(criu: readonly CriuProcess[], dir: string): CriuProcess | undefined {
+  return criu.find((c) => c.argv.some((a) => a === dir || a.startsWith(`${dir}/`)));
+}
+
+/** Directory entries, or none when the directory does not exist. */
+export async function entries(dir: string): Promise<string[]> {
+  return readdir(dir).catch(() => []);
+}
+
+/**
+ * The restored copies of `hash` that still run (or that CRIU is restoring right now): a checkpoint
+ * they use may not be deleted. Reads the agent's own records, and CRIU's pidfile where the agent
+ * crashed before writing the record.
+ */
+export async function liveUses(layout: StoreLayout, hash: string, criu: readonly CriuProcess[]): Promise<CheckpointUse[]> {
+  const uses: CheckpointUse[] = [];
+  for (const restoreId of await entries(path.join(layout.root, '.restores', hash))) {
+    const use = await restoreUse(layout, hash, restoreId, criu);
+    if (use) uses.push(use);
+  }
+  const restoring = criuIn(criu, layout.checkpointDir(hash));
+  if (restoring && !uses.some((u) => u.pid === restoring.pid)) uses.push({ restoreId: '?', pid: restoring.pid, state: 'restoring' });
+  return uses;
+}
+
+/** The live process of one restore directory, or null when nothing of it runs. */
+export async function restoreUse(layout: StoreLayout, hash: string, restoreId: string, criu: readonly CriuProcess[]) {
+  let dir: string;
+  try {
+    dir = layout.restoreDir(hash, restoreId);
+  } catch {
+    return null;
+  }
+  const record = await readRecord<RestoredRecord>(path.join(dir, 'restored.json')).catch(() => null);
+  if (record && (await isRunning(record))) return { restoreId, pid: record.pid, state: 'running' } satisfies CheckpointUse;
+  const busy = criuIn(criu, dir);
+  if (busy) return { restoreId, pid: busy.pid, state: 'restoring' } satisfies CheckpointUse;
+  if (record) return null;
+  const pid = Number((await readFile(path.join(dir, 'pid'), 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 0 || (await identify(pid)) === null) return null;
+  const env = await readEnviron(pid).catch(() => ({}) as Record<string, string>);
+  return env[ChrekEnv.hash] === hash ? ({ restoreId, pid, state: 'running' } satisfies CheckpointUse) : null;
+}
+
+/** The newest modification time below `p` (itself included), in ms; 0 when it is gone. */
+export async function newestMtimeMs(p: string): Promise<number> {
+  const own = await stat(p).catch(() => null);
+  if (own === null) return 0;
+  let newest = own.mtimeMs;
+  if (own.isDirectory()) {
+    for (const child of await entries(p)) newest = Math.max(newest, await newestMtimeMs(path.join(p, child)));
+  }
+  return newest;
+}
+
+/** Bytes of the regular files below `p`. */
+export async function treeBytes(p: string): Promise<number> {
+  const own = await stat(p).catch(() => null);
+  if (own === null) return 0;
+  if (!own.isDirectory()) return own.isFile() ? own.size : 0;
+  let total = 0;
+  for (const child of await entries(p)) total += await treeBytes(path.join(p, child));
+  return total;
+}
+
+/** Removes `p` and everything below it; returns the bytes freed. Already gone is success. */
+export async function removeTree(p: string, onBytes: (n: number) => void = () => undefined): Promise<number> {
+  const own = await stat(p).catch(() => null);
+  if (own === null) return 0;
+  let freed = 0;
+  if (own.isDirectory()) {
+    for (const child of await entries(p)) freed += await removeTree(path.join(p, child), onBytes);
+  } else if (own.isFile()) {
+    freed = own.size;
+  }
+  await rm(p, { recursive: true, force: true });
+  onBytes(freed);
+  return freed;
+}
