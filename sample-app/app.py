@@ -90,6 +90,9 @@ def main():
         if os.environ.get("SAMPLE_NEVER_READY"):
             while True:
                 time.sleep(1)
+        # Report once, before the ready file: after it the app stays quiet until the signal or the
+        # marker, so no file is open (or renamed away) at the moment CRIU dumps it.
+        write_status(phase="waiting-for-checkpoint", counter=counter, checksum=checksum)
         if ready_file:
             with open(ready_file, "w") as f:
                 f.write("ready")
@@ -108,7 +111,6 @@ def main():
                 log(f"Checkpoint signal file detected: {signal_file}")
                 log("Checkpoint complete, exiting")
                 return
-            write_status(phase="waiting-for-checkpoint", counter=counter, checksum=checksum)
             time.sleep(TICK_SECONDS)
         run_application(table, counter, restored=True)
     else:

@@ -15,7 +15,7 @@ import type {
   WorkloadExit,
 } from '../../contract/types.js';
 import { logTail } from './log-tail.js';
-import { identify, isRunning } from './process-identity.js';
+import { holdsOpen, identify, isRunning } from './process-identity.js';
 import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
 import { terminateGroup } from './terminate.js';
@@ -142,7 +142,11 @@ export function localWorkloadActivities(layout: StoreLayout) {
       const started = Date.now();
       for (;;) {
         if (!(await isRunning(record))) throw await exitedFailure(record, 'before it became ready');
-        if (await pathExists(record.contract.readyFile)) return { waitedMs: Date.now() - started };
+        // Ready once the file exists and is closed: CRIU would otherwise dump an fd to a file that
+        // the clean-up removes, and the restore could not reopen it.
+        if ((await pathExists(record.contract.readyFile)) && !(await holdsOpen(record.pid, record.contract.readyFile))) {
+          return { waitedMs: Date.now() - started };
+        }
         const waitedMs = Date.now() - started;
         if (waitedMs > timeoutMs) {
           throw torporFailure('WorkloadNotReady', `Workload ${hash} wrote no ready file within ${timeoutMs} ms`, {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 /** A PID alone can be reused; PID plus start time (clock ticks since boot) names one process. */
 export interface ProcessIdentity {
@@ -57,4 +57,13 @@ export async function readComm(pid: number): Promise<string> {
   } catch {
     return '?';
   }
+}
+
+/** True while `pid` has `file` open (one of its /proc/<pid>/fd links points at it). */
+export async function holdsOpen(pid: number, file: string): Promise<boolean> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+  for (const fd of fds) {
+    if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === file) return true;
+  }
+  return false;
 }
