@@ -1,59 +1,96 @@
 import { randomUUID } from 'node:crypto';
-import {
-  ApplicationFailure,
-  type Client,
-  type WorkflowHandleWithFirstExecutionRunId as StartedWorkflow,
-  WorkflowFailedError,
+import type {
+  Client,
+  WorkflowHandleWithFirstExecutionRunId as StartedWorkflow,
+  WorkflowHandle,
+  WorkflowStartOptions,
 } from '@temporalio/client';
-import type { FailureType } from '../contract/failures.js';
+import type { Workflow } from '@temporalio/common';
 import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../contract/naming.js';
 import {
   type CheckpointRequest,
+  checkpointRefSchema,
   checkpointRequestSchema,
+  type GcRequest,
+  gcRequestSchema,
+  nodeRequestSchema,
   parseOrReject,
+  type RefreshRequest,
+  type RefreshScheduleRequest,
   type RestoreRequest,
+  refreshRequestSchema,
   restoreRequestSchema,
+  type SpecHashRequest,
+  specHashRequestSchema,
 } from '../contract/spec.js';
-import type { CheckpointResult, Progress, RestoreResult } from '../contract/types.js';
-import type { checkpoint, restore } from '../workflows/index.js';
+import type {
+  CheckpointInfo,
+  CheckpointResult,
+  CheckpointSummary,
+  GcResult,
+  Progress,
+  RefreshResult,
+  RemovedCheckpoint,
+  RestoreResult,
+  SpecHashResult,
+} from '../contract/types.js';
+import type {
+  checkpoint,
+  deleteCheckpoint,
+  gc,
+  inspectCheckpoint,
+  listCheckpoints,
+  refresh,
+  restore,
+  specHash,
+} from '../workflows/index.js';
+import { toTorporError, validated } from './errors.js';
+import { type RefreshSchedule, RefreshSchedules, type TriggeredRefresh } from './schedules.js';
+import { workflowIds } from './workflow-ids.js';
 
-export type { CheckpointRequest, RestoreRequest } from '../contract/spec.js';
-export type { CheckpointManifest, CheckpointResult, Progress, RestoreResult } from '../contract/types.js';
-
-/** A Torpor failure as callers see it: the stable `type` and the message that says what to do. */
-export class TorporError extends Error {
-  constructor(
-    readonly type: FailureType | 'Unknown',
-    message: string,
-    readonly workflowId?: string,
-  ) {
-    super(message);
-    this.name = `TorporError(${type})`;
-  }
-}
-
-function toTorporError(err: unknown, workflowId?: string): unknown {
-  const cause = err instanceof WorkflowFailedError ? err.cause : err;
-  if (cause instanceof ApplicationFailure) {
-    return new TorporError((cause.type ?? 'Unknown') as FailureType, cause.message, workflowId);
-  }
-  return err;
-}
-
-/** Validates on the caller's side first, so bad input fails before any workflow starts. */
-function validated<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw toTorporError(err);
-  }
-}
+export type {
+  CheckpointRequest,
+  GcRequest,
+  RefreshRequest,
+  RefreshScheduleRequest,
+  RestoreRequest,
+  SpecHashRequest,
+} from '../contract/spec.js';
+export type {
+  CheckpointInfo,
+  CheckpointManifest,
+  CheckpointResult,
+  CheckpointSummary,
+  GcResult,
+  Progress,
+  RefreshResult,
+  RemovedCheckpoint,
+  RestoreResult,
+  SpecHashResult,
+} from '../contract/types.js';
+export { TorporError } from './errors.js';
+export type { RefreshSchedule, TriggeredRefresh } from './schedules.js';
 
 export type RestoreStart = Omit<RestoreRequest, 'restoreId'> & { restoreId?: string };
+export interface CheckpointFilter {
+  node: string;
+  /** Only the spec hashes of this workload name. */
+  name?: string;
+}
+type Target = { agentTimeoutMs?: number };
 
-/** What other services import: start checkpoints and restores, and await typed results. */
+/**
+ * What other services import: start checkpoints and restores, list, inspect and delete checkpoints,
+ * keep them fresh with Schedules, collect garbage; every result typed, every failure a TorporError.
+ * Each operation runs as a workflow (the store lives on the node; only its agent touches it), so it
+ * also has a `start…` form that returns the handle (for its ID, UI link and progress).
+ */
 export class TorporClient {
-  constructor(private readonly client: Client) {}
+  readonly schedules: RefreshSchedules;
+
+  constructor(private readonly client: Client) {
+    this.schedules = new RefreshSchedules(client);
+  }
 
   /**
    * Starts (or joins) the checkpoint of `request.hash`. One workflow ID per hash: a request for an
@@ -86,18 +123,128 @@ export class TorporClient {
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
-    const handle = await this.startCheckpoint(request);
-    return handle.result().catch((err: unknown) => Promise.reject(toTorporError(err, handle.workflowId)));
+    return this.result(await this.startCheckpoint(request));
   }
 
   async restore(request: RestoreStart): Promise<RestoreResult> {
-    const handle = await this.startRestore(request);
-    return handle.result().catch((err: unknown) => Promise.reject(toTorporError(err, handle.workflowId)));
+    return this.result(await this.startRestore(request));
+  }
+
+  /** The committed checkpoint `hash` on `node`: manifest and the restores using it. Unknown: TorporError CheckpointNotFound. */
+  async getCheckpoint(hash: string, node: string, target: Target = {}): Promise<CheckpointInfo> {
+    return this.result(await this.startInspect(hash, node, target));
+  }
+
+  async startInspect(hash: string, node: string, target: Target = {}): Promise<StartedWorkflow<typeof inspectCheckpoint>> {
+    const request = { hash, node, ...target };
+    validated(() => parseOrReject(checkpointRefSchema, request, 'inspect request'));
+    return this.start<typeof inspectCheckpoint>(
+      'inspectCheckpoint',
+      workflowIds.inspect(hash, node),
+      request,
+      `Inspect ${hash} on ${node}`,
+    );
+  }
+
+  /** The committed checkpoints on `filter.node`, newest first. */
+  async listCheckpoints(filter: CheckpointFilter, target: Target = {}): Promise<CheckpointSummary[]> {
+    const all: CheckpointSummary[] = await this.result(await this.startList(filter.node, target));
+    return filter.name === undefined ? all : all.filter((c) => c.name === filter.name);
+  }
+
+  async startList(node: string, target: Target = {}): Promise<StartedWorkflow<typeof listCheckpoints>> {
+    const request = { node, ...target };
+    validated(() => parseOrReject(nodeRequestSchema, request, 'list request'));
+    return this.start<typeof listCheckpoints>('listCheckpoints', workflowIds.list(node), request, `List checkpoints on ${node}`);
+  }
+
+  /** Deletes checkpoint `hash` on `node`. TorporError CheckpointNotFound if there is none, CheckpointInUse while a restore runs from it. */
+  async deleteCheckpoint(hash: string, node: string, target: Target = {}): Promise<RemovedCheckpoint> {
+    return this.result(await this.startDelete(hash, node, target));
+  }
+
+  async startDelete(hash: string, node: string, target: Target = {}): Promise<StartedWorkflow<typeof deleteCheckpoint>> {
+    const request = { hash, node, ...target };
+    validated(() => parseOrReject(checkpointRefSchema, request, 'delete request'));
+    return this.start<typeof deleteCheckpoint>('deleteCheckpoint', workflowIds.delete(hash, node), request, `Delete ${hash} on ${node}`, {
+      join: true,
+    });
+  }
+
+  /** The spec hash `request.node` derives for a workload (contract/spec-hash.ts), without checkpointing it. */
+  async deriveSpecHash(request: SpecHashRequest): Promise<SpecHashResult> {
+    validated(() => parseOrReject(specHashRequestSchema, request, 'spec hash request'));
+    const id = workflowIds.specHash(request.name, request.node);
+    return this.result(await this.start<typeof specHash>('specHash', id, request, `Spec hash of ${request.name} on ${request.node}`));
+  }
+
+  /** One refresh now (what a schedule runs): checkpoint the current spec when missing, then apply retention. Joins one in flight. */
+  async refresh(request: RefreshRequest): Promise<RefreshResult> {
+    return this.result(await this.startRefresh(request));
+  }
+
+  async startRefresh(request: RefreshRequest): Promise<StartedWorkflow<typeof refresh>> {
+    validated(() => parseOrReject(refreshRequestSchema, request, 'refresh request'));
+    const id = workflowIds.refresh(request.name, request.node);
+    return this.start<typeof refresh>('refresh', id, request, `Refresh ${request.name} on ${request.node}`, { join: true });
+  }
+
+  /** Garbage collection on `request.node`; joins one in flight. */
+  async gc(request: GcRequest): Promise<GcResult> {
+    return this.result(await this.startGc(request));
+  }
+
+  async startGc(request: GcRequest): Promise<StartedWorkflow<typeof gc>> {
+    validated(() => parseOrReject(gcRequestSchema, request, 'gc request'));
+    return this.start<typeof gc>('gc', workflowIds.gc(request.node), request, `Garbage collection on ${request.node}`, { join: true });
+  }
+
+  /** Creates or updates the Temporal Schedule that refreshes `request.name` on `request.node` every `request.every`. */
+  async ensureRefreshSchedule(request: RefreshScheduleRequest): Promise<RefreshSchedule> {
+    return this.schedules.ensure(request);
+  }
+
+  async listRefreshSchedules(filter: { node?: string } = {}): Promise<RefreshSchedule[]> {
+    return this.schedules.list(filter);
+  }
+
+  async deleteRefreshSchedule(name: string, node: string): Promise<void> {
+    return this.schedules.delete(name, node);
+  }
+
+  async triggerRefreshSchedule(name: string, node: string): Promise<TriggeredRefresh> {
+    return this.schedules.trigger(name, node);
+  }
+
+  async backfillRefreshSchedule(name: string, node: string, window: { start: Date; end: Date }): Promise<void> {
+    return this.schedules.backfill(name, node, window);
+  }
+
+  /** The result of a refresh a schedule started (see `triggerRefreshSchedule`). */
+  async refreshResult(workflowId: string, runId?: string): Promise<RefreshResult> {
+    return this.result(this.client.workflow.getHandle<typeof refresh>(workflowId, runId));
   }
 
   /** The `progress` query of a running (or finished) checkpoint or restore. */
   async progress(workflowId: string): Promise<Progress> {
     return this.client.workflow.getHandle(workflowId).query<Progress>('progress');
+  }
+
+  /** Awaits a workflow's result; its failure becomes a TorporError. */
+  async result<W extends Workflow>(handle: WorkflowHandle<W>): Promise<Awaited<ReturnType<W>>> {
+    return (await handle.result().catch((err: unknown) => Promise.reject(toTorporError(err, handle.workflowId)))) as Awaited<ReturnType<W>>;
+  }
+
+  private start<W extends Workflow>(type: string, workflowId: string, request: object, summary: string, options: { join?: boolean } = {}) {
+    const startOptions = {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId,
+      args: [request],
+      workflowIdConflictPolicy: options.join ? 'USE_EXISTING' : 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      staticSummary: summary,
+    } as unknown as WorkflowStartOptions<W>;
+    return this.client.workflow.start<W>(type, startOptions);
   }
 }
 
@@ -105,4 +252,9 @@ export class TorporClient {
 export function workflowUiUrl(uiBase: string, namespace: string, workflowId: string, runId?: string): string {
   const base = `${uiBase.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
   return runId ? `${base}/${runId}/history` : base;
+}
+
+/** The Temporal Web UI page of a schedule. */
+export function scheduleUiUrl(uiBase: string, namespace: string, scheduleId: string): string {
+  return `${uiBase.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/schedules/${encodeURIComponent(scheduleId)}`;
 }

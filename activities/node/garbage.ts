@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { mkdir, rename, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { HASH_PATTERN } from '../../contract/spec.js';
@@ -59,7 +59,7 @@ export function garbageActivities(layout: StoreLayout) {
           if (await restoreUse(layout, hash, restoreId, criu)) report.busy.push(path.relative(layout.root, dir));
           else await sweep(dir, runMaxAgeMs);
         }
-        if ((await entries(at('.restores', hash))).length === 0) await removeTree(at('.restores', hash));
+        await rmdir(at('.restores', hash)).catch(() => undefined);
       }
       for (const hash of (await entries(at('.runs'))).filter((e) => HASH_PATTERN.test(e))) {
         // A restored copy reads its restore marker from the run directory of its checkpoint.

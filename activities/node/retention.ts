@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../contract/failures.js';
 import { workloadNameOf } from '../../contract/retention.js';
@@ -62,7 +62,8 @@ export function retentionActivities(config: NodeAgentConfig, layout: StoreLayout
       if ((await restoreUse(layout, hash, restoreId, criu)) === null)
         await rm(path.join(restores, restoreId), { recursive: true, force: true });
     }
-    await rm(restores, { recursive: false, force: true }).catch(() => undefined);
+    // Only once empty: a restore still running keeps its directory.
+    await rmdir(restores).catch(() => undefined);
     const workload = await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json')).catch(() => null);
     if (workload === null || !(await isRunning(workload))) {
       await rm(layout.runDir(hash), { recursive: true, force: true });
