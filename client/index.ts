@@ -1,10 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type {
-  Client,
-  WorkflowHandleWithFirstExecutionRunId as StartedWorkflow,
-  WorkflowHandle,
-  WorkflowStartOptions,
-} from '@temporalio/client';
+import type { Client, WorkflowHandleWithFirstExecutionRunId as StartedWorkflow, WorkflowStartOptions } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../contract/naming.js';
 import {
@@ -231,8 +226,8 @@ export class TorporClient {
   }
 
   /** Awaits a workflow's result; its failure becomes a TorporError. */
-  async result<W extends Workflow>(handle: WorkflowHandle<W>): Promise<Awaited<ReturnType<W>>> {
-    return (await handle.result().catch((err: unknown) => Promise.reject(toTorporError(err, handle.workflowId)))) as Awaited<ReturnType<W>>;
+  async result<T>(handle: { workflowId: string; result(): Promise<T> }): Promise<T> {
+    return handle.result().catch((err: unknown) => Promise.reject(toTorporError(err, handle.workflowId)));
   }
 
   private start<W extends Workflow>(type: string, workflowId: string, request: object, summary: string, options: { join?: boolean } = {}) {
