@@ -6,7 +6,7 @@ import { collectEnv, commaList, durationMs, isoDate, positiveInt, type WorkloadO
 
 type ContextOf = (cmd: Command) => CliContext;
 
-function refreshLines(r: RefreshResult): string[] {
+function refreshLines(r: RefreshResult, ui: string): string[] {
   return [
     `refresh of ${r.name} on ${r.node}: ${r.outcome} ${r.hash}`,
     ...fields([
@@ -14,6 +14,7 @@ function refreshLines(r: RefreshResult): string[] {
       ['kept', r.retention.kept.join(', ') || '-'],
       ['deleted', r.retention.deleted.join(', ') || '-'],
       ['in use', r.retention.inUse.join(', ') || '-'],
+      ['ui', ui],
     ]),
   ];
 }
@@ -107,11 +108,9 @@ export function registerScheduleCommands(program: Command, contextOf: ContextOf)
         return;
       }
       const ref = ctx.workflowRef({ workflowId: triggered.workflowId, runId: triggered.runId });
-      ctx.note(`refresh of ${name} on ${ctx.node}: ${ref.ui}`);
+      ctx.note(`refresh of ${name} on ${ctx.node} started: ${ref.workflowId}`);
       const result = o.wait ? await torpor.refreshResult(triggered.workflowId, triggered.runId) : null;
-      ctx.print({ ...triggered, ui: ref.ui, result }, () =>
-        result ? [...refreshLines(result), `  ui  ${ref.ui}`] : [`started ${ref.ui}`],
-      );
+      ctx.print({ ...triggered, ui: ref.ui, result }, () => (result ? refreshLines(result, ref.ui) : [`started ${ref.ui}`]));
     });
 
   schedule
