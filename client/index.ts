@@ -5,16 +5,16 @@ import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../
 import {
   type CheckpointRequest,
   checkpointRefSchema,
-  checkpointRequestSchema,
   type GcRequest,
   gcRequestSchema,
   nodeRequestSchema,
+  parseCheckpointRequest,
   parseOrReject,
+  parseRestoreRequest,
   type RefreshRequest,
   type RefreshScheduleRequest,
   type RestoreRequest,
   refreshRequestSchema,
-  restoreRequestSchema,
   type SpecHashRequest,
   specHashRequestSchema,
 } from '../contract/spec.js';
@@ -92,7 +92,7 @@ export class TorporClient {
    * in-flight hash joins it; one for a committed hash returns that checkpoint without dumping again.
    */
   async startCheckpoint(request: CheckpointRequest): Promise<StartedWorkflow<typeof checkpoint>> {
-    validated(() => parseOrReject(checkpointRequestSchema, request, 'checkpoint request'));
+    validated(() => parseCheckpointRequest(request));
     return this.client.workflow.start<typeof checkpoint>('checkpoint', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: checkpointWorkflowId(request.hash),
@@ -106,7 +106,7 @@ export class TorporClient {
 
   async startRestore(request: RestoreStart): Promise<StartedWorkflow<typeof restore>> {
     const full: RestoreRequest = { ...request, restoreId: request.restoreId ?? randomUUID().slice(0, 8) };
-    validated(() => parseOrReject(restoreRequestSchema, full, 'restore request'));
+    validated(() => parseRestoreRequest(full));
     return this.client.workflow.start<typeof restore>('restore', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: restoreWorkflowId(full.hash, full.restoreId),

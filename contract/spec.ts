@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RESERVED_ENV_PREFIXES } from './chrek.js';
 import { torporFailure } from './failures.js';
+import { kubernetesSectionSchema } from './kubernetes.js';
 
 /** Checkpoint hashes name directories and Kubernetes objects: DNS-label safe, no path syntax. */
 export const HASH_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -11,7 +12,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 export const hashSchema = z.string().regex(HASH_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits and dashes)');
 export const nodeSchema = z.string().regex(NODE_PATTERN, 'must be a DNS subdomain such as gpu-node-1');
-export const runtimeSchema = z.literal('local', { error: 'must be "local" (the kubernetes runtime is not built yet)' });
+export const runtimeSchema = z.enum(['local', 'kubernetes'], { error: 'must be "local" or "kubernetes"' });
 const timeoutSchema = (defaultMs: number) => z.number().int().positive().max(DAY_MS, 'must be at most 24 hours').default(defaultMs);
 /** How long a step waits for the node's agent to pick it up before failing with AgentUnavailable. */
 const agentTimeoutSchema = z.number().int().min(1000, 'must be at least 1000 ms').max(DAY_MS, 'must be at most 24 hours').default(60_000);
@@ -54,6 +55,8 @@ export const checkpointRequestSchema = z.object({
   /** How long the CUDA driver may wait for running GPU work before the lock fails. */
   gpuLockTimeoutMs: timeoutSchema(30 * 1000),
   agentTimeoutMs: agentTimeoutSchema,
+  /** Required by, and only allowed with, the kubernetes runtime. */
+  kubernetes: kubernetesSectionSchema.optional(),
 });
 
 export const restoreRequestSchema = z.object({
@@ -64,6 +67,10 @@ export const restoreRequestSchema = z.object({
   readiness: readinessSchema.default({ kind: 'process-alive' }),
   readyTimeoutMs: timeoutSchema(5 * 60 * 1000),
   agentTimeoutMs: agentTimeoutSchema,
+  /** Required by, and only allowed with, the kubernetes runtime: the placeholder pod's image and volumes. */
+  kubernetes: kubernetesSectionSchema.optional(),
+  /** The placeholder's command and environment (kubernetes runtime); its image's own when absent. */
+  workload: workloadSchema.optional(),
 });
 
 export type Runtime = z.output<typeof runtimeSchema>;
@@ -81,6 +88,36 @@ export function parseOrReject<S extends z.ZodType>(schema: S, input: unknown, wh
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'} ${i.message}`);
   throw torporFailure('InvalidSpec', `Invalid ${what}: ${problems.join('; ')}`, { problems });
+}
+
+/** The checks that span fields: each runtime has its own section and nothing of the other's. */
+export function runtimeProblems(spec: {
+  runtime: Runtime;
+  kubernetes?: unknown;
+  workload?: { cwd?: string | undefined } | undefined;
+}): string[] {
+  if (spec.runtime === 'kubernetes') {
+    return [
+      ...(spec.kubernetes === undefined ? ['kubernetes is required for the kubernetes runtime'] : []),
+      ...(spec.workload?.cwd === undefined ? [] : ['workload.cwd is not supported by the kubernetes runtime (the image sets it)']),
+    ];
+  }
+  return spec.kubernetes === undefined ? [] : ['kubernetes is only allowed with the kubernetes runtime'];
+}
+
+/** Parses a checkpoint request, including the checks across fields. */
+export function parseCheckpointRequest(input: unknown): CheckpointSpec {
+  return rejectProblems(parseOrReject(checkpointRequestSchema, input, 'checkpoint request'), 'checkpoint request');
+}
+
+export function parseRestoreRequest(input: unknown): RestoreSpec {
+  return rejectProblems(parseOrReject(restoreRequestSchema, input, 'restore request'), 'restore request');
+}
+
+function rejectProblems<T extends Parameters<typeof runtimeProblems>[0]>(spec: T, what: string): T {
+  const problems = runtimeProblems(spec);
+  if (problems.length > 0) throw torporFailure('InvalidSpec', `Invalid ${what}: ${problems.join('; ')}`, { problems });
+  return spec;
 }
 
 /** A workload's name, the readable prefix of its spec hashes (`<name>-<16 hex>`): 46 characters at most. */

@@ -75,9 +75,23 @@ WRAP
   stamp_set criu "$want"
 }
 
+# For the tests only (TORPOR_SETUP_KUBE=1): a real Kubernetes control plane, built from the Go
+# modules pinned in tools/kube (kube-apiserver, kube-controller-manager, etcd). Long the first time.
+ensure_kube() {
+  local want
+  want=$(cat "$ROOT"/tools/kube/go.mod "$ROOT"/tools/kube/go.sum "$ROOT"/tools/kube/etcd/main.go | sha256sum | cut -d' ' -f1)
+  stamp_ok kube "$want" && [ -x "$T/bin/kube-apiserver" ] && [ -x "$T/bin/etcd" ] && return 0
+  command -v go >/dev/null || fail "Go is needed to build the test Kubernetes control plane (tools/kube)"
+  log "building kube-apiserver, kube-controller-manager and etcd from their Go modules (10-20 minutes the first time)"
+  (cd "$ROOT/tools/kube" && GOFLAGS=-buildvcs=false go build -o "$T/bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./etcd)
+  stamp_set kube "$want"
+}
+
 exec 9>"$T/setup.lock"
 flock 9
 ensure_node
 ensure_npm_packages
 ensure_temporal_cli
 ensure_criu
+if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then ensure_kube; fi

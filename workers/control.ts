@@ -2,9 +2,10 @@ import { pathToFileURL } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { CONTROL_TASK_QUEUE } from '../contract/naming.js';
 import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
+import { clusterActivitiesFromEnv } from './control-config.js';
 import { workflowSource } from './workflow-source.js';
 
-/** The unprivileged control worker: runs the workflows on `torpor-control` (Kubernetes activities join it later). */
+/** The unprivileged control worker: the workflows, and the Kubernetes activities when it has a cluster, on `torpor-control`. */
 export function createControlWorker(connection: NativeConnection, namespace: string, options: Partial<WorkerOptions> = {}) {
   return Worker.create({
     connection,
@@ -18,7 +19,8 @@ export function createControlWorker(connection: NativeConnection, namespace: str
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   runMain(async () => {
     const target = temporalTargetFromEnv();
-    const worker = await createControlWorker(await connectWorker(target), target.namespace);
+    const activities = clusterActivitiesFromEnv();
+    const worker = await createControlWorker(await connectWorker(target), target.namespace, activities ? { activities } : {});
     console.log(`control worker polling ${CONTROL_TASK_QUEUE} on ${target.address}`);
     await worker.run();
   });

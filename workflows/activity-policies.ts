@@ -1,7 +1,8 @@
 import { ActivityCancellationType, type ActivityOptions, proxyActivities } from '@temporalio/workflow';
+import type { ClusterActivities } from '../activities/cluster/index.js';
 import type { NodeActivities } from '../activities/node/index.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
-import { nodeTaskQueue } from '../contract/naming.js';
+import { CONTROL_TASK_QUEUE, nodeTaskQueue } from '../contract/naming.js';
 
 /**
  * Timeouts and retry policies of every activity group, in one place.
@@ -23,7 +24,14 @@ const retry = {
 };
 
 /** What the Temporal UI shows for each step, so an execution's history reads as a story. */
-const SUMMARIES: Record<keyof NodeActivities, string> = {
+const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> = {
+  createCheckpointJob: 'Create the checkpoint Job',
+  waitForCheckpointPod: "Wait for the Job's pod to be Ready",
+  waitForCheckpointPodExit: "Wait for the Job's pod to exit",
+  deleteCheckpointJob: 'Delete the checkpoint Job',
+  createRestorePod: 'Create the restore placeholder pod',
+  waitForRestorePod: 'Wait for the placeholder pod',
+  deleteRestorePod: 'Delete the restore placeholder pod',
   findCheckpoint: 'Look for a committed checkpoint',
   startWorkload: 'Start the workload',
   waitWorkloadReady: 'Wait for the ready file',
@@ -50,17 +58,21 @@ const SUMMARIES: Record<keyof NodeActivities, string> = {
   collectGarbage: 'Remove stale dumps, run files and trash',
 };
 
-type Group = { [K in keyof NodeActivities]: (input: Parameters<NodeActivities[K]>[0]) => ReturnType<NodeActivities[K]> };
+type Group<A> = { [K in keyof A]: A[K] extends (input: infer I) => infer R ? (input: I) => R : never };
 
-function group(node: string, agentTimeoutMs: number, options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>): Group {
-  const proxies = proxyActivities<NodeActivities>({
-    taskQueue: nodeTaskQueue(node),
+function group<A extends NodeActivities | ClusterActivities>(
+  taskQueue: string,
+  agentTimeoutMs: number,
+  options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>,
+): Group<A> {
+  const proxies = proxyActivities<A>({
+    taskQueue,
     scheduleToStartTimeout: agentTimeoutMs,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     ...options,
   });
-  return new Proxy({} as Group, {
-    get(_, name: keyof NodeActivities) {
+  return new Proxy({} as Group<A>, {
+    get(_, name: keyof NodeActivities & keyof A) {
       return (input?: { hash?: string }) =>
         (proxies[name] as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => Promise<unknown> }).executeWithOptions(
           { summary: input?.hash ? `${SUMMARIES[name]} · ${input.hash}` : SUMMARIES[name] },
@@ -71,18 +83,38 @@ function group(node: string, agentTimeoutMs: number, options: Omit<ActivityOptio
 }
 
 export function nodeActivities(node: string, agentTimeoutMs: number) {
+  const queue = nodeTaskQueue(node);
   return {
-    quick: group(node, agentTimeoutMs, { startToCloseTimeout: QUICK_START_TO_CLOSE_MS, retry: { ...retry, maximumAttempts: 5 } }),
-    heavy: group(node, agentTimeoutMs, {
+    quick: group<NodeActivities>(queue, agentTimeoutMs, {
+      startToCloseTimeout: QUICK_START_TO_CLOSE_MS,
+      retry: { ...retry, maximumAttempts: 5 },
+    }),
+    heavy: group<NodeActivities>(queue, agentTimeoutMs, {
       startToCloseTimeout: '2 hours',
       heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
       retry: { ...retry, maximumAttempts: 5 },
     }),
     /** Waits are bounded by the workload's own timeout; the activity reports that timeout as a typed failure first. */
     wait: (timeoutMs: number) =>
-      group(node, agentTimeoutMs, {
+      group<NodeActivities>(queue, agentTimeoutMs, {
         startToCloseTimeout: timeoutMs + 60_000,
         heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
+        retry: { ...retry, maximumAttempts: 5 },
+      }),
+  };
+}
+
+/** The control worker's Kubernetes activities: API calls (quick) and pod waits (bounded by the request's timeout). */
+export function clusterActivities(agentTimeoutMs: number) {
+  return {
+    quick: group<ClusterActivities>(CONTROL_TASK_QUEUE, agentTimeoutMs, {
+      startToCloseTimeout: '1 minute',
+      retry: { ...retry, maximumAttempts: 5 },
+    }),
+    wait: (timeoutMs: number) =>
+      group<ClusterActivities>(CONTROL_TASK_QUEUE, agentTimeoutMs, {
+        startToCloseTimeout: timeoutMs + 60_000,
+        heartbeatTimeout: 30_000,
         retry: { ...retry, maximumAttempts: 5 },
       }),
   };

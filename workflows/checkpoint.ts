@@ -1,7 +1,8 @@
 import { uuid4 } from '@temporalio/workflow';
-import { type CheckpointRequest, checkpointRequestSchema, parseOrReject } from '../contract/spec.js';
+import { type CheckpointRequest, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointResult } from '../contract/types.js';
 import { nodeActivities } from './activity-policies.js';
+import { kubernetesCheckpointWorkload, localCheckpointWorkload } from './checkpoint-workloads.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
@@ -13,9 +14,10 @@ import { trackProgress } from './progress.js';
  */
 export async function checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
   const tracker = trackProgress();
-  const spec = parseOrReject(checkpointRequestSchema, request, 'checkpoint request');
+  const spec = parseCheckpointRequest(request);
   const { hash, node } = spec;
   const agent = nodeActivities(node, spec.agentTimeoutMs);
+  const workload = spec.runtime === 'kubernetes' ? kubernetesCheckpointWorkload(spec) : localCheckpointWorkload(spec, agent);
   tracker.identify(hash, node);
   const undo = new Compensations();
   try {
@@ -25,9 +27,9 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
       return { hash, node, outcome: 'existing', manifest: existing, workloadEnd: 'not-started', stepMs: tracker.progress.stepMs };
     }
 
-    undo.add('stop the workload and remove its run files', () => agent.quick.cleanupWorkload({ hash }));
-    await tracker.step('starting-workload', () => agent.quick.startWorkload({ hash, workload: spec.workload }));
-    await tracker.step('waiting-ready', () => agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs }));
+    undo.add('stop and remove the workload', () => workload.remove());
+    await tracker.step('starting-workload', () => workload.start());
+    await tracker.step('waiting-ready', () => workload.waitReady());
 
     undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
     const frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
@@ -44,13 +46,10 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     if (frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
 
     await tracker.step('signalling', () => agent.quick.signalWorkload({ hash }));
-    const exit = await tracker.step('waiting-exit', () =>
-      agent.wait(spec.exitTimeoutMs).waitWorkloadExit({ hash, timeoutMs: spec.exitTimeoutMs }),
-    );
-    if (!exit.exited) await agent.quick.stopWorkload({ hash });
-    await agent.quick.cleanupWorkload({ hash });
+    const exited = await tracker.step('waiting-exit', () => workload.waitExit());
+    await workload.remove();
     tracker.set('done');
-    return { hash, node, outcome: 'created', manifest, workloadEnd: exit.exited ? 'exited' : 'stopped', stepMs: tracker.progress.stepMs };
+    return { hash, node, outcome: 'created', manifest, workloadEnd: exited ? 'exited' : 'stopped', stepMs: tracker.progress.stepMs };
   } catch (err) {
     tracker.set('compensating');
     await undo.run();

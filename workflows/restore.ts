@@ -1,17 +1,18 @@
-import { parseOrReject, type RestoreRequest, restoreRequestSchema } from '../contract/spec.js';
+import { parseRestoreRequest, type RestoreRequest } from '../contract/spec.js';
 import type { RestoreResult } from '../contract/types.js';
-import { nodeActivities } from './activity-policies.js';
+import { clusterActivities, nodeActivities } from './activity-policies.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
 
 /**
- * restore: validate → verify the checkpoint (marker + checksums) → check the node's GPUs → CRIU
- * restore → thaw the GPU → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
+ * restore: validate → verify the checkpoint (marker + checksums) → check the node's GPUs
+ * → (kubernetes: create the placeholder pod, wait until it runs) → CRIU restore → thaw the GPU
+ * → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
  */
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const tracker = trackProgress();
-  const spec = parseOrReject(restoreRequestSchema, request, 'restore request');
+  const spec = parseRestoreRequest(request);
   const { hash, node, restoreId } = spec;
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   tracker.identify(hash, node);
@@ -21,12 +22,32 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
     tracker.progress.bytesWritten = verified.verifiedBytes;
     const gpu = verified.manifest.gpu ?? null;
     await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu }));
+    const placeholder = spec.kubernetes && {
+      cluster: clusterActivities(spec.agentTimeoutMs),
+      namespace: spec.kubernetes.namespace,
+      kubernetes: { ...spec.kubernetes, node, command: spec.workload?.command ?? [], env: spec.workload?.env ?? {} },
+    };
+    if (placeholder) {
+      // kubernetes: the placeholder pod (same image, this node) is what the process is restored into.
+      const { cluster, namespace, kubernetes } = placeholder;
+      undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace }));
+      await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes }));
+      await tracker.step('waiting-ready', () =>
+        cluster
+          .wait(spec.readyTimeoutMs)
+          .waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until: 'running' }),
+      );
+    }
     undo.add('stop the restored process', () => agent.quick.stopRestored({ hash, restoreId }));
     const restored = await tracker.step('restoring', () => agent.heavy.restoreCheckpoint({ hash, restoreId }));
     // The restored app blocks in its first CUDA call until its GPU state is back.
     if (gpu) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, restoreId }));
-    await tracker.step('waiting-restored-ready', () =>
-      agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
+    await tracker.step<unknown>('waiting-restored-ready', () =>
+      placeholder
+        ? placeholder.cluster
+            .wait(spec.readyTimeoutMs)
+            .waitForRestorePod({ hash, restoreId, namespace: placeholder.namespace, timeoutMs: spec.readyTimeoutMs, until: 'ready' })
+        : agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
     );
     tracker.set('done');
     return {

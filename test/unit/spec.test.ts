@@ -1,12 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { checkpointRequestSchema, parseOrReject, restoreRequestSchema } from '../../contract/spec.js';
+import { parseCheckpointRequest, parseOrReject, restoreRequestSchema } from '../../contract/spec.js';
 
 const valid = { hash: 'llama-8b-abc123', node: 'gpu-node-1', runtime: 'local', workload: { command: ['python3', 'app.py'] } };
 
 function rejection(input: unknown): ApplicationFailure {
   try {
-    parseOrReject(checkpointRequestSchema, input, 'checkpoint request');
+    parseCheckpointRequest(input);
   } catch (err) {
     return err as ApplicationFailure;
   }
@@ -15,7 +15,7 @@ function rejection(input: unknown): ApplicationFailure {
 
 describe('checkpoint request validation', () => {
   it('fills defaults for optional fields', () => {
-    const spec = parseOrReject(checkpointRequestSchema, valid, 'checkpoint request');
+    const spec = parseCheckpointRequest(valid);
     expect(spec.readyTimeoutMs).toBe(600_000);
     expect(spec.exitTimeoutMs).toBe(60_000);
     expect(spec.workload.env).toEqual({});
@@ -28,7 +28,19 @@ describe('checkpoint request validation', () => {
     ['hash', { hash: 'x'.repeat(64) }],
     ['node', { node: '' }],
     ['node', { node: '../queue' }],
-    ['runtime', { runtime: 'kubernetes' }],
+    ['runtime', { runtime: 'docker' }],
+    ['kubernetes is required', { runtime: 'kubernetes' }],
+    ['only allowed with the kubernetes runtime', { kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' } }],
+    [
+      'workload.cwd is not supported',
+      {
+        runtime: 'kubernetes',
+        kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' },
+        workload: { command: ['x'], cwd: '/srv' },
+      },
+    ],
+    ['kubernetes.namespace', { runtime: 'kubernetes', kubernetes: { namespace: 'Bad_NS', image: 'img', checkpointPvc: 'pvc' } }],
+    ['kubernetes.gpus', { runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc', gpus: -1 } }],
     ['readyTimeoutMs', { readyTimeoutMs: 0 }],
     ['readyTimeoutMs', { readyTimeoutMs: 1.5 }],
     ['exitTimeoutMs', { exitTimeoutMs: 25 * 3600 * 1000 }],
@@ -54,6 +66,22 @@ describe('checkpoint request validation', () => {
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain(field);
     expect(failure.message).toContain('Fix the request');
+  });
+
+  it("accepts a kubernetes request with its section and fills the section's defaults", () => {
+    const spec = parseCheckpointRequest({
+      ...valid,
+      runtime: 'kubernetes',
+      kubernetes: { namespace: 'ml', image: 'img:1', checkpointPvc: 'chrek-pvc' },
+    });
+    expect(spec.kubernetes).toEqual({
+      namespace: 'ml',
+      image: 'img:1',
+      checkpointPvc: 'chrek-pvc',
+      checkpointMountPath: '/checkpoints',
+      signalHostPath: '/var/lib/chrek/signals',
+      gpus: 1,
+    });
   });
 
   it('rejects input that is not an object at all', () => {

@@ -1,0 +1,182 @@
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BatchV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { clusterActivities } from '../../activities/cluster/index.js';
+import { checkpointJobName, HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
+import type { NodeActivities } from '../../activities/node/index.js';
+import { TorporClient } from '../../client/index.js';
+import { nodeTaskQueue } from '../../contract/naming.js';
+import type { CheckpointRequest } from '../../contract/spec.js';
+import type { CheckpointManifest } from '../../contract/types.js';
+import { createControlWorker } from '../../workers/control.js';
+import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
+import { TestKubelet } from '../support/test-kubelet.js';
+
+// Real Temporal and a real Kubernetes control plane. The node steps (CRIU inside containers) are
+// faked at the node agent's task-queue boundary: a worker on torpor-node-gpu-node-1 that records
+// each call. No kubelet runs here: TestKubelet binds pods and reports their status as one would.
+const NODE = 'gpu-node-1';
+const NS = 'ml';
+let cluster: KubeCluster;
+let kubelet: TestKubelet;
+let core: CoreV1Api;
+let torpor: TorporClient;
+const workers: Worker[] = [];
+const running: Promise<void>[] = [];
+const nodeCalls: string[] = [];
+let stopKubelet = false;
+
+function fakeManifest(hash: string): CheckpointManifest {
+  return {
+    hash,
+    node: NODE,
+    runtime: 'kubernetes',
+    createdAt: new Date().toISOString(),
+    files: [],
+    totalBytes: 0,
+    gpu: null,
+  } as unknown as CheckpointManifest;
+}
+
+/** The node agent's interface, answered without CRIU; the app "exits" on the signal and "is restored" on restore. */
+function fakeNodeActivities(): Partial<Record<keyof NodeActivities, (input: { hash: string; restoreId?: string }) => Promise<unknown>>> {
+  const committed = new Set<string>();
+  const record = (name: string) => nodeCalls.push(name);
+  return {
+    findCheckpoint: async ({ hash }) => (record('findCheckpoint'), committed.has(hash) ? fakeManifest(hash) : null),
+    gpuFreeze: async () => (record('gpuFreeze'), { pid: 1, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null }),
+    gpuThaw: async () => (record('gpuThaw'), { pid: 1, before: 'none', after: 'none', restoreMs: 0, unlockMs: 0 }),
+    discardDump: async () => (record('discardDump'), undefined),
+    dumpWorkload: async (input) => (
+      record('dumpWorkload'), { dumpId: (input as unknown as { dumpId: string }).dumpId, imageBytes: 1, criuMs: 1 }
+    ),
+    commitCheckpoint: async ({ hash }) => (record('commitCheckpoint'), committed.add(hash), fakeManifest(hash)),
+    signalWorkload: async ({ hash }) => {
+      record('signalWorkload');
+      const pod = (await core.listNamespacedPod({ namespace: NS, labelSelector: `${HASH_LABEL}=${hash},${ROLE_LABEL}=checkpoint` }))
+        .items[0];
+      if (pod) await kubelet.succeed(pod);
+    },
+    verifyCheckpoint: async ({ hash }) => (record('verifyCheckpoint'), { manifest: fakeManifest(hash), verifiedBytes: 0, verifyMs: 0 }),
+    gpuCheckRestore: async () => (record('gpuCheckRestore'), undefined),
+    restoreCheckpoint: async ({ hash, restoreId }) => {
+      record('restoreCheckpoint');
+      const pod = (
+        await core.listNamespacedPod({ namespace: NS, labelSelector: `${HASH_LABEL}=${hash},torpor.dev/restore-id=${restoreId}` })
+      ).items[0];
+      if (pod) await kubelet.run(pod, true);
+      return { pid: 1, logFile: '', criuMs: 1 };
+    },
+    stopRestored: async () => (record('stopRestored'), { stopped: false }),
+  };
+}
+
+/** Schedules and starts every pod of the namespace; checkpoint pods become Ready (their app wrote the ready file). */
+async function kubeletLoop(): Promise<void> {
+  const seen = new Set<string>();
+  while (!stopKubelet) {
+    for (const pod of (await core.listNamespacedPod({ namespace: NS })).items) {
+      const uid = pod.metadata?.uid as string;
+      // Pods of the image-pull test are left to that test.
+      if (seen.has(uid) || pod.metadata?.labels?.[HASH_LABEL]?.startsWith('k8s-pull')) continue;
+      seen.add(uid);
+      await kubelet.bind(pod).catch(() => undefined);
+      await kubelet.run(pod, pod.metadata?.labels?.[ROLE_LABEL] === 'checkpoint').catch(() => undefined);
+    }
+    await sleep(200);
+  }
+}
+
+beforeAll(async () => {
+  cluster = await startKubeCluster(path.join(os.tmpdir(), `torpor-kube-wf-${process.pid}`));
+  const admin = cluster.kubeConfig(cluster.adminToken);
+  core = admin.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  kubelet = new TestKubelet(admin, NODE);
+  await kubelet.registerNode();
+  const address = inject('temporalAddress');
+  const connection = await NativeConnection.connect({ address });
+  // The control worker uses the admin identity here; its RBAC is proven in cluster-activities.test.ts.
+  workers.push(
+    await createControlWorker(connection, 'default', {
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      activities: clusterActivities({ kubeConfig: admin, allowedNamespaces: [NS] }),
+    }),
+  );
+  const { Worker: W } = await import('@temporalio/worker');
+  workers.push(await W.create({ connection, namespace: 'default', taskQueue: nodeTaskQueue(NODE), activities: fakeNodeActivities() }));
+  for (const w of workers) running.push(w.run());
+  torpor = new TorporClient(new Client({ connection: await Connection.connect({ address }) }));
+  void kubeletLoop();
+}, 180_000);
+afterAll(async () => {
+  stopKubelet = true;
+  for (const w of workers) w.shutdown();
+  await Promise.allSettled(running);
+  await cluster?.stop();
+});
+
+const request = (hash: string, image = 'registry.example/llm:1.0'): CheckpointRequest => ({
+  hash,
+  node: NODE,
+  runtime: 'kubernetes',
+  workload: { command: ['python3', '/app/serve.py'], env: { MODEL: 'llama' } },
+  kubernetes: { namespace: NS, image, checkpointPvc: 'chrek-pvc' },
+  readyTimeoutMs: 30_000,
+  exitTimeoutMs: 30_000,
+});
+
+async function jobGone(hash: string): Promise<boolean> {
+  const batch = cluster.kubeConfig(cluster.adminToken).makeApiClient(BatchV1Api);
+  const job = await batch.readNamespacedJob({ name: checkpointJobName(hash), namespace: NS }).catch(() => null);
+  return job === null || job.metadata?.deletionTimestamp !== undefined;
+}
+
+describe('workflows in kubernetes mode', () => {
+  it("checkpoints through Job → Pod → Ready → node steps on the pod's node → exit → Job deleted", async () => {
+    nodeCalls.length = 0;
+    const result = await torpor.checkpoint(request('k8s-ckpt-1'));
+    expect(result.outcome).toBe('created');
+    expect(result.workloadEnd).toBe('exited');
+    expect(nodeCalls).toEqual(['findCheckpoint', 'gpuFreeze', 'dumpWorkload', 'commitCheckpoint', 'signalWorkload']);
+    expect(await jobGone('k8s-ckpt-1')).toBe(true);
+  });
+
+  it("restores into a placeholder pod on the checkpoint's node, which ends Ready", async () => {
+    nodeCalls.length = 0;
+    const result = await torpor.restore({
+      hash: 'k8s-ckpt-1',
+      node: NODE,
+      runtime: 'kubernetes',
+      restoreId: 'r1',
+      kubernetes: { namespace: NS, image: 'registry.example/llm:1.0', checkpointPvc: 'chrek-pvc' },
+      readyTimeoutMs: 30_000,
+    });
+    expect(result.restoreId).toBe('r1');
+    expect(nodeCalls).toEqual(['verifyCheckpoint', 'gpuCheckRestore', 'restoreCheckpoint']);
+    const pods: V1Pod[] = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'torpor.dev/restore-id=r1' })).items;
+    expect(pods.map((p) => [p.spec?.nodeName, p.status?.conditions?.find((c) => c.type === 'Ready')?.status])).toEqual([[NODE, 'True']]);
+  });
+
+  it('fails a pod whose image cannot be pulled with the event text, and deletes its Job', async () => {
+    const hash = 'k8s-pull-1';
+    const run = torpor.checkpoint(request(hash, 'registry.example/missing:9'));
+    const pod = await kubelet.awaitPod(NS, `${HASH_LABEL}=${hash}`);
+    await kubelet.failImagePull(pod, 'Back-off pulling image "registry.example/missing:9"');
+    await expect(run).rejects.toMatchObject({ type: 'WorkloadStartFailed', message: expect.stringContaining('Back-off pulling image') });
+    expect(await jobGone(hash)).toBe(true);
+  });
+
+  it('refuses a namespace the control worker may not use, before creating anything', async () => {
+    const bad = { ...request('k8s-ns-1'), kubernetes: { namespace: 'kube-system', image: 'x', checkpointPvc: 'p' } };
+    await expect(torpor.checkpoint(bad)).rejects.toMatchObject({
+      type: 'TargetNotAllowed',
+      message: expect.stringContaining('kube-system'),
+    });
+    expect((await core.listNamespacedPod({ namespace: 'kube-system' })).items).toEqual([]);
+  });
+});

@@ -1,0 +1,10 @@
+//go:build tools
+
+// Package kube pins the Kubernetes control plane the tests run (kube-apiserver,
+// kube-controller-manager) and etcd, built from their Go modules by scripts/setup.sh.
+package kube
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
