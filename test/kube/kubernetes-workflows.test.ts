@@ -42,36 +42,42 @@ function fakeManifest(hash: string): CheckpointManifest {
   } as unknown as CheckpointManifest;
 }
 
+type Input = { hash: string; restoreId?: string; dumpId?: string };
+
+/** Records the call, then answers it. */
+function recorded<R>(name: string, answer: (input: Input) => R | Promise<R>) {
+  return async (input: Input): Promise<R> => {
+    nodeCalls.push(name);
+    return answer(input);
+  };
+}
+
 /** The node agent's interface, answered without CRIU; the app "exits" on the signal and "is restored" on restore. */
-function fakeNodeActivities(): Partial<Record<keyof NodeActivities, (input: { hash: string; restoreId?: string }) => Promise<unknown>>> {
+function fakeNodeActivities(): Partial<Record<keyof NodeActivities, (input: Input) => Promise<unknown>>> {
   const committed = new Set<string>();
-  const record = (name: string) => nodeCalls.push(name);
+  const podOf = async (selector: string) => (await core.listNamespacedPod({ namespace: NS, labelSelector: selector })).items[0];
   return {
-    findCheckpoint: async ({ hash }) => (record('findCheckpoint'), committed.has(hash) ? fakeManifest(hash) : null),
-    gpuFreeze: async () => (record('gpuFreeze'), { pid: 1, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null }),
-    gpuThaw: async () => (record('gpuThaw'), { pid: 1, before: 'none', after: 'none', restoreMs: 0, unlockMs: 0 }),
-    discardDump: async () => (record('discardDump'), undefined),
-    dumpWorkload: async (input) => (
-      record('dumpWorkload'), { dumpId: (input as unknown as { dumpId: string }).dumpId, imageBytes: 1, criuMs: 1 }
-    ),
-    commitCheckpoint: async ({ hash }) => (record('commitCheckpoint'), committed.add(hash), fakeManifest(hash)),
-    signalWorkload: async ({ hash }) => {
-      record('signalWorkload');
-      const pod = (await core.listNamespacedPod({ namespace: NS, labelSelector: `${HASH_LABEL}=${hash},${ROLE_LABEL}=checkpoint` }))
-        .items[0];
+    findCheckpoint: recorded('findCheckpoint', ({ hash }) => (committed.has(hash) ? fakeManifest(hash) : null)),
+    gpuFreeze: recorded('gpuFreeze', () => ({ pid: 1, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null })),
+    gpuThaw: recorded('gpuThaw', () => ({ pid: 1, before: 'none', after: 'none', restoreMs: 0, unlockMs: 0 })),
+    discardDump: recorded('discardDump', () => undefined),
+    dumpWorkload: recorded('dumpWorkload', ({ dumpId }) => ({ dumpId, imageBytes: 1, criuMs: 1 })),
+    commitCheckpoint: recorded('commitCheckpoint', ({ hash }) => {
+      committed.add(hash);
+      return fakeManifest(hash);
+    }),
+    signalWorkload: recorded('signalWorkload', async ({ hash }) => {
+      const pod = await podOf(`${HASH_LABEL}=${hash},${ROLE_LABEL}=checkpoint`);
       if (pod) await kubelet.succeed(pod);
-    },
-    verifyCheckpoint: async ({ hash }) => (record('verifyCheckpoint'), { manifest: fakeManifest(hash), verifiedBytes: 0, verifyMs: 0 }),
-    gpuCheckRestore: async () => (record('gpuCheckRestore'), undefined),
-    restoreCheckpoint: async ({ hash, restoreId }) => {
-      record('restoreCheckpoint');
-      const pod = (
-        await core.listNamespacedPod({ namespace: NS, labelSelector: `${HASH_LABEL}=${hash},torpor.dev/restore-id=${restoreId}` })
-      ).items[0];
+    }),
+    verifyCheckpoint: recorded('verifyCheckpoint', ({ hash }) => ({ manifest: fakeManifest(hash), verifiedBytes: 0, verifyMs: 0 })),
+    gpuCheckRestore: recorded('gpuCheckRestore', () => undefined),
+    restoreCheckpoint: recorded('restoreCheckpoint', async ({ hash, restoreId }) => {
+      const pod = await podOf(`${HASH_LABEL}=${hash},torpor.dev/restore-id=${restoreId}`);
       if (pod) await kubelet.run(pod, true);
       return { pid: 1, logFile: '', criuMs: 1 };
-    },
-    stopRestored: async () => (record('stopRestored'), { stopped: false }),
+    }),
+    stopRestored: recorded('stopRestored', () => ({ stopped: false })),
   };
 }
 
