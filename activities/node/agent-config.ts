@@ -4,6 +4,8 @@ export interface NodeAgentConfig {
   nodeName: string;
   /** Absolute, resolved directory that holds every checkpoint, temporary dump and run file. */
   storageRoot: string;
+  /** Where signal files go (ChReK: the host path /var/lib/chrek/signals); `<storageRoot>/.signals` when absent. */
+  signalDir?: string;
   /** The CRIU executable (a wrapper on PATH by default). */
   criuPath: string;
   /** Extra CRIU flags for this node's dumps and restores (for example --tcp-established). */

@@ -18,7 +18,7 @@ import { terminateGroup } from './terminate.js';
  * - `.restores/<hash>/<id>`: restores whose process is gone, untouched for `runMaxAgeMs`;
  * - `.runs/<hash>`: checkpoint workloads whose record is older than `runMaxAgeMs` (a workflow that
  *   old has ended, so a process still running is one a vanished agent left behind: it is stopped);
- * - `.signals/<hash>.done` of no running workload.
+ * - signal files (`<signal dir>/<hash>.done`) of no running workload.
  * Anything a live process uses is left alone and reported as busy.
  */
 export function garbageActivities(layout: StoreLayout) {
@@ -82,13 +82,13 @@ export function garbageActivities(layout: StoreLayout) {
           await sweep(layout.runDir(hash), runMaxAgeMs);
         }
       }
-      for (const entry of await entries(at('.signals'))) {
+      for (const entry of await entries(layout.signalsDir())) {
         const hash = entry.replace(/\.done$/, '');
         const record = HASH_PATTERN.test(hash)
           ? await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json')).catch(() => null)
           : null;
         if (record && (await isRunning(record))) continue;
-        await sweep(at('.signals', entry), tmpMaxAgeMs);
+        await sweep(path.join(layout.signalsDir(), entry), tmpMaxAgeMs);
       }
       return report;
     },

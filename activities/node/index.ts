@@ -12,7 +12,7 @@ import { StoreLayout } from './store-layout.js';
 /** Every activity the node agent registers on `torpor-node-<node>`. */
 /** `gpu` replaces the CUDA driver and nvidia-smi (tests on machines without a GPU). */
 export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityDeps) {
-  const layout = new StoreLayout(config.storageRoot);
+  const layout = new StoreLayout(config.storageRoot, config.signalDir);
   return {
     ...checkpointStoreActivities(config, layout),
     ...localWorkloadActivities(layout),

@@ -11,7 +11,10 @@ const DUMP_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9-]{1,40}$/;
  * Every path is built from validated names and checked to stay inside the root.
  */
 export class StoreLayout {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly signalDir?: string,
+  ) {}
 
   checkpointDir(hash: string): string {
     return this.inside(checkHash(hash));
@@ -45,7 +48,10 @@ export class StoreLayout {
     return this.inside('.runs', checkHash(hash));
   }
   signalFile(hash: string): string {
-    return this.inside('.signals', `${checkHash(hash)}.done`);
+    return path.join(this.signalsDir(), `${checkHash(hash)}.done`);
+  }
+  signalsDir(): string {
+    return this.signalDir ?? this.inside('.signals');
   }
   restoreDir(hash: string, restoreId: string): string {
     return this.inside('.restores', checkHash(hash), checkHash(restoreId));

@@ -137,6 +137,8 @@ export async function startKubeCluster(dir: string): Promise<KubeCluster> {
         '--etcd-compaction-interval',
         '5s',
         '--watch-cache=false',
+        // As on GPU clusters that run a privileged node agent (ChReK's DaemonSet too).
+        '--allow-privileged=true',
       ],
       path.join(dir, 'kube-apiserver.log'),
     ),
