@@ -34,7 +34,7 @@ describe('store layout', () => {
     expect(failureType(() => layout.tmpDir('abc', 'abc'))).toBe('TargetNotAllowed');
   });
 
-  it('puts signal files in the configured signal directory (ChReK\'s host path), named by hash', () => {
+  it("puts signal files in the configured signal directory (ChReK's host path), named by hash", () => {
     expect(new StoreLayout('/srv/torpor', '/var/lib/chrek/signals').signalFile('abc')).toBe('/var/lib/chrek/signals/abc.done');
     expect(layout.signalFile('abc')).toBe('/srv/torpor/.signals/abc.done');
     expect(failureType(() => new StoreLayout('/srv/torpor', '/var/lib/chrek/signals').signalFile('../x'))).toBe('TargetNotAllowed');
