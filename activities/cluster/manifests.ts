@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Job, V1Pod, V1Volume } from '@kubernetes/client-node';
+import type { V1Container, V1Job, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import { CHECKPOINT_SOURCE_LABEL, ChrekEnv } from '../../contract/chrek.js';
 import type { KubernetesWorkload } from '../../contract/kubernetes.js';
 
@@ -39,6 +39,20 @@ function storageVolumes(w: KubernetesWorkload): V1Volume[] {
   ];
 }
 
+/** What the checkpoint Job's pod and the restore pod share: pinned to the node, never restarted. */
+function podBasics(w: KubernetesWorkload): Pick<V1PodSpec, 'restartPolicy' | 'nodeSelector' | 'serviceAccountName'> {
+  return {
+    restartPolicy: 'Never',
+    nodeSelector: { 'kubernetes.io/hostname': w.node },
+    ...(w.serviceAccountName ? { serviceAccountName: w.serviceAccountName } : {}),
+  };
+}
+
+/** The app's container as both pods run it: same image, command and GPUs. */
+function containerBasics(w: KubernetesWorkload): Pick<V1Container, 'name' | 'image' | 'command' | 'resources'> {
+  return { name: CONTAINER, image: w.image, ...(w.command.length > 0 ? { command: w.command } : {}), ...gpuResources(w.gpus) };
+}
+
 function userEnv(w: KubernetesWorkload) {
   return Object.entries(w.env).map(([name, value]) => ({ name, value }));
 }
@@ -55,14 +69,10 @@ export function checkpointJob(hash: string, w: KubernetesWorkload): V1Job {
       template: {
         metadata: { labels: { ...labels, [CHECKPOINT_SOURCE_LABEL]: 'true' } },
         spec: {
-          restartPolicy: 'Never',
-          nodeSelector: { 'kubernetes.io/hostname': w.node },
-          ...(w.serviceAccountName ? { serviceAccountName: w.serviceAccountName } : {}),
+          ...podBasics(w),
           containers: [
             {
-              name: CONTAINER,
-              image: w.image,
-              ...(w.command.length > 0 ? { command: w.command } : {}),
+              ...containerBasics(w),
               env: [
                 ...userEnv(w),
                 { name: ChrekEnv.signalFile, value: `${SIGNAL_MOUNT}/${hash}.done` },
@@ -72,7 +82,6 @@ export function checkpointJob(hash: string, w: KubernetesWorkload): V1Job {
                 { name: ChrekEnv.storageType, value: 'pvc' },
               ],
               readinessProbe: { exec: { command: ['sh', '-c', `cat "$${ChrekEnv.readyFile}"`] }, initialDelaySeconds: 5, periodSeconds: 2 },
-              ...gpuResources(w.gpus),
               volumeMounts: [
                 { name: 'checkpoint-storage', mountPath: w.checkpointMountPath },
                 { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT },
@@ -98,16 +107,11 @@ export function restorePod(hash: string, restoreId: string, w: KubernetesWorkloa
       labels: { ...MANAGED_BY, [HASH_LABEL]: hash, [ROLE_LABEL]: 'restore', [RESTORE_ID_LABEL]: restoreId },
     },
     spec: {
-      restartPolicy: 'Never',
-      nodeSelector: { 'kubernetes.io/hostname': w.node },
-      ...(w.serviceAccountName ? { serviceAccountName: w.serviceAccountName } : {}),
+      ...podBasics(w),
       containers: [
         {
-          name: CONTAINER,
-          image: w.image,
-          ...(w.command.length > 0 ? { command: w.command } : {}),
+          ...containerBasics(w),
           env: [...userEnv(w), { name: ChrekEnv.hash, value: hash }, { name: ChrekEnv.checkpointPath, value: w.checkpointMountPath }],
-          ...gpuResources(w.gpus),
           volumeMounts: [
             { name: 'checkpoint-storage', mountPath: w.checkpointMountPath, readOnly: true },
             { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT },
