@@ -95,6 +95,43 @@ ensure_helm() {
   stamp_set helm "$TORPOR_HELM_VERSION"
 }
 
+# For the container tests only (TORPOR_SETUP_KUBE=1): runc and iptables from Debian bookworm, unpacked
+# into a private prefix with wrappers in .torpor/bin. CRIU locks a container's network with
+# iptables-restore (found on PATH), so the wrappers stand in for the host's missing iptables.
+ensure_runc() {
+  local want="$TORPOR_RUNC_SUITE $TORPOR_RUNC_PACKAGES"
+  stamp_ok runc "$want" && [ -x "$T/bin/runc" ] && [ -x "$T/bin/iptables-restore" ] && return 0
+  [ "$(uname -m)" = x86_64 ] || fail "only x86_64 hosts are supported by this set-up (found $(uname -m))"
+  log "fetching runc and iptables from Debian $TORPOR_RUNC_SUITE into a private prefix"
+  local apt="$T/apt-$TORPOR_RUNC_SUITE" prefix="$T/runc"
+  rm -rf "$apt" "$prefix"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$prefix"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $TORPOR_RUNC_SUITE main" >"$apt/sources.list"
+  local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update >/dev/null
+  # shellcheck disable=SC2086
+  (cd "$apt/debs" && apt-get "${opts[@]}" download $TORPOR_RUNC_PACKAGES >/dev/null)
+  for deb in "$apt/debs"/*.deb; do dpkg -x "$deb" "$prefix"; done
+  local lib="$prefix/usr/lib/x86_64-linux-gnu"
+  cat >"$T/bin/runc" <<WRAP
+#!/bin/sh
+# runc from Debian $TORPOR_RUNC_SUITE with its libseccomp; it finds criu (and CRIU iptables-restore) on PATH.
+exec env LD_LIBRARY_PATH="$lib" "$prefix/usr/sbin/runc" "\$@"
+WRAP
+  local tool
+  for tool in iptables-restore ip6tables-restore iptables ip6tables iptables-save ip6tables-save; do
+    cat >"$T/bin/$tool" <<WRAP
+#!/bin/sh
+exec env LD_LIBRARY_PATH="$lib" XTABLES_LIBDIR="$lib/xtables" "$prefix/usr/sbin/xtables-nft-multi" $tool "\$@"
+WRAP
+  done
+  chmod +x "$T/bin/runc" "$T/bin/"ip*tables*
+  "$T/bin/runc" --version >/dev/null || fail "the unpacked runc does not start"
+  "$T/bin/iptables-restore" --version >/dev/null || fail "the unpacked iptables-restore does not start"
+  stamp_set runc "$want"
+}
+
 exec 9>"$T/setup.lock"
 flock 9
 ensure_node
@@ -104,4 +141,5 @@ ensure_criu
 if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
   ensure_kube
   ensure_helm
+  ensure_runc
 fi

@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { torporFailure } from '../../../contract/failures.js';
+import { criuLogExcerpt } from '../criu-args.js';
+import type { ContainerAgentConfig, RuncContainer } from './types.js';
+
+/** CRIU options runc has no flag for, handed over through a CRIU config file (CRIU_CONFIG_FILE). */
+export const CRIU_DUMP_CONFIG = ['tcp-close'];
+/**
+ * CRIU 4's default mount engine fails to restore a rootfs whose /lib is a merged-/usr symlink
+ * ("mnt-v2: Failed to move_mount ... Invalid argument"); the compat engine restores it.
+ */
+export const CRIU_RESTORE_CONFIG = ['mntns-compat-mode', 'tcp-close'];
+
+type RuncConfig = Pick<ContainerAgentConfig, 'runcPath' | 'runcRoot' | 'criuPath'>;
+
+function runcEnv(config: RuncConfig, criuConfigFile?: string): Record<string, string> {
+  // CRIU runs iptables-restore from PATH to lock the container's network; it sits beside the criu wrapper.
+  const env: Record<string, string> = { PATH: `${path.dirname(config.criuPath)}:${process.env.PATH ?? ''}` };
+  if (criuConfigFile) env.CRIU_CONFIG_FILE = criuConfigFile;
+  return env;
+}
+
+function runc(config: RuncConfig, args: string[], criuConfigFile?: string) {
+  return execa(config.runcPath, ['--root', config.runcRoot, '--criu', config.criuPath, ...args], {
+    reject: false,
+    stdin: 'ignore',
+    env: runcEnv(config, criuConfigFile),
+    forceKillAfterDelay: 5000,
+  });
+}
+
+/** Asks runc for the container; undefined when runc does not know it under this root (not on this node). */
+export async function runcState(config: RuncConfig, id: string): Promise<RuncContainer | undefined> {
+  const result = await runc(config, ['state', id]);
+  if (result.exitCode !== 0) {
+    if (/does not exist|not exist|no such/i.test(String(result.stderr))) return undefined;
+    throw new Error(`runc state ${id} failed: ${result.stderr}`);
+  }
+  const state = JSON.parse(String(result.stdout)) as { id: string; pid: number; status: string; bundle: string; rootfs: string };
+  const spec = JSON.parse(await readFile(path.join(state.bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
+  return {
+    id: state.id,
+    initPid: state.pid,
+    status: state.status,
+    bundle: state.bundle,
+    rootfs: state.rootfs,
+    annotations: spec.annotations ?? {},
+  };
+}
+
+export async function runcVersion(config: RuncConfig): Promise<string> {
+  const result = await execa(config.runcPath, ['--version'], { reject: false });
+  return /runc version (\S+)/.exec(String(result.stdout))?.[1] ?? 'unknown';
+}
+
+async function failureExcerpt(logFile: string, output: string): Promise<string> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  return `${criuLogExcerpt(log || output)}\n(full log: ${logFile})`;
+}
+
+export interface RuncCheckpointPaths {
+  imageDir: string;
+  workDir: string;
+  criuConfigFile: string;
+}
+
+/** `runc checkpoint --leave-running`: the container keeps serving; runc describes its mounts and cgroup to CRIU. */
+export async function runcCheckpoint(config: RuncConfig, id: string, paths: RuncCheckpointPaths): Promise<void> {
+  const args = ['checkpoint', '--leave-running', '--image-path', paths.imageDir, '--work-path', paths.workDir, id];
+  const result = await runc(config, args, paths.criuConfigFile);
+  if (result.exitCode === 0) return;
+  const excerpt = await failureExcerpt(path.join(paths.workDir, 'dump.log'), `${result.stderr}`);
+  throw torporFailure('DumpFailed', `runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });
+}
+
+/** `runc restore --detach`: a new container from `bundle`, whose process tree is the checkpointed one. */
+export async function runcRestore(config: RuncConfig, id: string, bundle: string, paths: RuncCheckpointPaths): Promise<void> {
+  const args = ['restore', '--detach', '--image-path', paths.imageDir, '--work-path', paths.workDir, '--bundle', bundle, id];
+  const result = await runc(config, args, paths.criuConfigFile);
+  if (result.exitCode === 0) return;
+  const excerpt = await failureExcerpt(path.join(paths.workDir, 'restore.log'), `${result.stderr}`);
+  throw torporFailure('RestoreFailed', `runc restore of container ${id} failed: ${excerpt}`, { containerId: id });
+}

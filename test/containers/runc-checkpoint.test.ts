@@ -1,0 +1,129 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createContainerActivities } from '../../activities/node/container/activities.js';
+import { RuncWorld, readStatus, waitForStatus } from '../support/runc-containers.js';
+
+const world = new RuncWorld(path.resolve('.torpor/test/containers'));
+const activities = createContainerActivities(world.config(['team-a']));
+const allowed = {
+  'io.kubernetes.pod.namespace': 'team-a',
+  'io.kubernetes.pod.name': 'app-0',
+  'io.kubernetes.container.name': 'app',
+  'torpor.dev/checkpoint-source': 'true',
+};
+
+async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApplicationFailure);
+  return error as ApplicationFailure;
+}
+
+async function filesIn(dir: string): Promise<string[]> {
+  return readdir(dir).catch(() => []);
+}
+
+/** Refused before anything is frozen: no images written, the container still running and counting. */
+async function expectUntouched(id: string, bundle: string, checkpointDir: string): Promise<void> {
+  expect(await filesIn(path.join(checkpointDir, 'images'))).toEqual([]);
+  expect(await world.state(id)).toBe('running');
+  const before = await waitForStatus(bundle, () => true);
+  await waitForStatus(bundle, (s) => s.n > before.n);
+}
+
+describe('runc containers (real runc and CRIU)', () => {
+  beforeAll(async () => {
+    await world.createImage();
+  });
+  afterAll(async () => {
+    await world.cleanUp();
+  });
+
+  it('refuses a container ID that runc does not know on this node, typed and non-retryable', async () => {
+    const failure = await failureOf(
+      activities.dumpContainer({ containerId: 'no-such-container', checkpointDir: path.join(world.dir, 'ck-unknown') }),
+    );
+    expect(failure.type).toBe('TargetNotAllowed');
+    expect(failure.nonRetryable).toBe(true);
+    expect(await filesIn(path.join(world.dir, 'ck-unknown', 'images'))).toEqual([]);
+  });
+
+  it('refuses a container whose pod namespace the agent does not allow, before freezing it', async () => {
+    const bundle = await world.createBundle('other-ns', { ...allowed, 'io.kubernetes.pod.namespace': 'team-b' });
+    await world.run('other-ns', bundle);
+    await waitForStatus(bundle, () => true);
+    const checkpointDir = path.join(world.dir, 'ck-other-ns');
+    const failure = await failureOf(activities.dumpContainer({ containerId: 'other-ns', checkpointDir }));
+    expect(failure.type).toBe('TargetNotAllowed');
+    expect(failure.message).toContain('team-b');
+    await expectUntouched('other-ns', bundle, checkpointDir);
+    await world.deleteContainer('other-ns');
+  });
+
+  it('refuses a container without the checkpoint-source label, before freezing it', async () => {
+    const { 'torpor.dev/checkpoint-source': _, ...unlabelled } = allowed;
+    const bundle = await world.createBundle('unlabelled', unlabelled);
+    await world.run('unlabelled', bundle);
+    await waitForStatus(bundle, () => true);
+    const checkpointDir = path.join(world.dir, 'ck-unlabelled');
+    const failure = await failureOf(activities.dumpContainer({ containerId: 'unlabelled', checkpointDir }));
+    expect(failure.type).toBe('TargetNotAllowed');
+    expect(failure.message).toContain('torpor.dev/checkpoint-source');
+    await expectUntouched('unlabelled', bundle, checkpointDir);
+    await world.deleteContainer('unlabelled');
+  });
+
+  it('restores a dumped container into a second container from the placeholder bundle: same memory, its mounts and the file it wrote', async () => {
+    const source = await world.createBundle('source', allowed);
+    await world.run('source', source);
+    const before = await waitForStatus(source, (s) => s.n >= 3);
+    const checkpointDir = path.join(world.dir, 'ck-source');
+
+    const dumped = await activities.dumpContainer({ containerId: 'source', checkpointDir });
+    expect(dumped.labels).toEqual({ podNamespace: 'team-a', podName: 'app-0', containerName: 'app' });
+    expect(dumped.rootfsDiffBytes).toBeGreaterThan(0);
+    // --leave-running: the source keeps counting after its dump.
+    await waitForStatus(source, (s) => s.n > before.n + 2);
+    await world.deleteContainer('source');
+    const last = await readStatus(source);
+
+    const placeholder = await world.createBundle('placeholder', allowed);
+    world.adopt('restored');
+    const restored = await activities.restoreContainer({ checkpointDir, placeholderBundle: placeholder, containerId: 'restored' });
+    expect(await world.state('restored')).toBe('running');
+    expect(restored.initPid).toBeGreaterThan(0);
+
+    // The placeholder's own /data bind mount receives the reports: the restored app sees its mounts.
+    const first = await waitForStatus(placeholder, () => true);
+    const later = await waitForStatus(placeholder, (s) => s.n > first.n + 2);
+    expect(later.iid).toBe(before.iid);
+    expect(later.checksum).toBe(before.checksum);
+    expect(later.checksum).toBe(later.built);
+    // The counter continues from the dump (at or after `before`), not from 1.
+    expect(first.n).toBeGreaterThanOrEqual(before.n);
+    expect(last?.iid).toBe(before.iid);
+    // The file the app wrote into its rootfs came back through the replayed rootfs diff.
+    expect(later.written).toBe(`written by ${before.iid}`);
+    expect(await readFile(path.join(placeholder, 'upper', 'app', 'written.txt'), 'utf8')).toBe(`written by ${before.iid}`);
+  });
+
+  it('refuses to restore into a placeholder made from a different image', async () => {
+    const checkpointDir = path.join(world.dir, 'ck-source');
+    const foreign = new RuncWorld(path.join(world.dir, 'foreign'));
+    await foreign.createImage();
+    try {
+      const placeholder = await foreign.createBundle('placeholder', allowed);
+      const failure = await failureOf(
+        activities.restoreContainer({ checkpointDir, placeholderBundle: placeholder, containerId: 'wrong-image' }),
+      );
+      expect(failure.type).toBe('TargetNotAllowed');
+      expect(await world.state('wrong-image')).toBeUndefined();
+    } finally {
+      await foreign.cleanUp();
+    }
+  });
+});
