@@ -49,21 +49,30 @@ ensure_temporal_cli() {
   stamp_set temporal "$TORPOR_TEMPORAL_CLI_VERSION"
 }
 
+# Downloads Debian packages of SUITE with a private sources list and state (the system's apt
+# configuration is never touched) and unpacks them into PREFIX.
+unpack_debian_packages() {
+  local suite=$1 prefix=$2 apt=$3
+  shift 3
+  rm -rf "$apt" "$prefix"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$prefix"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >"$apt/sources.list"
+  local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update >/dev/null
+  (cd "$apt/debs" && apt-get "${opts[@]}" download "$@" >/dev/null)
+  local deb
+  for deb in "$apt/debs"/*.deb; do dpkg -x "$deb" "$prefix"; done
+}
+
 ensure_criu() {
   local want="$TORPOR_CRIU_SUITE $TORPOR_CRIU_PACKAGES"
   stamp_ok criu "$want" && [ -x "$T/bin/criu" ] && return 0
   [ "$(uname -m)" = x86_64 ] || fail "only x86_64 hosts are supported by this set-up (found $(uname -m))"
   log "fetching CRIU from Debian $TORPOR_CRIU_SUITE into a private prefix"
-  local apt="$T/apt" prefix="$T/criu"
-  rm -rf "$apt" "$prefix"
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$prefix"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $TORPOR_CRIU_SUITE main" >"$apt/sources.list"
-  local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-  apt-get "${opts[@]}" update >/dev/null
+  local prefix="$T/criu"
   # shellcheck disable=SC2086
-  (cd "$apt/debs" && apt-get "${opts[@]}" download $TORPOR_CRIU_PACKAGES >/dev/null)
-  for deb in "$apt/debs"/*.deb; do dpkg -x "$deb" "$prefix"; done
+  unpack_debian_packages "$TORPOR_CRIU_SUITE" "$prefix" "$T/apt" $TORPOR_CRIU_PACKAGES
   cat >"$T/bin/criu" <<WRAP
 #!/bin/sh
 # CRIU $TORPOR_CRIU_SUITE, run through its own loader and libraries (the host's libc is older).
@@ -103,16 +112,9 @@ ensure_runc() {
   stamp_ok runc "$want" && [ -x "$T/bin/runc" ] && [ -x "$T/bin/iptables-restore" ] && return 0
   [ "$(uname -m)" = x86_64 ] || fail "only x86_64 hosts are supported by this set-up (found $(uname -m))"
   log "fetching runc and iptables from Debian $TORPOR_RUNC_SUITE into a private prefix"
-  local apt="$T/apt-$TORPOR_RUNC_SUITE" prefix="$T/runc"
-  rm -rf "$apt" "$prefix"
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$prefix"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $TORPOR_RUNC_SUITE main" >"$apt/sources.list"
-  local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-  apt-get "${opts[@]}" update >/dev/null
+  local prefix="$T/runc"
   # shellcheck disable=SC2086
-  (cd "$apt/debs" && apt-get "${opts[@]}" download $TORPOR_RUNC_PACKAGES >/dev/null)
-  for deb in "$apt/debs"/*.deb; do dpkg -x "$deb" "$prefix"; done
+  unpack_debian_packages "$TORPOR_RUNC_SUITE" "$prefix" "$T/apt-$TORPOR_RUNC_SUITE" $TORPOR_RUNC_PACKAGES
   local lib="$prefix/usr/lib/x86_64-linux-gnu"
   cat >"$T/bin/runc" <<WRAP
 #!/bin/sh
