@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -12,17 +11,10 @@ import { readSampleStatus, sampleRestoredProbe } from '../../sample-app/workload
 import { createControlWorker } from '../../workers/control.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
+import { freePort } from '../support/free-port.js';
 import { killCheckpointProcesses } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';
 import { expectWorldClean } from '../support/world.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('the Temporal server restarted mid-workflow', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
