@@ -25,6 +25,8 @@ export interface CriuRunOptions {
    * re-parented to the host's reaper: the agent could never reap a child it did not spawn.
    */
   orphanRestoredTree?: boolean;
+  /** A command CRIU runs under (it ends by exec-ing the CRIU command line appended to it), to enter namespaces or cgroups first. */
+  launcher?: string[];
 }
 
 /** Runs CRIU once. Free of Temporal, so the GPU benchmark can drive it the same way the agent does. */
@@ -33,7 +35,8 @@ export async function runCriu(criuPath: string, args: string[], options: CriuRun
   // execa passes plain numbers through as the child's extra fds at run time, but its types accept
   // numbers only for fds 0-2, hence the cast.
   const stdio = ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])] as unknown as ['ignore', 'pipe', 'pipe'];
-  const [file, argv] = options.orphanRestoredTree ? ['setsid', ['--fork', '--wait', criuPath, ...args]] : [criuPath, args];
+  const prefix = [...(options.orphanRestoredTree ? ['setsid', '--fork', '--wait'] : []), ...(options.launcher ?? [])];
+  const [file = criuPath, ...argv] = [...prefix, criuPath, ...args];
   const child = execa(file, argv, {
     reject: false,
     stdio,

@@ -4,10 +4,28 @@
 # the image's original command (a cold start).
 set -eu
 ckpt="${DYN_CHECKPOINT_PATH:-/checkpoints}/${DYN_CHECKPOINT_HASH:-}"
-if [ -n "${DYN_CHECKPOINT_HASH:-}" ] && [ -f "$ckpt/checkpoint.done" ]; then
-  echo "smart-entrypoint: checkpoint $DYN_CHECKPOINT_HASH found; waiting for the restore"
-  # A placeholder that only waits: exec keeps PID 1 a plain sleeper the agent can see.
-  exec sleep infinity
+if [ -z "${DYN_CHECKPOINT_HASH:-}" ] || [ ! -f "$ckpt/checkpoint.done" ]; then
+  echo "smart-entrypoint: no checkpoint for '${DYN_CHECKPOINT_HASH:-}'; cold start"
+  exec "$@"
 fi
-echo "smart-entrypoint: no checkpoint for '${DYN_CHECKPOINT_HASH:-}'; cold start"
-exec "$@"
+
+echo "smart-entrypoint: checkpoint $DYN_CHECKPOINT_HASH found; waiting for the node agent to restore it into this container"
+# As the container's PID 1 this shell adopts the restored process tree. `wait` reaps every child,
+# adopted ones too, so nothing lingers as a zombie. Once a restored process has been seen, the
+# container lives as long as one does; its exit status is not visible here, so the exit is 1.
+seen=""
+while :; do
+  sleep 1 &
+  wait
+  others=0
+  for dir in /proc/[0-9]*; do
+    [ "${dir#/proc/}" = "$$" ] || others=$((others + 1))
+  done
+  if [ "$others" -gt 0 ]; then
+    [ -n "$seen" ] || echo "smart-entrypoint: restored process running"
+    seen=1
+  elif [ -n "$seen" ]; then
+    echo "smart-entrypoint: the restored process tree has exited"
+    exit 1
+  fi
+done

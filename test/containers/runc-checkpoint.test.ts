@@ -1,8 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
+import { failureOf } from '../support/failures.js';
 import { RuncWorld, readStatus, waitForStatus } from '../support/runc-containers.js';
 
 const world = new RuncWorld(path.resolve('.torpor/test/containers'));
@@ -14,22 +14,13 @@ const allowed = {
   'torpor.dev/checkpoint-source': 'true',
 };
 
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
-}
-
 async function filesIn(dir: string): Promise<string[]> {
   return readdir(dir).catch(() => []);
 }
 
-/** Refused before anything is frozen: no images written, the container still running and counting. */
-async function expectUntouched(id: string, bundle: string, checkpointDir: string): Promise<void> {
-  expect(await filesIn(path.join(checkpointDir, 'images'))).toEqual([]);
+/** Refused before anything is frozen: nothing in the store, the container still running and counting. */
+async function expectUntouched(id: string, bundle: string, hash: string): Promise<void> {
+  expect(await filesIn(path.join(world.store, hash))).toEqual([]);
   expect(await world.state(id)).toBe('running');
   const before = await waitForStatus(bundle, () => true);
   await waitForStatus(bundle, (s) => s.n > before.n);
@@ -44,56 +35,64 @@ describe('runc containers (real runc and CRIU)', () => {
   });
 
   it('refuses a container ID that runc does not know on this node, typed and non-retryable', async () => {
-    const failure = await failureOf(
-      activities.dumpContainer({ containerId: 'no-such-container', checkpointDir: path.join(world.dir, 'ck-unknown') }),
-    );
+    const failure = await failureOf(activities.dumpContainer({ containerId: 'no-such-container', hash: 'ck-unknown' }));
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.nonRetryable).toBe(true);
-    expect(await filesIn(path.join(world.dir, 'ck-unknown', 'images'))).toEqual([]);
+    expect(await filesIn(path.join(world.store, 'ck-unknown'))).toEqual([]);
   });
 
   it('refuses a container whose pod namespace the agent does not allow, before freezing it', async () => {
     const bundle = await world.createBundle('other-ns', { ...allowed, 'io.kubernetes.pod.namespace': 'team-b' });
     await world.run('other-ns', bundle);
     await waitForStatus(bundle, () => true);
-    const checkpointDir = path.join(world.dir, 'ck-other-ns');
-    const failure = await failureOf(activities.dumpContainer({ containerId: 'other-ns', checkpointDir }));
+    const failure = await failureOf(activities.dumpContainer({ containerId: 'other-ns', hash: 'ck-other-ns' }));
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.message).toContain('team-b');
-    await expectUntouched('other-ns', bundle, checkpointDir);
+    await expectUntouched('other-ns', bundle, 'ck-other-ns');
     await world.deleteContainer('other-ns');
   });
 
-  it('refuses a container without the checkpoint-source label, before freezing it', async () => {
+  it('refuses a container without the checkpoint-source label, and a request meant for another node, before freezing it', async () => {
     const { 'torpor.dev/checkpoint-source': _, ...unlabelled } = allowed;
     const bundle = await world.createBundle('unlabelled', unlabelled);
     await world.run('unlabelled', bundle);
     await waitForStatus(bundle, () => true);
-    const checkpointDir = path.join(world.dir, 'ck-unlabelled');
-    const failure = await failureOf(activities.dumpContainer({ containerId: 'unlabelled', checkpointDir }));
+    const failure = await failureOf(activities.dumpContainer({ containerId: 'unlabelled', hash: 'ck-unlabelled' }));
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.message).toContain('torpor.dev/checkpoint-source');
-    await expectUntouched('unlabelled', bundle, checkpointDir);
+    await expectUntouched('unlabelled', bundle, 'ck-unlabelled');
+
+    const elsewhere = await failureOf(activities.dumpContainer({ containerId: 'unlabelled', hash: 'ck-unlabelled', nodeName: 'node-b' }));
+    expect(elsewhere.type).toBe('TargetNotAllowed');
+    expect(elsewhere.message).toContain('node-b');
+    await expectUntouched('unlabelled', bundle, 'ck-unlabelled');
     await world.deleteContainer('unlabelled');
   });
 
-  it('restores a dumped container into a second container from the placeholder bundle: same memory, its mounts and the file it wrote', async () => {
+  it('commits a container dump to the store, and restores it as a new container from a placeholder bundle: same memory, mounts and files', async () => {
     const source = await world.createBundle('source', allowed);
     await world.run('source', source);
     const before = await waitForStatus(source, (s) => s.n >= 3);
-    const checkpointDir = path.join(world.dir, 'ck-source');
 
-    const dumped = await activities.dumpContainer({ containerId: 'source', checkpointDir });
+    const dumped = await activities.dumpContainer({ containerId: 'source', hash: 'ck-source', nodeName: 'node-a' });
     expect(dumped.labels).toEqual({ podNamespace: 'team-a', podName: 'app-0', containerName: 'app' });
     expect(dumped.rootfsDiffBytes).toBeGreaterThan(0);
+    const committed = await filesIn(path.join(world.store, 'ck-source'));
+    expect(committed).toEqual(expect.arrayContaining(['checkpoint.done', 'container.json', 'images', 'rootfs-diff.tar', 'dev-shm.tar']));
+    const manifest = JSON.parse(await readFile(path.join(world.store, 'ck-source', 'container.json'), 'utf8'));
+    expect(manifest.files.map((f: { path: string }) => f.path)).toContain('images/pages-1.img');
+    expect(manifest.totalBytes).toBe(dumped.totalBytes);
     // --leave-running: the source keeps counting after its dump.
     await waitForStatus(source, (s) => s.n > before.n + 2);
+    // The same hash again is the committed checkpoint, not a second dump.
+    const again = await activities.dumpContainer({ containerId: 'source', hash: 'ck-source' });
+    expect(again.totalBytes).toBe(dumped.totalBytes);
     await world.deleteContainer('source');
     const last = await readStatus(source);
 
     const placeholder = await world.createBundle('placeholder', allowed);
     world.adopt('restored');
-    const restored = await activities.restoreContainer({ checkpointDir, placeholderBundle: placeholder, containerId: 'restored' });
+    const restored = await activities.restoreContainer({ hash: 'ck-source', placeholderBundle: placeholder, containerId: 'restored' });
     expect(await world.state('restored')).toBe('running');
     expect(restored.initPid).toBeGreaterThan(0);
 
@@ -106,19 +105,20 @@ describe('runc containers (real runc and CRIU)', () => {
     // The counter continues from the dump (at or after `before`), not from 1.
     expect(first.n).toBeGreaterThanOrEqual(before.n);
     expect(last?.iid).toBe(before.iid);
-    // The file the app wrote into its rootfs came back through the replayed rootfs diff.
+    // The file the app wrote into its rootfs came back through the replayed rootfs diff, its /dev/shm file too.
     expect(later.written).toBe(`written by ${before.iid}`);
+    expect(later.shm).toBe(`shm of ${before.iid}`);
+    expect(later.token).toBe('token of placeholder');
     expect(await readFile(path.join(placeholder, 'upper', 'app', 'written.txt'), 'utf8')).toBe(`written by ${before.iid}`);
   });
 
   it('refuses to restore into a placeholder made from a different image', async () => {
-    const checkpointDir = path.join(world.dir, 'ck-source');
     const foreign = new RuncWorld(path.join(world.dir, 'foreign'));
     await foreign.createImage();
     try {
       const placeholder = await foreign.createBundle('placeholder', allowed);
       const failure = await failureOf(
-        activities.restoreContainer({ checkpointDir, placeholderBundle: placeholder, containerId: 'wrong-image' }),
+        activities.restoreContainer({ hash: 'ck-source', placeholderBundle: placeholder, containerId: 'wrong-image' }),
       );
       expect(failure.type).toBe('TargetNotAllowed');
       expect(await world.state('wrong-image')).toBeUndefined();

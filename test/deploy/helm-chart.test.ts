@@ -200,7 +200,7 @@ describe('images', () => {
     const waiting = await run('timeout', ['2', 'sh', script, 'echo', 'cold start ran'], { env }).catch(
       (e: { stdout: string; code: number }) => e,
     );
-    expect(waiting.stdout).toContain('waiting for the restore');
+    expect(waiting.stdout).toContain('waiting for the node agent to restore');
     expect(waiting.stdout).not.toContain('cold start ran');
     expect((waiting as { code?: number }).code).toBe(124);
   });

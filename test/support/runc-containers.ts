@@ -1,14 +1,16 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { ContainerAgentConfig } from '../../activities/node/container/types.js';
 
 const TORPOR_BIN = path.resolve('.torpor/bin');
+const SMART_ENTRYPOINT = path.resolve('deploy/images/smart-entrypoint.sh');
 
 /**
  * A python loop that builds state (a random instance id and a 64 KiB table), writes a file into
- * its rootfs, and reports both through /data (a bind mount) five times a second. Its stdio points
- * inside the container: CRIU cannot dump a host file outside the container's mounts.
+ * its rootfs and one into /dev/shm, reads its service-account token, and reports all of it through
+ * /data (a bind mount) and its stdout five times a second. Once it sees ChReK's restore marker it
+ * writes /app/serving (what a readiness probe of the restored app would check).
  */
 const APP = `import hashlib, json, os, random, time
 iid = os.urandom(8).hex()
@@ -16,15 +18,28 @@ table = bytearray(random.getrandbits(8) for _ in range(1 << 16))
 checksum = hashlib.sha256(table).hexdigest()
 with open('/app/written.txt', 'w') as f:
     f.write('written by ' + iid)
+with open('/dev/shm/app-state', 'w') as f:
+    f.write('shm of ' + iid)
+marker = os.environ.get('DYN_RESTORE_MARKER_FILE', '/tmp/dynamo-restored')
 n = 0
 while True:
     n += 1
+    restored = os.path.exists(marker)
+    if restored and not os.path.exists('/app/serving'):
+        with open('/app/serving', 'w') as f:
+            f.write(iid)
     with open('/app/written.txt') as f:
         written = f.read()
-    status = {'iid': iid, 'checksum': hashlib.sha256(table).hexdigest(), 'built': checksum, 'n': n, 'written': written}
+    with open('/dev/shm/app-state') as f:
+        shm = f.read()
+    with open('/var/run/secrets/kubernetes.io/serviceaccount/token') as f:
+        token = f.read()
+    status = {'iid': iid, 'checksum': hashlib.sha256(table).hexdigest(), 'built': checksum, 'n': n, 'written': written,
+              'shm': shm, 'token': token, 'restored': restored, 'pid': os.getpid()}
     with open('/data/status.json.tmp', 'w') as f:
         f.write(json.dumps(status))
     os.replace('/data/status.json.tmp', '/data/status.json')
+    print('tick', n, iid, flush=True)
     time.sleep(0.2)
 `;
 
@@ -34,6 +49,20 @@ export interface AppStatus {
   built: string;
   n: number;
   written: string;
+  shm: string;
+  token: string;
+  restored: boolean;
+  pid: number;
+}
+
+export interface BundleOptions {
+  /** The container's command; the app by default. */
+  args?: string[];
+  env?: string[];
+  /** Host directory mounted read-only at /checkpoints (the checkpoint volume of a restore pod). */
+  checkpoints?: string;
+  /** The image directory (overlay lower layer); this world's image by default. */
+  image?: string;
 }
 
 /**
@@ -44,12 +73,15 @@ export interface AppStatus {
 export class RuncWorld {
   readonly image: string;
   readonly runcRoot: string;
+  /** The agent's container checkpoint store. */
+  readonly store: string;
   private readonly bundles: string[] = [];
   private readonly ids: string[] = [];
 
   constructor(readonly dir: string) {
     this.image = path.join(dir, 'image');
     this.runcRoot = path.join(dir, 'runc-root');
+    this.store = path.join(dir, 'store');
   }
 
   config(allowedNamespaces: string[]): ContainerAgentConfig {
@@ -60,12 +92,26 @@ export class RuncWorld {
       allowedNamespaces,
       checkpointSourceLabel: 'torpor.dev/checkpoint-source',
       workRoot: path.join(this.dir, 'work'),
+      storeRoot: this.store,
+      nodeName: 'node-a',
     };
   }
 
   async createImage(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
-    for (const sub of ['usr', 'etc', 'tmp', 'data', 'app', 'proc', 'dev', 'sys'])
+    await mkdir(this.store, { recursive: true });
+    for (const sub of [
+      'usr',
+      'etc',
+      'tmp',
+      'data',
+      'app',
+      'proc',
+      'dev',
+      'sys',
+      'checkpoints',
+      'var/run/secrets/kubernetes.io/serviceaccount',
+    ])
       await mkdir(path.join(this.image, sub), { recursive: true });
     for (const [link, target] of [
       ['bin', 'usr/bin'],
@@ -76,34 +122,79 @@ export class RuncWorld {
       await execa('ln', ['-s', target, path.join(this.image, link)]);
     }
     await writeFile(path.join(this.image, 'app', 'app.py'), APP);
+    await copyFile(SMART_ENTRYPOINT, path.join(this.image, 'app', 'smart-entrypoint.sh'));
   }
 
-  /** A bundle with its own overlay rootfs and /data directory; returns the bundle path. */
-  async createBundle(name: string, annotations: Record<string, string>): Promise<string> {
+  /**
+   * A bundle shaped like a Kubernetes container's: its own overlay rootfs and, bind-mounted from the
+   * host as kubelet and containerd do it, a /data volume, /dev/shm and a service-account token.
+   */
+  async createBundle(name: string, annotations: Record<string, string>, options: BundleOptions = {}): Promise<string> {
     const bundle = path.join(this.dir, 'bundles', name);
-    for (const sub of ['rootfs', 'upper', 'overlay-work', 'data']) await mkdir(path.join(bundle, sub), { recursive: true });
+    for (const sub of ['rootfs', 'upper', 'overlay-work', 'data', 'shm', 'token']) await mkdir(path.join(bundle, sub), { recursive: true });
+    await writeFile(path.join(bundle, 'token', 'token'), `token of ${name}`);
     const rootfs = path.join(bundle, 'rootfs');
-    const options = `lowerdir=${this.image},upperdir=${path.join(bundle, 'upper')},workdir=${path.join(bundle, 'overlay-work')}`;
-    await execa('mount', ['-t', 'overlay', 'overlay', '-o', options, rootfs]);
+    const overlay = `lowerdir=${options.image ?? this.image},upperdir=${path.join(bundle, 'upper')},workdir=${path.join(bundle, 'overlay-work')}`;
+    await execa('mount', ['-t', 'overlay', 'overlay', '-o', overlay, rootfs]);
     this.bundles.push(bundle);
     await execa(path.join(TORPOR_BIN, 'runc'), ['spec', '--bundle', bundle]);
     const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8'));
     spec.process.terminal = false;
-    spec.process.args = ['sh', '-c', 'exec python3 /app/app.py </dev/null >/tmp/app.log 2>&1'];
+    spec.process.args = options.args ?? ['sh', '-c', 'exec python3 /app/app.py </dev/null'];
+    spec.process.env.push(...(options.env ?? []));
     spec.root = { path: rootfs, readonly: false };
+    const bind = (destination: string, source: string, mode: 'ro' | 'rw') => ({
+      destination,
+      type: 'bind',
+      source,
+      options: ['rbind', mode],
+    });
+    spec.mounts = spec.mounts.filter((m: { destination: string }) => m.destination !== '/dev/shm');
     spec.mounts.push(
-      ...['/usr', '/etc'].map((dir) => ({ destination: dir, type: 'bind', source: dir, options: ['rbind', 'ro'] })),
-      { destination: '/data', type: 'bind', source: path.join(bundle, 'data'), options: ['rbind', 'rw'] },
-      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] },
+      ...['/usr', '/etc'].map((dir) => bind(dir, dir, 'ro')),
+      bind('/data', path.join(bundle, 'data'), 'rw'),
+      bind('/dev/shm', path.join(bundle, 'shm'), 'rw'),
+      bind('/var/run/secrets/kubernetes.io/serviceaccount', path.join(bundle, 'token'), 'ro'),
+      ...(options.checkpoints ? [bind('/checkpoints', options.checkpoints, 'ro')] : []),
     );
     spec.annotations = annotations;
     await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
     return bundle;
   }
 
+  /**
+   * Starts the container detached. Its stdout and stderr are one pipe (not a socket: a container
+   * runtime's shim hands runc pipes, and CRIU restores a pipe by inheriting the new one) drained
+   * into a log file, read by `output(id)`.
+   */
   async run(id: string, bundle: string): Promise<void> {
     this.ids.push(id);
-    await execa(path.join(TORPOR_BIN, 'runc'), ['--root', this.runcRoot, 'run', '--detach', '--bundle', bundle, id], { stdio: 'ignore' });
+    await mkdir(path.join(this.dir, 'logs'), { recursive: true });
+    const runc = [path.join(TORPOR_BIN, 'runc'), '--root', this.runcRoot, 'run', '--detach', '--bundle', bundle, id];
+    await execa('bash', ['-c', 'log="$1"; shift; exec "$@" > >(exec cat >> "$log" 2>/dev/null) 2>&1', 'bash', this.logFile(id), ...runc], {
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'ignore',
+    });
+  }
+
+  private logFile(id: string): string {
+    return path.join(this.dir, 'logs', `${id}.log`);
+  }
+
+  /** What the container wrote to its stdout and stderr so far (its `kubectl logs`). */
+  async output(id: string): Promise<string> {
+    return readFile(this.logFile(id), 'utf8').catch(() => '');
+  }
+
+  async initPid(id: string): Promise<number> {
+    const result = await execa(path.join(TORPOR_BIN, 'runc'), ['--root', this.runcRoot, 'state', id]);
+    return (JSON.parse(result.stdout) as { pid: number }).pid;
+  }
+
+  /** Runs a command in the container's namespaces, as an exec readiness probe does. */
+  async exec(id: string, args: string[]) {
+    return execa(path.join(TORPOR_BIN, 'runc'), ['--root', this.runcRoot, 'exec', id, ...args], { reject: false });
   }
 
   /** Containers restored by the code under test are cleaned up too. */
@@ -139,6 +230,17 @@ export async function waitForStatus(bundle: string, accept: (status: AppStatus) 
     const status = await readStatus(bundle);
     if (status && accept(status)) return status;
     if (Date.now() > deadline) throw new Error(`no matching status in ${bundle} after ${timeoutMs} ms (last: ${JSON.stringify(status)})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Waits until `check` returns a value that is not undefined. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
@@ -12,6 +11,7 @@ import { identify } from '../../activities/node/process-identity.js';
 import { writeRecord } from '../../activities/node/run-records.js';
 import { StoreLayout } from '../../activities/node/store-layout.js';
 import type { GpuFreezeResult } from '../../contract/gpu-types.js';
+import { failureOf } from '../support/failures.js';
 
 const MIB = 1024 * 1024;
 const GPUS = {
@@ -34,15 +34,6 @@ describe('GPU activities (fake CUDA driver, real processes and agent records)', 
     await mkdir(layout.runDir(hash), { recursive: true });
     await writeRecord(path.join(layout.runDir(hash), 'workload.json'), { ...id, hash, runId: 'r' });
     return child.pid as number;
-  }
-
-  async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-    const err = await promise.then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
   }
 
   beforeEach(async () => {

@@ -1,28 +1,30 @@
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { torporFailure } from '../../../contract/failures.js';
+import { StoreLayout } from '../store-layout.js';
+import {
+  commitContainerCheckpoint,
+  containerCheckpointFiles,
+  freshStagingDir,
+  readCommittedContainerCheckpoint,
+  verifyContainerCheckpoint,
+} from './container-store.js';
+import { captureDevShm, replayDevShm } from './dev-shm.js';
+import { bundleMounts } from './placeholder-mounts.js';
+import { restoreIntoPlaceholder } from './placeholder-restore.js';
 import { captureRootfsDiff, overlayRootfs, replayRootfsDiff } from './rootfs-diff.js';
 import { CRIU_DUMP_CONFIG, CRIU_RESTORE_CONFIG, runcCheckpoint, runcRestore, runcState, runcVersion } from './runc.js';
-import { checkContainerId, verifyContainerTarget } from './target-policy.js';
+import { checkContainerId, checkNode, verifyContainerTarget } from './target-policy.js';
 import type {
   ContainerAgentConfig,
-  ContainerCheckpointRecord,
   ContainerTarget,
   DumpContainerInput,
   DumpContainerResult,
   RestoreContainerInput,
   RestoreContainerResult,
+  RestoreIntoPlaceholderInput,
 } from './types.js';
-
-/** The files of a container checkpoint directory. */
-export function containerCheckpointLayout(dir: string) {
-  return {
-    imageDir: path.join(dir, 'images'),
-    workDir: path.join(dir, 'work'),
-    rootfsDiff: path.join(dir, 'rootfs-diff.tar'),
-    record: path.join(dir, 'container.json'),
-  };
-}
 
 /**
  * Finds the container through runc under this agent's root only, and verifies it from runc's and
@@ -43,64 +45,104 @@ async function writeCriuConfig(workDir: string, name: string, options: string[])
   return file;
 }
 
-export async function dumpContainer(config: ContainerAgentConfig, input: DumpContainerInput): Promise<DumpContainerResult> {
-  const target = await resolveContainerTarget(config, input.containerId);
-  const overlay = await overlayRootfs(target.rootfs, `container ${target.id}`);
-  const layout = containerCheckpointLayout(input.checkpointDir);
-  await mkdir(layout.imageDir, { recursive: true });
-  await mkdir(layout.workDir, { recursive: true });
-  if ((await readdir(layout.imageDir)).length > 0) {
-    throw torporFailure('InvalidSpec', `checkpoint directory ${input.checkpointDir} already holds images; use a new one`);
+/**
+ * Dumps the container into a staging directory and commits it as checkpoint `hash`: runc's CRIU
+ * images, the rootfs diff, a manifest with every file's sha256, and checkpoint.done last.
+ * Idempotent: a hash already committed from the same container returns that checkpoint.
+ */
+export async function dumpContainer(
+  config: ContainerAgentConfig,
+  input: DumpContainerInput,
+  signal?: AbortSignal,
+): Promise<DumpContainerResult> {
+  checkNode(input.nodeName, config.nodeName);
+  const layout = new StoreLayout(config.storeRoot);
+  const id = checkContainerId(input.containerId);
+  const committed = await readCommittedContainerCheckpoint(layout, input.hash);
+  if (committed) {
+    if (committed.containerId !== id) {
+      throw torporFailure(
+        'InvalidSpec',
+        `checkpoint ${input.hash} already exists, taken from container ${committed.containerId}; use another hash`,
+      );
+    }
+    return {
+      hash: input.hash,
+      labels: committed.labels,
+      initPid: 0,
+      dumpMs: committed.dumpMs,
+      rootfsDiffBytes: committed.rootfsDiffBytes,
+      totalBytes: committed.totalBytes,
+    };
   }
-  const criuConfigFile = await writeCriuConfig(layout.workDir, 'criu-dump.conf', CRIU_DUMP_CONFIG);
+  const target = await resolveContainerTarget(config, id);
+  const overlay = await overlayRootfs(target.rootfs, `container ${target.id}`);
+  const staged = await freshStagingDir(layout, input.hash);
+  const files = containerCheckpointFiles(staged);
+  const criuConfigFile = await writeCriuConfig(files.workDir, 'criu-dump.conf', CRIU_DUMP_CONFIG);
   const started = Date.now();
-  await runcCheckpoint(config, target.id, { imageDir: layout.imageDir, workDir: layout.workDir, criuConfigFile });
+  await runcCheckpoint(config, target.id, {
+    imageDir: files.imageDir,
+    workDir: files.workDir,
+    criuConfigFile,
+    ...(signal ? { signal } : {}),
+  });
   const dumpMs = Date.now() - started;
   // Taken right after the dump while the container keeps running (--leave-running): files the app
   // writes after the dump would be in the diff too; an app that must be exact writes before ready.
-  const rootfsDiffBytes = await captureRootfsDiff(overlay.upperDir, layout.rootfsDiff);
-  const record: ContainerCheckpointRecord = {
+  const rootfsDiffBytes = await captureRootfsDiff(overlay.upperDir, files.rootfsDiff);
+  await captureDevShm(await bundleMounts(target.bundle), files.devShm);
+  const manifest = await commitContainerCheckpoint(layout, input.hash, staged, {
     containerId: target.id,
+    node: config.nodeName,
     labels: target.labels,
     imageLayers: overlay.lowerDir,
     runcVersion: await runcVersion(config),
     createdAt: new Date().toISOString(),
-  };
-  await writeFile(layout.record, JSON.stringify(record, null, 2));
-  return { checkpointDir: input.checkpointDir, labels: target.labels, initPid: target.initPid, dumpMs, rootfsDiffBytes };
+    dumpMs,
+    rootfsDiffBytes,
+  });
+  return { hash: input.hash, labels: target.labels, initPid: target.initPid, dumpMs, rootfsDiffBytes, totalBytes: manifest.totalBytes };
 }
 
-async function readCheckpointRecord(file: string): Promise<ContainerCheckpointRecord> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as ContainerCheckpointRecord;
-  } catch {
-    throw torporFailure('CheckpointNotFound', `no container checkpoint record at ${file}`);
-  }
-}
-
-/** Restores the checkpoint as a new container from the placeholder's bundle (same image), after replaying its rootfs diff. */
-export async function restoreContainer(config: ContainerAgentConfig, input: RestoreContainerInput): Promise<RestoreContainerResult> {
+/**
+ * For runc-only hosts: restores the checkpoint as a new container from the placeholder's bundle
+ * (same image, not started), after replaying its rootfs diff.
+ */
+export async function restoreContainer(
+  config: ContainerAgentConfig,
+  input: RestoreContainerInput,
+  signal?: AbortSignal,
+): Promise<RestoreContainerResult> {
+  checkNode(input.nodeName, config.nodeName);
   const id = checkContainerId(input.containerId);
-  const layout = containerCheckpointLayout(input.checkpointDir);
-  const record = await readCheckpointRecord(layout.record);
+  const layout = new StoreLayout(config.storeRoot);
+  const manifest = await verifyContainerCheckpoint(layout, input.hash, config.nodeName);
   if (await runcState(config, id)) {
     throw torporFailure('InvalidSpec', `a container "${id}" already exists on this node; restore under a new ID`);
   }
   const spec = JSON.parse(await readFile(path.join(input.placeholderBundle, 'config.json'), 'utf8')) as { root: { path: string } };
   const rootfs = path.resolve(input.placeholderBundle, spec.root.path);
   const overlay = await overlayRootfs(rootfs, `placeholder bundle ${input.placeholderBundle}`);
-  if (overlay.lowerDir !== record.imageLayers) {
+  if (overlay.lowerDir !== manifest.imageLayers) {
     throw torporFailure(
       'TargetNotAllowed',
-      `the placeholder's image (${overlay.lowerDir}) is not the checkpoint's (${record.imageLayers})`,
+      `the placeholder's image (${overlay.lowerDir}) is not the checkpoint's (${manifest.imageLayers})`,
     );
   }
-  await replayRootfsDiff(layout.rootfsDiff, overlay.upperDir);
+  const files = containerCheckpointFiles(layout.checkpointDir(input.hash));
+  await replayRootfsDiff(files.rootfsDiff, overlay.upperDir);
+  await replayDevShm(files.devShm, await bundleMounts(input.placeholderBundle));
   await mkdir(config.workRoot, { recursive: true });
   const workDir = await mkdtemp(path.join(config.workRoot, `restore-${id}-`));
   const criuConfigFile = await writeCriuConfig(workDir, 'criu-restore.conf', CRIU_RESTORE_CONFIG);
   const started = Date.now();
-  await runcRestore(config, id, input.placeholderBundle, { imageDir: layout.imageDir, workDir, criuConfigFile });
+  await runcRestore(config, id, input.placeholderBundle, {
+    imageDir: files.imageDir,
+    workDir,
+    criuConfigFile,
+    ...(signal ? { signal } : {}),
+  });
   const restoreMs = Date.now() - started;
   const restored = await runcState(config, id);
   if (restored?.status !== 'running') {
@@ -109,10 +151,19 @@ export async function restoreContainer(config: ContainerAgentConfig, input: Rest
   return { containerId: id, initPid: restored.initPid, restoreMs };
 }
 
+function cancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The container activities of a node agent (not registered with the worker yet). */
 export function createContainerActivities(config: ContainerAgentConfig) {
   return {
-    dumpContainer: (input: DumpContainerInput) => dumpContainer(config, input),
-    restoreContainer: (input: RestoreContainerInput) => restoreContainer(config, input),
+    dumpContainer: (input: DumpContainerInput) => dumpContainer(config, input, cancellation()),
+    restoreContainer: (input: RestoreContainerInput) => restoreContainer(config, input, cancellation()),
+    restoreIntoPlaceholder: (input: RestoreIntoPlaceholderInput) => restoreIntoPlaceholder(config, input, cancellation()),
   };
 }

@@ -1,5 +1,7 @@
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { execa } from 'execa';
+import { x as extractTar, type ReadEntry } from 'tar';
 import { torporFailure } from '../../../contract/failures.js';
 import { findOverlayRootfs, type OverlayRootfs } from './overlay-layers.js';
 
@@ -21,7 +23,7 @@ export async function overlayRootfs(rootfs: string, what: string): Promise<Overl
   return overlay;
 }
 
-const TAR_FLAGS = ['--xattrs', '--xattrs-include=trusted.overlay.*', '--acls', '--numeric-owner'];
+export const TAR_FLAGS = ['--xattrs', '--xattrs-include=trusted.overlay.*', '--acls', '--numeric-owner'];
 
 export async function captureRootfsDiff(upperDir: string, tarFile: string): Promise<number> {
   await execa('tar', ['-C', upperDir, ...TAR_FLAGS, '-cf', tarFile, '.']);
@@ -34,4 +36,50 @@ export async function captureRootfsDiff(upperDir: string, tarFile: string): Prom
  */
 export async function replayRootfsDiff(tarFile: string, upperDir: string): Promise<void> {
   await execa('tar', ['-C', upperDir, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
+}
+
+/** A parent directory of `rel` under `root` that is a symlink: it would resolve against the agent's root. */
+async function symlinkedParent(root: string, rel: string): Promise<string | undefined> {
+  const parts = rel.split('/').filter((p) => p && p !== '.');
+  let current = root;
+  for (const part of parts.slice(0, -1)) {
+    current = path.join(current, part);
+    if ((await lstat(current).catch(() => undefined))?.isSymbolicLink()) return current;
+  }
+  return undefined;
+}
+
+/**
+ * Replays the diff through a container's merged root (`root` = /proc/PID/root of a running
+ * placeholder), not into its upper layer: an overlay whose layers change under it while mounted
+ * misbehaves (creating a file in a directory it has already looked up fails with ENOTEMPTY).
+ * Whiteouts become deletions; node-tar refuses to write through a symlink (strict). Opaque
+ * directories (trusted.overlay.opaque) are not replayed: such a directory keeps its image files.
+ */
+export async function replayRootfsDiffThrough(root: string, tarFile: string): Promise<void> {
+  const whiteouts: string[] = [];
+  const isWhiteout = (entry: ReadEntry) => entry.type === 'CharacterDevice' && !entry.header.devmaj && !entry.header.devmin;
+  try {
+    await extractTar({
+      file: tarFile,
+      cwd: root,
+      strict: true,
+      preserveOwner: true,
+      filter: (p, entry) => {
+        if (!('header' in entry) || !isWhiteout(entry)) return true;
+        whiteouts.push(p);
+        return false;
+      },
+    });
+  } catch (err) {
+    throw torporFailure(
+      'TargetNotAllowed',
+      `the checkpoint's rootfs changes cannot be replayed into the placeholder: ${(err as Error).message}`,
+    );
+  }
+  for (const rel of whiteouts) {
+    const link = await symlinkedParent(root, rel);
+    if (link) throw torporFailure('TargetNotAllowed', `the deleted path ${rel} lies under a symlink (${link}) in the placeholder`);
+    await rm(path.join(root, rel), { recursive: true, force: true });
+  }
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { torporFailure } from '../../../contract/failures.js';
 import { criuLogExcerpt } from '../criu-args.js';
+import { heartbeat } from './container-store.js';
 import type { ContainerAgentConfig, RuncContainer } from './types.js';
 
 /** CRIU options runc has no flag for, handed over through a CRIU config file (CRIU_CONFIG_FILE). */
@@ -22,13 +23,28 @@ function runcEnv(config: RuncConfig, criuConfigFile?: string): Record<string, st
   return env;
 }
 
-function runc(config: RuncConfig, args: string[], criuConfigFile?: string) {
-  return execa(config.runcPath, ['--root', config.runcRoot, '--criu', config.criuPath, ...args], {
+/**
+ * Runs runc; with `stdioLog`, under bash so that runc's (and so the container's) stdout and stderr
+ * are a pipe drained into that file: CRIU can hand a restored process a new pipe, not a socket.
+ */
+async function runc(config: RuncConfig, args: string[], criuConfigFile?: string, signal?: AbortSignal, stdioLog?: string) {
+  const command = [config.runcPath, '--root', config.runcRoot, '--criu', config.criuPath, ...args];
+  const [file = 'runc', ...argv] = stdioLog
+    ? ['bash', '-c', 'log="$1"; shift; exec "$@" > >(exec cat >> "$log" 2>/dev/null) 2>&1', 'bash', stdioLog, ...command]
+    : command;
+  const child = execa(file, argv, {
     reject: false,
     stdin: 'ignore',
     env: runcEnv(config, criuConfigFile),
     forceKillAfterDelay: 5000,
+    ...(signal ? { cancelSignal: signal } : {}),
   });
+  const started = Date.now();
+  const timer = setInterval(() => heartbeat({ phase: `runc ${args[0]}`, elapsedMs: Date.now() - started }), 1000);
+  const result = await child.finally(() => clearInterval(timer));
+  // Killed because the activity was cancelled: report the cancellation, not a runc failure.
+  if (signal?.aborted) throw signal.reason;
+  return result;
 }
 
 /** Asks runc for the container; undefined when runc does not know it under this root (not on this node). */
@@ -64,22 +80,29 @@ export interface RuncCheckpointPaths {
   imageDir: string;
   workDir: string;
   criuConfigFile: string;
+  signal?: AbortSignal;
 }
 
 /** `runc checkpoint --leave-running`: the container keeps serving; runc describes its mounts and cgroup to CRIU. */
 export async function runcCheckpoint(config: RuncConfig, id: string, paths: RuncCheckpointPaths): Promise<void> {
   const args = ['checkpoint', '--leave-running', '--image-path', paths.imageDir, '--work-path', paths.workDir, id];
-  const result = await runc(config, args, paths.criuConfigFile);
+  const result = await runc(config, args, paths.criuConfigFile, paths.signal);
   if (result.exitCode === 0) return;
   const excerpt = await failureExcerpt(path.join(paths.workDir, 'dump.log'), `${result.stderr}`);
   throw torporFailure('DumpFailed', `runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });
 }
 
-/** `runc restore --detach`: a new container from `bundle`, whose process tree is the checkpointed one. */
+/**
+ * `runc restore --detach`: a new container from `bundle`, whose process tree is the checkpointed
+ * one; its output goes to container.log in the work directory.
+ */
 export async function runcRestore(config: RuncConfig, id: string, bundle: string, paths: RuncCheckpointPaths): Promise<void> {
   const args = ['restore', '--detach', '--image-path', paths.imageDir, '--work-path', paths.workDir, '--bundle', bundle, id];
-  const result = await runc(config, args, paths.criuConfigFile);
+  const result = await runc(config, args, paths.criuConfigFile, paths.signal, path.join(paths.workDir, 'container.log'));
   if (result.exitCode === 0) return;
-  const excerpt = await failureExcerpt(path.join(paths.workDir, 'restore.log'), `${result.stderr}`);
+  const excerpt = await failureExcerpt(
+    path.join(paths.workDir, 'restore.log'),
+    await readFile(path.join(paths.workDir, 'container.log'), 'utf8').catch(() => ''),
+  );
   throw torporFailure('RestoreFailed', `runc restore of container ${id} failed: ${excerpt}`, { containerId: id });
 }

@@ -15,6 +15,13 @@ export function checkContainerId(id: string): string {
   return id;
 }
 
+/** A request names the node it means; an agent serves only its own. */
+export function checkNode(requested: string | undefined, own: string): void {
+  if (requested !== undefined && requested !== own) {
+    throw torporFailure('TargetNotAllowed', `the request is for node "${requested}", but this agent serves node "${own}"`);
+  }
+}
+
 export function containerLabels(annotations: Record<string, string>): ContainerLabels {
   return {
     podNamespace: annotations[POD_NAMESPACE_ANNOTATION] ?? '',

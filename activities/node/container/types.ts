@@ -1,3 +1,5 @@
+import type { ManifestFile } from '../../../contract/types.js';
+
 /** What the container side of a node agent is told at start-up. */
 export interface ContainerAgentConfig {
   /** The runc executable (a wrapper on PATH by default). */
@@ -12,6 +14,10 @@ export interface ContainerAgentConfig {
   checkpointSourceLabel: string;
   /** Scratch space for runc's work directories (CRIU logs of restores). */
   workRoot: string;
+  /** Container checkpoints live at `<storeRoot>/<hash>` (ChReK's layout: the smart entrypoint looks for `<hash>/checkpoint.done`). */
+  storeRoot: string;
+  /** This node's name; a request meant for another node is refused. */
+  nodeName: string;
 }
 
 /** The labels Kubernetes (through containerd) writes into a container's bundle annotations. */
@@ -36,22 +42,28 @@ export interface ContainerTarget extends RuncContainer {
   labels: ContainerLabels;
 }
 
-export interface DumpContainerInput {
+/** Names the node the caller believes the container is on; the agent refuses a request meant for another node. */
+export interface NodeBound {
+  nodeName?: string;
+}
+
+export interface DumpContainerInput extends NodeBound {
   containerId: string;
-  /** An empty or absent directory the checkpoint is written to (images/, rootfs-diff.tar, container.json). */
-  checkpointDir: string;
+  /** The checkpoint's name in the store (ChReK's checkpoint hash). */
+  hash: string;
 }
 
 export interface DumpContainerResult {
-  checkpointDir: string;
+  hash: string;
   labels: ContainerLabels;
   initPid: number;
   dumpMs: number;
   rootfsDiffBytes: number;
+  totalBytes: number;
 }
 
-export interface RestoreContainerInput {
-  checkpointDir: string;
+export interface RestoreContainerInput extends NodeBound {
+  hash: string;
   /** The placeholder's bundle: same image (overlay lower layers) as the checkpointed container, not yet started. */
   placeholderBundle: string;
   /** The ID of the restored container. */
@@ -64,12 +76,39 @@ export interface RestoreContainerResult {
   restoreMs: number;
 }
 
-/** What a container checkpoint records beside its CRIU images (container.json). */
+export interface RestoreIntoPlaceholderInput extends NodeBound {
+  hash: string;
+  /** The running placeholder container (same image, a command that waits) the process tree is restored into. */
+  placeholderContainerId: string;
+  /** Where the restored app looks for ChReK's restore marker (its DYN_RESTORE_MARKER_FILE); /tmp/dynamo-restored by default. */
+  restoreMarkerFile?: string;
+}
+
+export interface RestoreIntoPlaceholderResult {
+  placeholderContainerId: string;
+  /** The restored root process, as the host sees it and as the placeholder's own PID namespace sees it. */
+  hostPid: number;
+  placeholderPid: number;
+  restoreMs: number;
+  /** True when an earlier attempt had already restored it (the activity ran again). */
+  alreadyRestored: boolean;
+}
+
+/** What a container checkpoint records about its source (in container.json, with the file digests). */
 export interface ContainerCheckpointRecord {
   containerId: string;
+  node: string;
   labels: ContainerLabels;
   /** The overlay lower layers of the rootfs: the image; a restore needs a placeholder with the same. */
   imageLayers: string;
   runcVersion: string;
   createdAt: string;
+  dumpMs: number;
+  rootfsDiffBytes: number;
+}
+
+export interface ContainerCheckpointManifest extends ContainerCheckpointRecord {
+  hash: string;
+  files: ManifestFile[];
+  totalBytes: number;
 }
