@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandleWithFirstExecutionRunId as StartedWorkflow, WorkflowStartOptions } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
+import {
+  type ContainerCheckpointRequest,
+  type ContainerRestoreRequest,
+  parseContainerCheckpointRequest,
+  parseContainerRestoreRequest,
+} from '../contract/containers.js';
 import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../contract/naming.js';
 import {
   type CheckpointRequest,
@@ -29,8 +35,11 @@ import type {
   RestoreResult,
   SpecHashResult,
 } from '../contract/types.js';
+import type { ContainerCheckpointResult, ContainerRestoreResult } from '../workflows/containers.js';
 import type {
   checkpoint,
+  containerCheckpoint,
+  containerRestore,
   deleteCheckpoint,
   gc,
   inspectCheckpoint,
@@ -43,6 +52,7 @@ import { toTorporError, validated } from './errors.js';
 import { type RefreshSchedule, RefreshSchedules, type TriggeredRefresh } from './schedules.js';
 import { workflowIds } from './workflow-ids.js';
 
+export type { ContainerCheckpointRequest, ContainerRestoreRequest } from '../contract/containers.js';
 export type {
   CheckpointRequest,
   GcRequest,
@@ -63,6 +73,7 @@ export type {
   RestoreResult,
   SpecHashResult,
 } from '../contract/types.js';
+export type { ContainerCheckpointResult, ContainerRestoreResult } from '../workflows/containers.js';
 export { TorporError } from './errors.js';
 export type { RefreshSchedule, TriggeredRefresh } from './schedules.js';
 
@@ -115,6 +126,41 @@ export class TorporClient {
       staticSummary: `Restore ${full.hash} on ${full.node}`,
       staticDetails: `Restore ${full.restoreId} of checkpoint **${full.hash}** on node **${full.node}** (${full.runtime} runtime).`,
     });
+  }
+
+  /**
+   * Checkpoints a running container on `request.node` (runc checkpoint; the container keeps
+   * running). One workflow per hash and node: a second request joins the first.
+   */
+  async startContainerCheckpoint(request: ContainerCheckpointRequest): Promise<StartedWorkflow<typeof containerCheckpoint>> {
+    const spec = validated(() => parseContainerCheckpointRequest(request));
+    return this.start<typeof containerCheckpoint>(
+      'containerCheckpoint',
+      workflowIds.containerCheckpoint(spec.hash, spec.node),
+      request,
+      `Checkpoint container ${spec.containerId} as ${spec.hash} on ${spec.node}`,
+      { join: true },
+    );
+  }
+
+  /** Restores a container checkpoint into a running placeholder container; a second request for the same placeholder joins the first. */
+  async startContainerRestore(request: ContainerRestoreRequest): Promise<StartedWorkflow<typeof containerRestore>> {
+    const spec = validated(() => parseContainerRestoreRequest(request));
+    return this.start<typeof containerRestore>(
+      'containerRestore',
+      workflowIds.containerRestore(spec.hash, spec.placeholderContainerId),
+      request,
+      `Restore ${spec.hash} into container ${spec.placeholderContainerId} on ${spec.node}`,
+      { join: true },
+    );
+  }
+
+  async checkpointContainer(request: ContainerCheckpointRequest): Promise<ContainerCheckpointResult> {
+    return this.result(await this.startContainerCheckpoint(request));
+  }
+
+  async restoreContainer(request: ContainerRestoreRequest): Promise<ContainerRestoreResult> {
+    return this.result(await this.startContainerRestore(request));
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {

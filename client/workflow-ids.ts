@@ -8,6 +8,8 @@ export const workflowIds = {
   list: (node: string) => `list/${node}/${shortId()}`,
   inspect: (hash: string, node: string) => `inspect/${hash}/${node}/${shortId()}`,
   specHash: (name: string, node: string) => `spec-hash/${name}/${node}/${shortId()}`,
+  containerCheckpoint: (hash: string, node: string) => `container-checkpoint/${hash}/${node}`,
+  containerRestore: (hash: string, placeholder: string) => `container-restore/${hash}/${placeholder}`,
   refreshSchedule: (name: string, node: string) => `refresh/${name}/${node}`,
 };
 

@@ -15,7 +15,12 @@ export const nodeSchema = z.string().regex(NODE_PATTERN, 'must be a DNS subdomai
 export const runtimeSchema = z.enum(['local', 'kubernetes'], { error: 'must be "local" or "kubernetes"' });
 const timeoutSchema = (defaultMs: number) => z.number().int().positive().max(DAY_MS, 'must be at most 24 hours').default(defaultMs);
 /** How long a step waits for the node's agent to pick it up before failing with AgentUnavailable. */
-const agentTimeoutSchema = z.number().int().min(1000, 'must be at least 1000 ms').max(DAY_MS, 'must be at most 24 hours').default(60_000);
+export const agentTimeoutSchema = z
+  .number()
+  .int()
+  .min(1000, 'must be at least 1000 ms')
+  .max(DAY_MS, 'must be at most 24 hours')
+  .default(60_000);
 const argSchema = z
   .string()
   .min(1, 'must not be empty')

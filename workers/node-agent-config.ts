@@ -2,6 +2,7 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { NodeAgentConfig } from '../activities/node/agent-config.js';
+import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NODE_PATTERN } from '../contract/spec.js';
 
 /** Node names become task-queue names; a host name like "GPU_Box1" becomes "gpu-box1". */
@@ -31,5 +32,18 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
     torporVersion: env.npm_package_version ?? '0.1.0',
+    ...(env.TORPOR_RUNC_ROOT
+      ? {
+          containers: {
+            runcPath: env.TORPOR_RUNC ?? 'runc',
+            runcRoot: path.resolve(env.TORPOR_RUNC_ROOT),
+            allowedNamespaces: (env.TORPOR_CONTAINER_NAMESPACES ?? '')
+              .split(',')
+              .map((n) => n.trim())
+              .filter(Boolean),
+            checkpointSourceLabel: env.TORPOR_CHECKPOINT_SOURCE_LABEL ?? CHECKPOINT_SOURCE_LABEL,
+          },
+        }
+      : {}),
   };
 }

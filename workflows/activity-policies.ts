@@ -56,6 +56,9 @@ const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> 
   describeCheckpoint: 'Read a checkpoint and its users',
   removeCheckpoint: 'Delete a checkpoint (rename out of place, then remove)',
   collectGarbage: 'Remove stale dumps, run files and trash',
+  dumpContainer: 'Dump the container (runc checkpoint) and commit it',
+  restoreContainer: 'Restore as a new runc container',
+  restoreIntoPlaceholder: "Restore into the placeholder container's namespaces",
 };
 
 type Group<A> = { [K in keyof A]: A[K] extends (input: infer I) => infer R ? (input: I) => R : never };

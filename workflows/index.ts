@@ -1,4 +1,5 @@
 export { checkpoint } from './checkpoint.js';
+export { containerCheckpoint, containerRestore } from './containers.js';
 export { gc } from './gc.js';
 export { progressQuery } from './progress.js';
 export { refresh } from './refresh.js';

@@ -12,4 +12,13 @@ export interface NodeAgentConfig {
   extraDumpArgs: string[];
   extraRestoreArgs: string[];
   torporVersion: string;
+  /** Present when the node runs containers the agent may checkpoint and restore into (runc state under `runcRoot`). */
+  containers?: NodeContainerConfig;
+}
+
+export interface NodeContainerConfig {
+  runcPath: string;
+  runcRoot: string;
+  allowedNamespaces: string[];
+  checkpointSourceLabel: string;
 }

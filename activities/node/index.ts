@@ -1,5 +1,6 @@
 import type { NodeAgentConfig } from './agent-config.js';
 import { checkpointStoreActivities } from './checkpoint-store.js';
+import { nodeContainerActivities } from './container/node-config.js';
 import { dumpActivities } from './dump.js';
 import { garbageActivities } from './garbage.js';
 import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
@@ -22,6 +23,7 @@ export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityD
     ...specHashActivities(config, gpu?.queryGpus),
     ...retentionActivities(config, layout),
     ...garbageActivities(layout),
+    ...nodeContainerActivities(config),
   };
 }
 

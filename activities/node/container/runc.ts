@@ -18,7 +18,8 @@ type RuncConfig = Pick<ContainerAgentConfig, 'runcPath' | 'runcRoot' | 'criuPath
 
 function runcEnv(config: RuncConfig, criuConfigFile?: string): Record<string, string> {
   // CRIU runs iptables-restore from PATH to lock the container's network; it sits beside the criu wrapper.
-  const env: Record<string, string> = { PATH: `${path.dirname(config.criuPath)}:${process.env.PATH ?? ''}` };
+  const dir = path.isAbsolute(config.criuPath) ? `${path.dirname(config.criuPath)}:` : '';
+  const env: Record<string, string> = { PATH: `${dir}${process.env.PATH ?? ''}` };
   if (criuConfigFile) env.CRIU_CONFIG_FILE = criuConfigFile;
   return env;
 }

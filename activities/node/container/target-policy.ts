@@ -1,3 +1,4 @@
+import { CONTAINER_ID_PATTERN } from '../../../contract/containers.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { ContainerLabels, ContainerTarget, RuncContainer } from './types.js';
 
@@ -7,11 +8,9 @@ export const CONTAINER_NAME_ANNOTATION = 'io.kubernetes.container.name';
 /** Mirrors ChReK's `nvidia.com/checkpoint-source` pod label. */
 export const DEFAULT_CHECKPOINT_SOURCE_LABEL = 'torpor.dev/checkpoint-source';
 
-/** A container ID as runc accepts it; anything else is refused before runc sees it. */
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
+/** Anything that is not a container ID is refused before runc sees it. */
 export function checkContainerId(id: string): string {
-  if (!CONTAINER_ID.test(id)) throw torporFailure('InvalidSpec', `"${id}" is not a container ID (letters, digits, "_", ".", "-")`);
+  if (!CONTAINER_ID_PATTERN.test(id)) throw torporFailure('InvalidSpec', `"${id}" is not a container ID (letters, digits, "_", ".", "-")`);
   return id;
 }
 
