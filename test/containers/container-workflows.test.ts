@@ -1,11 +1,13 @@
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { nodeContainerActivities } from '../../activities/node/container/node-config.js';
 import { TorporError } from '../../client/index.js';
 import { failureOf } from '../support/failures.js';
 import { eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
 import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
 
+const CLI = path.resolve('cli/torpor.mjs');
 const world = new RuncWorld(path.resolve('.torpor/test/container-workflows'));
 const pod = { 'io.kubernetes.pod.namespace': 'team-a', 'io.kubernetes.pod.name': 'llm-0', 'io.kubernetes.container.name': 'main' };
 
@@ -70,6 +72,17 @@ describe('container checkpoint and restore as Temporal workflows (real Temporal,
     const bad = await h.torpor.restoreContainer({ node: h.node, hash: 'llm-v1', placeholderContainerId: '../x' }).catch((e: unknown) => e);
     expect((bad as TorporError).type).toBe('InvalidSpec');
     expect((bad as TorporError).workflowId).toBeUndefined();
+
+    // The CLI reports the same refusal, as JSON with its exit code.
+    const cli = await execa(
+      process.execPath,
+      [CLI, '--address', inject('temporalAddress'), '--node', h.node, '--json', 'container', 'checkpoint', 'nope', 'llm-v3'],
+      {
+        reject: false,
+      },
+    );
+    expect(cli.exitCode).not.toBe(0);
+    expect(JSON.parse(cli.stdout).error.type).toBe('TargetNotAllowed');
 
     const { containers: _, ...withoutContainers } = h.config;
     const refused = await failureOf(nodeContainerActivities(withoutContainers).dumpContainer({ containerId: 'x', hash: 'y' }));
