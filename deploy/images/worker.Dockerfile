@@ -16,7 +16,7 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 # Debian trixie ships CRIU 4.1 (bookworm's 3.17 fails on current kernels); iptables for CRIU's network lock.
 FROM debian:trixie-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends criu iptables util-linux ca-certificates \
+ && apt-get install -y --no-install-recommends criu runc tar iptables util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app

@@ -48,6 +48,10 @@ const combos: Record<string, string[]> = {
     'storage.pvc.existingClaim=shared-checkpoints',
     '--set',
     'metrics.enabled=false',
+    '--set',
+    'nodeAgent.containers.enabled=true',
+    '--set',
+    'nodeAgent.containers.allowedNamespaces={ml,research}',
   ],
 };
 
@@ -120,6 +124,24 @@ describe('the Helm chart', () => {
     expect(pod.containers[0]?.securityContext.privileged).toBe(true);
     expect(pod.containers[0]?.env.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
     expect(pod.volumes.find((v) => v.name === 'signals')?.hostPath?.path).toBe('/var/lib/chrek/signals');
+    expect(pod.containers[0]?.env.map((e) => e.name)).not.toContain('TORPOR_RUNC_ROOT');
+  });
+
+  it('with container support, points the agent at runc state under /run/containerd and lets it see host mounts', async () => {
+    const docs = loadAllYaml(await template(combos['namespace RBAC, mTLS, existing PVC, no metrics'] as string[])) as KubernetesObject[];
+    const ds = docs.find((d) => d.kind === 'DaemonSet') as unknown as {
+      spec: {
+        template: {
+          spec: {
+            containers: { env: { name: string; value?: string }[]; volumeMounts: { name: string; mountPropagation?: string }[] }[];
+          };
+        };
+      };
+    };
+    const agent = ds.spec.template.spec.containers[0];
+    const env = Object.fromEntries((agent?.env ?? []).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ TORPOR_RUNC_ROOT: '/run/containerd/runc/k8s.io', TORPOR_CONTAINER_NAMESPACES: 'ml,research' });
+    expect(agent?.volumeMounts.find((m) => m.name === 'containerd-run')?.mountPropagation).toBe('HostToContainer');
   });
 });
 
