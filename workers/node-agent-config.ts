@@ -1,7 +1,10 @@
 import { mkdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { NodeAgentConfig } from '../activities/node/agent-config.js';
+import { kubernetesPodLookup } from '../activities/node/container/pod-lookup.js';
+import type { PodLookup } from '../activities/node/container/target-policy.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NODE_PATTERN } from '../contract/spec.js';
 
@@ -17,6 +20,18 @@ export function normalizeNodeName(name: string): string {
 
 function splitArgs(value: string | undefined): string[] {
   return value?.trim() ? value.trim().split(/\s+/) : [];
+}
+
+/**
+ * In a cluster (the DaemonSet's service account) or with KUBECONFIG, the agent checks a
+ * container's pod in the Kubernetes API: its labels, its node, its container IDs.
+ */
+function agentPodLookup(env: NodeJS.ProcessEnv): { pods?: PodLookup } {
+  if (!env.KUBERNETES_SERVICE_HOST && !env.KUBECONFIG) return {};
+  const kubeConfig = new KubeConfig();
+  if (env.KUBECONFIG) kubeConfig.loadFromFile(env.KUBECONFIG);
+  else kubeConfig.loadFromCluster();
+  return { pods: kubernetesPodLookup(kubeConfig) };
 }
 
 /** The agent's configuration from its environment (what the DaemonSet or a systemd unit sets). */
@@ -42,6 +57,7 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
               .map((n) => n.trim())
               .filter(Boolean),
             checkpointSourceLabel: env.TORPOR_CHECKPOINT_SOURCE_LABEL ?? CHECKPOINT_SOURCE_LABEL,
+            ...agentPodLookup(env),
           },
         }
       : {}),

@@ -1,3 +1,5 @@
+import type { PodLookup } from './container/target-policy.js';
+
 /** What a node agent is told at start-up; activities close over it. */
 export interface NodeAgentConfig {
   /** This node's name: the agent polls `torpor-node-<nodeName>`. */
@@ -21,4 +23,6 @@ export interface NodeContainerConfig {
   runcRoot: string;
   allowedNamespaces: string[];
   checkpointSourceLabel: string;
+  /** On a cluster node: the Kubernetes API's view of a container's pod, checked before anything is frozen. */
+  pods?: PodLookup;
 }

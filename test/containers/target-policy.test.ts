@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { findOverlayRootfs } from '../../activities/node/container/overlay-layers.js';
-import { checkContainerId, verifyContainerTarget } from '../../activities/node/container/target-policy.js';
+import { checkContainerId, checkPod, verifyContainerTarget } from '../../activities/node/container/target-policy.js';
 import type { RuncContainer } from '../../activities/node/container/types.js';
 
 const policy = { allowedNamespaces: ['team-a'], checkpointSourceLabel: 'torpor.dev/checkpoint-source' };
@@ -46,6 +46,25 @@ describe('container target verification', () => {
     const failure = refusal(() => verifyContainerTarget(target, policy));
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.nonRetryable).toBe(true);
+  });
+
+  it('reads the pod from containerd’s CRI annotations, and on a cluster node takes the label from the pod in the API', () => {
+    const containerd: RuncContainer = {
+      ...container,
+      annotations: {
+        'io.kubernetes.cri.sandbox-namespace': 'team-a',
+        'io.kubernetes.cri.sandbox-name': 'llm-0',
+        'io.kubernetes.cri.container-name': 'main',
+      },
+    };
+    const labels = { podNamespace: 'team-a', podName: 'llm-0', containerName: 'main' };
+    const facts = { labels: { 'torpor.dev/checkpoint-source': 'true' }, nodeName: 'node-a', containerIds: ['app'] };
+    expect(verifyContainerTarget(containerd, policy, { facts, nodeName: 'node-a' }).labels).toEqual(labels);
+    // Without the API, the label must be on the container itself.
+    expect(refusal(() => verifyContainerTarget(containerd, policy)).message).toContain('does not carry');
+    expect(refusal(() => verifyContainerTarget(containerd, policy, { facts, nodeName: 'node-b' })).message).toContain('not on this agent');
+    expect(refusal(() => checkPod('other', labels, facts, 'node-a')).message).toContain('does not list container other');
+    expect(refusal(() => checkPod('app', labels, undefined, 'node-a')).message).toContain('does not know');
   });
 
   it('refuses container IDs runc would not accept, or that could be read as options or paths', () => {

@@ -15,7 +15,7 @@ import { bundleMounts } from './placeholder-mounts.js';
 import { restoreIntoPlaceholder } from './placeholder-restore.js';
 import { captureRootfsDiff, overlayRootfs, replayRootfsDiff } from './rootfs-diff.js';
 import { CRIU_DUMP_CONFIG, CRIU_RESTORE_CONFIG, runcCheckpoint, runcRestore, runcState, runcVersion } from './runc.js';
-import { checkContainerId, checkNode, verifyContainerTarget } from './target-policy.js';
+import { checkContainerId, checkNode, containerLabels, verifyContainerTarget } from './target-policy.js';
 import type {
   ContainerAgentConfig,
   ContainerTarget,
@@ -36,7 +36,9 @@ export async function resolveContainerTarget(config: ContainerAgentConfig, conta
   if (!container) {
     throw torporFailure('TargetNotAllowed', `no container "${id}" runs on this node (runc root ${config.runcRoot})`, { containerId: id });
   }
-  return verifyContainerTarget(container, config);
+  const labels = containerLabels(container.annotations);
+  const pod = config.pods ? { facts: await config.pods(labels.podNamespace, labels.podName), nodeName: config.nodeName } : undefined;
+  return verifyContainerTarget(container, config, pod);
 }
 
 async function writeCriuConfig(workDir: string, name: string, options: string[]): Promise<string> {

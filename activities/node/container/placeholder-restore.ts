@@ -10,7 +10,7 @@ import { bundleMounts, externalMountMap } from './placeholder-mounts.js';
 import { checkMarkerPath, DEFAULT_RESTORE_MARKER, writeMarkerInRoot } from './restore-marker.js';
 import { overlayRootfs, replayRootfsDiffThrough } from './rootfs-diff.js';
 import { runcState } from './runc.js';
-import { checkContainerId, checkNode, containerLabels } from './target-policy.js';
+import { checkContainerId, checkNode, checkPod, containerLabels } from './target-policy.js';
 import type {
   ContainerAgentConfig,
   ContainerLabels,
@@ -52,6 +52,7 @@ async function resolvePlaceholder(config: ContainerAgentConfig, containerId: str
       `placeholder ${id} is ${container.status}, not running: it must be waiting to be restored into`,
     );
   }
+  if (config.pods) checkPod(id, labels, await config.pods(labels.podNamespace, labels.podName), config.nodeName);
   const membership = parseProcCgroup(await readFile(`/proc/${container.initPid}/cgroup`, 'utf8'));
   const cgroups = cgroupDirs(membership, parseCgroupMounts(await readFile('/proc/self/mountinfo', 'utf8')));
   if (cgroups.length === 0) throw new Error(`cannot find the cgroups of placeholder ${id} on this host`);

@@ -2,9 +2,10 @@ import { CONTAINER_ID_PATTERN } from '../../../contract/containers.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { ContainerLabels, ContainerTarget, RuncContainer } from './types.js';
 
-export const POD_NAMESPACE_ANNOTATION = 'io.kubernetes.pod.namespace';
-export const POD_NAME_ANNOTATION = 'io.kubernetes.pod.name';
-export const CONTAINER_NAME_ANNOTATION = 'io.kubernetes.container.name';
+/** The pod a container belongs to, as CRI runtimes annotate it: containerd's keys first, then CRI-O's. */
+const POD_NAMESPACE_ANNOTATIONS = ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.pod.namespace'];
+const POD_NAME_ANNOTATIONS = ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.pod.name'];
+const CONTAINER_NAME_ANNOTATIONS = ['io.kubernetes.cri.container-name', 'io.kubernetes.container.name'];
 /** Mirrors ChReK's `nvidia.com/checkpoint-source` pod label. */
 export const DEFAULT_CHECKPOINT_SOURCE_LABEL = 'torpor.dev/checkpoint-source';
 
@@ -22,11 +23,45 @@ export function checkNode(requested: string | undefined, own: string): void {
 }
 
 export function containerLabels(annotations: Record<string, string>): ContainerLabels {
+  const first = (keys: string[]) => keys.map((k) => annotations[k]).find((v) => v !== undefined) ?? '';
   return {
-    podNamespace: annotations[POD_NAMESPACE_ANNOTATION] ?? '',
-    podName: annotations[POD_NAME_ANNOTATION] ?? '',
-    containerName: annotations[CONTAINER_NAME_ANNOTATION] ?? '',
+    podNamespace: first(POD_NAMESPACE_ANNOTATIONS),
+    podName: first(POD_NAME_ANNOTATIONS),
+    containerName: first(CONTAINER_NAME_ANNOTATIONS),
   };
+}
+
+/** What the Kubernetes API says about a container's pod (the agent reads it itself; workflow input is not trusted). */
+export interface PodFacts {
+  labels: Record<string, string>;
+  nodeName: string;
+  /** The container IDs in its status, without the runtime prefix. */
+  containerIds: string[];
+}
+
+export type PodLookup = (namespace: string, name: string) => Promise<PodFacts | undefined>;
+
+/**
+ * With the Kubernetes API (a cluster node): the pod must exist, be bound to this node and list
+ * this container in its status. Returns the pod's labels, where the checkpoint-source label is.
+ */
+export function checkPod(
+  containerId: string,
+  labels: ContainerLabels,
+  pod: PodFacts | undefined,
+  nodeName: string,
+): Record<string, string> {
+  const name = `${labels.podNamespace}/${labels.podName}`;
+  const details = { containerId, ...labels };
+  if (!pod)
+    throw torporFailure('TargetNotAllowed', `container ${containerId} claims pod ${name}, which the Kubernetes API does not know`, details);
+  if (pod.nodeName !== nodeName) {
+    throw torporFailure('TargetNotAllowed', `pod ${name} runs on node "${pod.nodeName}", not on this agent's node "${nodeName}"`, details);
+  }
+  if (!pod.containerIds.includes(containerId)) {
+    throw torporFailure('TargetNotAllowed', `pod ${name} does not list container ${containerId} in its status`, details);
+  }
+  return pod.labels;
 }
 
 export interface TargetPolicy {
@@ -34,12 +69,21 @@ export interface TargetPolicy {
   checkpointSourceLabel: string;
 }
 
-/** Decides from runc's own view of the container whether it may be frozen; pure, so every refusal is unit-testable. */
-export function verifyContainerTarget(container: RuncContainer, policy: TargetPolicy): ContainerTarget {
+/**
+ * Decides from runc's own view of the container (and, on a cluster node, the Kubernetes API's view
+ * of its pod) whether it may be frozen; pure, so every refusal is unit-testable.
+ */
+export function verifyContainerTarget(
+  container: RuncContainer,
+  policy: TargetPolicy,
+  pod?: { facts: PodFacts | undefined; nodeName: string },
+): ContainerTarget {
   const labels = containerLabels(container.annotations);
   const details = { containerId: container.id, ...labels };
-  if (container.annotations[policy.checkpointSourceLabel] !== 'true') {
-    throw torporFailure('TargetNotAllowed', `container ${container.id} does not carry ${policy.checkpointSourceLabel}: "true"`, details);
+  const podLabels = pod ? checkPod(container.id, labels, pod.facts, pod.nodeName) : container.annotations;
+  if (podLabels[policy.checkpointSourceLabel] !== 'true') {
+    const where = pod ? `pod ${labels.podNamespace}/${labels.podName}` : `container ${container.id}`;
+    throw torporFailure('TargetNotAllowed', `${where} does not carry ${policy.checkpointSourceLabel}: "true"`, details);
   }
   if (!labels.podNamespace || !policy.allowedNamespaces.includes(labels.podNamespace)) {
     throw torporFailure(

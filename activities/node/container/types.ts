@@ -1,4 +1,5 @@
 import type { ManifestFile } from '../../../contract/types.js';
+import type { PodLookup } from './target-policy.js';
 
 /** What the container side of a node agent is told at start-up. */
 export interface ContainerAgentConfig {
@@ -18,6 +19,8 @@ export interface ContainerAgentConfig {
   storeRoot: string;
   /** This node's name; a request meant for another node is refused. */
   nodeName: string;
+  /** On a cluster node: reads a container's pod from the Kubernetes API (labels, node, container IDs). */
+  pods?: PodLookup;
 }
 
 /** The labels Kubernetes (through containerd) writes into a container's bundle annotations. */
