@@ -104,7 +104,7 @@ ensure_helm() {
   stamp_set helm "$TORPOR_HELM_VERSION"
 }
 
-# For the container tests only (TORPOR_SETUP_KUBE=1): runc and iptables from Debian bookworm, unpacked
+# For the container tests only (TORPOR_SETUP_KUBE=1): runc, containerd and iptables from Debian bookworm, unpacked
 # into a private prefix with wrappers in .torpor/bin. CRIU locks a container's network with
 # iptables-restore (found on PATH), so the wrappers stand in for the host's missing iptables.
 ensure_runc() {
@@ -128,8 +128,11 @@ WRAP
 exec env LD_LIBRARY_PATH="$lib" XTABLES_LIBDIR="$lib/xtables" "$prefix/usr/sbin/xtables-nft-multi" $tool "\$@"
 WRAP
   done
+  # containerd and its runc shim (Go binaries); the shim runs the runc wrapper above, found on PATH.
+  for tool in containerd ctr containerd-shim-runc-v2; do ln -sf "$prefix/usr/bin/$tool" "$T/bin/$tool"; done
   chmod +x "$T/bin/runc" "$T/bin/"ip*tables*
   "$T/bin/runc" --version >/dev/null || fail "the unpacked runc does not start"
+  "$T/bin/containerd" --version >/dev/null || fail "the unpacked containerd does not start"
   "$T/bin/iptables-restore" --version >/dev/null || fail "the unpacked iptables-restore does not start"
   stamp_set runc "$want"
 }

@@ -5,5 +5,5 @@ TORPOR_TEMPORAL_CLI_VERSION=v1.5.1    # github.com/temporalio/cli (v1.9.x carrie
 TORPOR_HELM_VERSION=v3.22.0           # helm.sh/helm/v3 (tests render and validate deploy/helm/torpor)
 TORPOR_CRIU_SUITE=trixie              # Debian suite whose criu (4.1.x) runs on this kernel
 TORPOR_CRIU_PACKAGES="criu libcompel1 libc6 libgnutls30t64 libnftables1 libnl-3-200 libprotobuf-c1 libbsd0 libnet1 libuuid1 libmd0 libnftnl11 libmnl0 libjansson4 libxtables12 libgmp10 libhogweed6t64 libnettle8t64 libidn2-0 libp11-kit0 libtasn1-6 libunistring5 libffi8 libedit2 libtinfo6 libxml2"
-TORPOR_RUNC_SUITE=bookworm             # Debian suite of runc (1.1.5) and iptables (CRIU network lock), container tests only
-TORPOR_RUNC_PACKAGES="runc libseccomp2 iptables libip4tc2 libip6tc2 libxtables12 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libnftnl11"
+TORPOR_RUNC_SUITE=bookworm             # Debian suite of runc (1.1.5), containerd (1.6.20) and iptables (CRIU network lock), container tests only
+TORPOR_RUNC_PACKAGES="runc containerd libseccomp2 iptables libip4tc2 libip6tc2 libxtables12 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libnftnl11"

@@ -14,6 +14,7 @@ const pod = (namespace: string, name: string) => ({
   'io.kubernetes.container.name': 'main',
 });
 const HASH = 'app-v1';
+const MARKER = '/app/state/restored';
 
 /** A restore pod's container: the image's command behind ChReK's smart entrypoint, the checkpoint volume at /checkpoints. */
 async function startPlaceholder(id: string, namespace: string, image?: string): Promise<string> {
@@ -36,7 +37,7 @@ async function statusField(pid: number, name: string): Promise<string | undefine
 /** Refused before anything was touched: the placeholder still only waits, and has no restore marker. */
 async function expectStillWaiting(id: string): Promise<void> {
   expect(await world.state(id)).toBe('running');
-  expect((await world.exec(id, ['test', '-e', '/tmp/dynamo-restored'])).exitCode).not.toBe(0);
+  expect((await world.exec(id, ['test', '-e', MARKER])).exitCode).not.toBe(0);
   const ps = await world.exec(id, ['ps', '-eo', 'args']);
   expect(ps.stdout).not.toMatch(/^python3 \/app\/app\.py/m);
 }
@@ -46,7 +47,12 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
 
   beforeAll(async () => {
     await world.createImage();
-    const source = await world.createBundle('source', { ...pod('team-a', 'app-0'), 'torpor.dev/checkpoint-source': 'true' });
+    // The app looks for the restore marker where its own environment says; the agent writes it there.
+    const source = await world.createBundle(
+      'source',
+      { ...pod('team-a', 'app-0'), 'torpor.dev/checkpoint-source': 'true' },
+      { env: [`DYN_RESTORE_MARKER_FILE=${MARKER}`] },
+    );
     await world.run('source', source);
     before = await waitForStatus(source, (s) => s.n >= 3);
     await activities.dumpContainer({ containerId: 'source', hash: HASH, nodeName: 'node-a' });

@@ -11,6 +11,7 @@ const container: RuncContainer = {
   status: 'running',
   bundle: '/run/bundles/app',
   rootfs: '/run/bundles/app/rootfs',
+  env: [],
   annotations: {
     'io.kubernetes.pod.namespace': 'team-a',
     'io.kubernetes.pod.name': 'app-0',

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
+import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import { StoreLayout } from '../store-layout.js';
 import {
@@ -45,6 +46,13 @@ async function writeCriuConfig(workDir: string, name: string, options: string[])
   const file = path.join(workDir, name);
   await writeFile(file, `${options.join('\n')}\n`);
   return file;
+}
+
+/** The app's own DYN_RESTORE_MARKER_FILE: the restored memory holds the checkpointed app's environment. */
+function restoreMarkerOf(env: string[]): { restoreMarkerFile?: string } {
+  const prefix = `${ChrekEnv.restoreMarkerFile}=`;
+  const value = env.findLast((e) => e.startsWith(prefix))?.slice(prefix.length);
+  return value ? { restoreMarkerFile: value } : {};
 }
 
 /**
@@ -103,6 +111,7 @@ export async function dumpContainer(
     createdAt: new Date().toISOString(),
     dumpMs,
     rootfsDiffBytes,
+    ...restoreMarkerOf(target.env),
   });
   return { hash: input.hash, labels: target.labels, initPid: target.initPid, dumpMs, rootfsDiffBytes, totalBytes: manifest.totalBytes };
 }

@@ -105,7 +105,7 @@ export async function restoreIntoPlaceholder(
   signal?: AbortSignal,
 ): Promise<RestoreIntoPlaceholderResult> {
   checkNode(input.nodeName, config.nodeName);
-  const marker = checkMarkerPath(input.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
+  if (input.restoreMarkerFile !== undefined) checkMarkerPath(input.restoreMarkerFile);
   const layout = new StoreLayout(config.storeRoot);
   layout.checkpointDir(input.hash);
   const placeholder = await resolvePlaceholder(config, input.placeholderContainerId);
@@ -127,6 +127,7 @@ export async function restoreIntoPlaceholder(
     );
   }
 
+  const marker = checkMarkerPath(input.restoreMarkerFile ?? manifest.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
   const files = containerCheckpointFiles(layout.checkpointDir(input.hash));
   const placeholderRoot = `/proc/${placeholder.initPid}/root`;
   await replayRootfsDiffThrough(placeholderRoot, files.rootfsDiff);

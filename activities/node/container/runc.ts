@@ -56,7 +56,10 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
     throw new Error(`runc state ${id} failed: ${result.stderr}`);
   }
   const state = JSON.parse(String(result.stdout)) as { id: string; pid: number; status: string; bundle: string; rootfs: string };
-  const spec = JSON.parse(await readFile(path.join(state.bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
+  const spec = JSON.parse(await readFile(path.join(state.bundle, 'config.json'), 'utf8')) as {
+    annotations?: Record<string, string>;
+    process?: { env?: string[] };
+  };
   return {
     id: state.id,
     initPid: state.pid,
@@ -64,6 +67,7 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
     bundle: state.bundle,
     rootfs: state.rootfs,
     annotations: spec.annotations ?? {},
+    env: spec.process?.env ?? [],
   };
 }
 

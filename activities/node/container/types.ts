@@ -38,6 +38,8 @@ export interface RuncContainer {
   bundle: string;
   rootfs: string;
   annotations: Record<string, string>;
+  /** The environment of its process (KEY=value), as the bundle sets it. */
+  env: string[];
 }
 
 /** A container that passed verification: it may be frozen. */
@@ -83,7 +85,10 @@ export interface RestoreIntoPlaceholderInput extends NodeBound {
   hash: string;
   /** The running placeholder container (same image, a command that waits) the process tree is restored into. */
   placeholderContainerId: string;
-  /** Where the restored app looks for ChReK's restore marker (its DYN_RESTORE_MARKER_FILE); /tmp/dynamo-restored by default. */
+  /**
+   * Where to write ChReK's restore marker; by default where the checkpointed app looks for it (its
+   * DYN_RESTORE_MARKER_FILE, recorded at the dump), else /tmp/dynamo-restored.
+   */
   restoreMarkerFile?: string;
 }
 
@@ -108,6 +113,8 @@ export interface ContainerCheckpointRecord {
   createdAt: string;
   dumpMs: number;
   rootfsDiffBytes: number;
+  /** Where the checkpointed app looks for ChReK's restore marker (its DYN_RESTORE_MARKER_FILE), if it set one. */
+  restoreMarkerFile?: string;
 }
 
 export interface ContainerCheckpointManifest extends ContainerCheckpointRecord {
