@@ -78,7 +78,7 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
         formatVersion: 1,
         hash: input.hash,
         node: config.nodeName,
-        runtime: 'local',
+        runtime: dump.runtime ?? 'local',
         createdAt: new Date().toISOString(),
         workload: dump.workload,
         contract: dump.contract,

@@ -1,5 +1,5 @@
 import { readFile, rm } from 'node:fs/promises';
-import type { WorkloadSpec } from '../../contract/spec.js';
+import type { Runtime, WorkloadSpec } from '../../contract/spec.js';
 import type { WorkloadContractFiles } from '../../contract/types.js';
 import { writeFileAtomic } from './file-digests.js';
 import type { ProcessIdentity } from './process-identity.js';
@@ -27,6 +27,8 @@ export interface DumpRecord {
   criuArgs: string[];
   imageBytes: number;
   criuMs: number;
+  /** How the process ran; local when absent (records written before containers existed). */
+  runtime?: Runtime;
 }
 
 /** `<restoreDir>/restored.json`: the process a restore brought back. */

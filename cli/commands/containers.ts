@@ -20,11 +20,11 @@ export function registerContainerCommands(program: Command, contextOf: (cmd: Com
       ctx.note(`checkpoint of container ${containerId} on ${ctx.node}: ${ref.ui}`);
       const result = await withProgress(torpor, handle, { quiet: ctx.json });
       ctx.print({ ...ref, result }, () => [
-        `checkpointed container ${result.containerId} as ${result.hash} on ${result.node}`,
+        `checkpoint ${result.outcome}: container ${result.containerId} as ${result.hash} on ${result.node}`,
         ...fields([
           ['pod', `${result.labels.podNamespace}/${result.labels.podName}`],
-          ['dump', formatMs(result.dumpMs)],
-          ['size', formatBytes(result.totalBytes)],
+          ['image', `${formatBytes(result.manifest.totalBytes)} in ${result.manifest.files.length} files`],
+          ['dump', formatMs(result.manifest.timings.dumpMs)],
           ['ui', ref.ui],
         ]),
       ]);

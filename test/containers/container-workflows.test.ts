@@ -33,7 +33,11 @@ describe('container checkpoint and restore as Temporal workflows (real Temporal,
 
     const checkpoint = await h.torpor.checkpointContainer({ node: h.node, containerId: 'containerd://wf-source', hash: 'llm-v1' });
     expect(checkpoint).toMatchObject({ hash: 'llm-v1', containerId: 'wf-source', labels: { podNamespace: 'team-a', podName: 'llm-0' } });
-    expect(checkpoint.totalBytes).toBeGreaterThan(0);
+    expect(checkpoint.outcome).toBe('created');
+    expect(checkpoint.manifest).toMatchObject({ hash: 'llm-v1', runtime: 'kubernetes' });
+    // It is a checkpoint of the store like any other: listed, with its size.
+    const listed = await h.torpor.listCheckpoints({ node: h.node });
+    expect(listed.map((c) => c.hash)).toContain('llm-v1');
     await world.deleteContainer('wf-source');
 
     const placeholder = await world.createBundle(
@@ -42,7 +46,7 @@ describe('container checkpoint and restore as Temporal workflows (real Temporal,
       {
         args: ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'],
         env: ['DYN_CHECKPOINT_HASH=llm-v1', 'DYN_CHECKPOINT_PATH=/checkpoints'],
-        checkpoints: path.join(h.storage, '.containers'),
+        checkpoints: h.storage,
       },
     );
     await world.run('wf-placeholder', placeholder);
@@ -61,7 +65,7 @@ describe('container checkpoint and restore as Temporal workflows (real Temporal,
     // The history reads as a story in the UI: one step, named.
     const history = await handle.fetchHistory();
     const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-    expect(scheduled).toEqual(['restoreIntoPlaceholder']);
+    expect(scheduled).toEqual(['verifyCheckpoint', 'restoreIntoPlaceholder']);
     expect(await h.torpor.progress(handle.workflowId)).toMatchObject({ phase: 'done' });
   });
 
@@ -85,7 +89,9 @@ describe('container checkpoint and restore as Temporal workflows (real Temporal,
     expect(JSON.parse(cli.stdout).error.type).toBe('TargetNotAllowed');
 
     const { containers: _, ...withoutContainers } = h.config;
-    const refused = await failureOf(nodeContainerActivities(withoutContainers).dumpContainer({ containerId: 'x', hash: 'y' }));
+    const refused = await failureOf(
+      nodeContainerActivities(withoutContainers).dumpContainer({ containerId: 'x', hash: 'y', dumpId: 'y.t' }),
+    );
     expect(refused.type).toBe('TargetNotAllowed');
     expect(refused.message).toContain('TORPOR_RUNC_ROOT');
   });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import { CONTAINERD_RUNC_ROOT, Containerd } from '../support/containerd.js';
 import { buildOciArchive } from '../support/oci-image.js';
-import { eventually, RuncWorld, readStatus } from '../support/runc-containers.js';
+import { checkpointContainer, eventually, RuncWorld, readStatus } from '../support/runc-containers.js';
 
 const IMAGE = 'docker.io/torpor/app:1';
 const world = new RuncWorld(path.resolve('.torpor/test/containerd'));
@@ -69,7 +69,7 @@ describe('containers run by containerd (real containerd 1.6, runc and CRIU)', ()
       ['sh', '-c', 'exec python3 /app/app.py </dev/null'],
     );
     const before = await statusIn(source.data, (s) => s.n >= 3);
-    const dumped = await activities.dumpContainer({ containerId: 'ctrd-source', hash: 'llm-v1', nodeName: 'node-a' });
+    const dumped = await checkpointContainer(world, activities, { containerId: 'ctrd-source', hash: 'llm-v1', nodeName: 'node-a' });
     expect(dumped.labels).toEqual({ podNamespace: 'team-a', podName: 'llm-0', containerName: 'main' });
     await containerd.remove('ctrd-source');
 

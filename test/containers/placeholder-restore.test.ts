@@ -1,10 +1,10 @@
-import { cp, readFile, readlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import type { RestoreIntoPlaceholderInput } from '../../activities/node/container/types.js';
 import { failureOf } from '../support/failures.js';
-import { type AppStatus, eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
+import { type AppStatus, checkpointContainer, eventually, RuncWorld, verifyCheckpoint, waitForStatus } from '../support/runc-containers.js';
 
 const world = new RuncWorld(path.resolve('.torpor/test/placeholders'));
 const activities = createContainerActivities(world.config(['team-a', 'team-b']));
@@ -55,7 +55,7 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
     );
     await world.run('source', source);
     before = await waitForStatus(source, (s) => s.n >= 3);
-    await activities.dumpContainer({ containerId: 'source', hash: HASH, nodeName: 'node-a' });
+    await checkpointContainer(world, activities, { containerId: 'source', hash: HASH, nodeName: 'node-a' });
     await world.deleteContainer('source');
   });
   afterAll(async () => {
@@ -130,14 +130,26 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
     }
     await expectStillWaiting('waiting');
 
-    // A damaged checkpoint: one byte of its rootfs diff changed in a copy.
-    await cp(path.join(world.store, HASH), path.join(world.store, 'damaged'), { recursive: true });
-    const diff = path.join(world.store, 'damaged', 'rootfs-diff.tar');
+    // A damaged checkpoint (one byte of its rootfs diff changed, in a copy): the restore's first step refuses it.
+    const damagedDir = path.join(world.store, 'damaged');
+    await cp(path.join(world.store, HASH), damagedDir, { recursive: true });
+    const manifest = JSON.parse(await readFile(path.join(damagedDir, 'manifest.json'), 'utf8'));
+    await writeFile(path.join(damagedDir, 'manifest.json'), JSON.stringify({ ...manifest, hash: 'damaged' }));
+    const diff = path.join(damagedDir, 'rootfs-diff.tar');
     const bytes = await readFile(diff);
     bytes[100] = (bytes[100] ?? 0) ^ 0xff;
     await writeFile(diff, bytes);
-    const damaged = await failureOf(activities.restoreIntoPlaceholder({ hash: 'damaged', placeholderContainerId: 'waiting' }));
+    const damaged = await failureOf(verifyCheckpoint(world, 'damaged'));
     expect(damaged.type).toBe('CheckpointCorrupt');
+    expect(damaged.message).toContain('rootfs-diff.tar');
+    await expectStillWaiting('waiting');
+
+    // A process checkpoint is not a container checkpoint.
+    await mkdir(path.join(world.store, 'process-ckpt'));
+    await writeFile(path.join(world.store, 'process-ckpt', 'manifest.json'), JSON.stringify({ ...manifest, hash: 'process-ckpt' }));
+    await writeFile(path.join(world.store, 'process-ckpt', 'checkpoint.done'), '');
+    const notContainer = await failureOf(activities.restoreIntoPlaceholder({ hash: 'process-ckpt', placeholderContainerId: 'waiting' }));
+    expect(notContainer.message).toContain('not a container checkpoint');
     await expectStillWaiting('waiting');
 
     // team-b is allowed on this agent, but a team-a checkpoint must not be restored into a team-b pod.

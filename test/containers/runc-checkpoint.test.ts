@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import { failureOf } from '../support/failures.js';
-import { RuncWorld, readStatus, waitForStatus } from '../support/runc-containers.js';
+import { checkpointContainer, RuncWorld, readStatus, verifyCheckpoint, waitForStatus } from '../support/runc-containers.js';
 
 const world = new RuncWorld(path.resolve('.torpor/test/containers'));
 const activities = createContainerActivities(world.config(['team-a']));
@@ -35,7 +35,9 @@ describe('runc containers (real runc and CRIU)', () => {
   });
 
   it('refuses a container ID that runc does not know on this node, typed and non-retryable', async () => {
-    const failure = await failureOf(activities.dumpContainer({ containerId: 'no-such-container', hash: 'ck-unknown' }));
+    const failure = await failureOf(
+      activities.dumpContainer({ containerId: 'no-such-container', hash: 'ck-unknown', dumpId: 'ck-unknown.t' }),
+    );
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.nonRetryable).toBe(true);
     expect(await filesIn(path.join(world.store, 'ck-unknown'))).toEqual([]);
@@ -45,7 +47,7 @@ describe('runc containers (real runc and CRIU)', () => {
     const bundle = await world.createBundle('other-ns', { ...allowed, 'io.kubernetes.pod.namespace': 'team-b' });
     await world.run('other-ns', bundle);
     await waitForStatus(bundle, () => true);
-    const failure = await failureOf(activities.dumpContainer({ containerId: 'other-ns', hash: 'ck-other-ns' }));
+    const failure = await failureOf(activities.dumpContainer({ containerId: 'other-ns', hash: 'ck-other-ns', dumpId: 'ck-other-ns.t' }));
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.message).toContain('team-b');
     await expectUntouched('other-ns', bundle, 'ck-other-ns');
@@ -57,12 +59,16 @@ describe('runc containers (real runc and CRIU)', () => {
     const bundle = await world.createBundle('unlabelled', unlabelled);
     await world.run('unlabelled', bundle);
     await waitForStatus(bundle, () => true);
-    const failure = await failureOf(activities.dumpContainer({ containerId: 'unlabelled', hash: 'ck-unlabelled' }));
+    const failure = await failureOf(
+      activities.dumpContainer({ containerId: 'unlabelled', hash: 'ck-unlabelled', dumpId: 'ck-unlabelled.t' }),
+    );
     expect(failure.type).toBe('TargetNotAllowed');
     expect(failure.message).toContain('torpor.dev/checkpoint-source');
     await expectUntouched('unlabelled', bundle, 'ck-unlabelled');
 
-    const elsewhere = await failureOf(activities.dumpContainer({ containerId: 'unlabelled', hash: 'ck-unlabelled', nodeName: 'node-b' }));
+    const elsewhere = await failureOf(
+      activities.dumpContainer({ containerId: 'unlabelled', hash: 'ck-unlabelled', dumpId: 'ck-unlabelled.t', nodeName: 'node-b' }),
+    );
     expect(elsewhere.type).toBe('TargetNotAllowed');
     expect(elsewhere.message).toContain('node-b');
     await expectUntouched('unlabelled', bundle, 'ck-unlabelled');
@@ -74,19 +80,25 @@ describe('runc containers (real runc and CRIU)', () => {
     await world.run('source', source);
     const before = await waitForStatus(source, (s) => s.n >= 3);
 
-    const dumped = await activities.dumpContainer({ containerId: 'source', hash: 'ck-source', nodeName: 'node-a' });
+    const dumped = await checkpointContainer(world, activities, { containerId: 'source', hash: 'ck-source', nodeName: 'node-a' });
     expect(dumped.labels).toEqual({ podNamespace: 'team-a', podName: 'app-0', containerName: 'app' });
     expect(dumped.rootfsDiffBytes).toBeGreaterThan(0);
+    // An ordinary checkpoint of the store: manifest with every file's sha256, marker, container record.
     const committed = await filesIn(path.join(world.store, 'ck-source'));
-    expect(committed).toEqual(expect.arrayContaining(['checkpoint.done', 'container.json', 'images', 'rootfs-diff.tar', 'dev-shm.tar']));
-    const manifest = JSON.parse(await readFile(path.join(world.store, 'ck-source', 'container.json'), 'utf8'));
-    expect(manifest.files.map((f: { path: string }) => f.path)).toContain('images/pages-1.img');
-    expect(manifest.totalBytes).toBe(dumped.totalBytes);
+    expect(committed).toEqual(
+      expect.arrayContaining(['checkpoint.done', 'manifest.json', 'container.json', 'images', 'rootfs-diff.tar', 'dev-shm.tar']),
+    );
+    expect(dumped.manifest).toMatchObject({ hash: 'ck-source', runtime: 'kubernetes', node: 'node-a' });
+    expect(dumped.manifest.files.map((f) => f.path)).toEqual(
+      expect.arrayContaining(['images/pages-1.img', 'container.json', 'rootfs-diff.tar']),
+    );
+    expect((await verifyCheckpoint(world, 'ck-source')).verifiedBytes).toBe(dumped.manifest.totalBytes);
     // --leave-running: the source keeps counting after its dump.
     await waitForStatus(source, (s) => s.n > before.n + 2);
     // The same hash again is the committed checkpoint, not a second dump.
-    const again = await activities.dumpContainer({ containerId: 'source', hash: 'ck-source' });
-    expect(again.totalBytes).toBe(dumped.totalBytes);
+    const again = await checkpointContainer(world, activities, { containerId: 'source', hash: 'ck-source' });
+    expect(again.alreadyCommitted).toBe(true);
+    expect(again.manifest.createdAt).toBe(dumped.manifest.createdAt);
     await world.deleteContainer('source');
     const last = await readStatus(source);
 

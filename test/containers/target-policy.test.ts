@@ -11,6 +11,7 @@ const container: RuncContainer = {
   status: 'running',
   bundle: '/run/bundles/app',
   rootfs: '/run/bundles/app/rootfs',
+  args: ['python3', '/app/app.py'],
   env: [],
   annotations: {
     'io.kubernetes.pod.namespace': 'team-a',

@@ -7,7 +7,7 @@ import { createContainerActivities } from '../../activities/node/container/activ
 import { kubernetesPodLookup } from '../../activities/node/container/pod-lookup.js';
 import { failureOf } from '../support/failures.js';
 import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
-import { eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
+import { checkpointContainer, eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
 import { TestKubelet } from '../support/test-kubelet.js';
 
 const NS = 'team-a';
@@ -74,7 +74,7 @@ describe('container targets checked against the Kubernetes API (real kube-apiser
     ];
     for (const [id, podName, text] of cases) {
       const bundle = await container(id, podName);
-      const failure = await failureOf(activities.dumpContainer({ containerId: id, hash: `ck-${id}` }));
+      const failure = await failureOf(activities.dumpContainer({ containerId: id, hash: `ck-${id}`, dumpId: `ck-${id}.t` }));
       expect(failure.type, id).toBe('TargetNotAllowed');
       expect(failure.message, id).toContain(text);
       expect(await readdir(path.join(world.store, `ck-${id}`)).catch(() => [])).toEqual([]);
@@ -89,7 +89,7 @@ describe('container targets checked against the Kubernetes API (real kube-apiser
     await pod('llm-0', 'node-a', 'k-source', { [LABEL]: 'true' });
     const source = await container('k-source', 'llm-0');
     const before = await waitForStatus(source, (s) => s.n >= 3);
-    const dumped = await activities.dumpContainer({ containerId: 'k-source', hash: 'llm-v1', nodeName: 'node-a' });
+    const dumped = await checkpointContainer(world, activities, { containerId: 'k-source', hash: 'llm-v1', nodeName: 'node-a' });
     expect(dumped.labels).toEqual({ podNamespace: NS, podName: 'llm-0', containerName: 'main' });
     await world.deleteContainer('k-source');
 

@@ -1,7 +1,13 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
+import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
+import { checkpointStoreActivities } from '../../activities/node/checkpoint-store.js';
+import type { createContainerActivities } from '../../activities/node/container/activities.js';
 import type { ContainerAgentConfig } from '../../activities/node/container/types.js';
+import { StoreLayout } from '../../activities/node/store-layout.js';
+import type { CheckpointManifest, VerifiedCheckpoint } from '../../contract/types.js';
 
 const TORPOR_BIN = path.resolve('.torpor/bin');
 const SMART_ENTRYPOINT = path.resolve('deploy/images/smart-entrypoint.sh');
@@ -243,4 +249,39 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** The node agent's store steps over this world's store, run as activities (they heartbeat). */
+function storeSteps(world: RuncWorld) {
+  const config: NodeAgentConfig = {
+    nodeName: 'node-a',
+    storageRoot: world.store,
+    criuPath: path.join(TORPOR_BIN, 'criu'),
+    extraDumpArgs: [],
+    extraRestoreArgs: [],
+    torporVersion: 'test',
+  };
+  return checkpointStoreActivities(config, new StoreLayout(world.store));
+}
+
+/** What the containerCheckpoint workflow does: dump the container, then commit the dump. */
+export async function checkpointContainer(
+  world: RuncWorld,
+  activities: ReturnType<typeof createContainerActivities>,
+  input: { containerId: string; hash: string; nodeName?: string },
+) {
+  const dumped = await activities.dumpContainer({ ...input, dumpId: `${input.hash}.test` });
+  const manifest = (await new MockActivityEnvironment().run(storeSteps(world).commitCheckpoint, {
+    hash: input.hash,
+    dumpId: dumped.dumpId,
+    startToReadyMs: 0,
+    dumpMs: dumped.dumpMs,
+    gpu: null,
+  })) as CheckpointManifest;
+  return { ...dumped, manifest };
+}
+
+/** The restore workflows' first step: every file's size and sha256 against the manifest. */
+export async function verifyCheckpoint(world: RuncWorld, hash: string) {
+  return (await new MockActivityEnvironment().run(storeSteps(world).verifyCheckpoint, { hash })) as VerifiedCheckpoint;
 }

@@ -3,22 +3,22 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
+import type { WorkloadContractFiles } from '../../../contract/types.js';
+import { criuVersion } from '../criu-runner.js';
+import { directoryBytes } from '../file-digests.js';
+import { type DumpRecord, writeRecord } from '../run-records.js';
 import { StoreLayout } from '../store-layout.js';
-import {
-  commitContainerCheckpoint,
-  containerCheckpointFiles,
-  freshStagingDir,
-  readCommittedContainerCheckpoint,
-  verifyContainerCheckpoint,
-} from './container-store.js';
+import { committedContainerCheckpoint, containerCheckpointFiles, exists, freshStagingDir } from './container-store.js';
 import { captureDevShm, replayDevShm } from './dev-shm.js';
 import { bundleMounts } from './placeholder-mounts.js';
 import { restoreIntoPlaceholder } from './placeholder-restore.js';
+import { DEFAULT_RESTORE_MARKER } from './restore-marker.js';
 import { captureRootfsDiff, overlayRootfs, replayRootfsDiff } from './rootfs-diff.js';
 import { CRIU_DUMP_CONFIG, CRIU_RESTORE_CONFIG, runcCheckpoint, runcRestore, runcState, runcVersion } from './runc.js';
 import { checkContainerId, checkNode, containerLabels, verifyContainerTarget } from './target-policy.js';
 import type {
   ContainerAgentConfig,
+  ContainerCheckpointRecord,
   ContainerTarget,
   DumpContainerInput,
   DumpContainerResult,
@@ -48,17 +48,27 @@ async function writeCriuConfig(workDir: string, name: string, options: string[])
   return file;
 }
 
-/** The app's own DYN_RESTORE_MARKER_FILE: the restored memory holds the checkpointed app's environment. */
-function restoreMarkerOf(env: string[]): { restoreMarkerFile?: string } {
-  const prefix = `${ChrekEnv.restoreMarkerFile}=`;
-  const value = env.findLast((e) => e.startsWith(prefix))?.slice(prefix.length);
-  return value ? { restoreMarkerFile: value } : {};
+/** The ChReK files the app uses, from its own environment (not its other variables: they may hold secrets). */
+function contractOf(env: string[]): WorkloadContractFiles {
+  const value = (name: string) => {
+    const prefix = `${name}=`;
+    return env.findLast((e) => e.startsWith(prefix))?.slice(prefix.length) ?? '';
+  };
+  return {
+    readyFile: value(ChrekEnv.readyFile),
+    signalFile: value(ChrekEnv.signalFile),
+    // The restored memory holds the checkpointed app's environment: the marker goes where it says.
+    restoreMarkerFile: value(ChrekEnv.restoreMarkerFile) || DEFAULT_RESTORE_MARKER,
+    logFile: '',
+    location: value(ChrekEnv.location),
+  };
 }
 
 /**
- * Dumps the container into a staging directory and commits it as checkpoint `hash`: runc's CRIU
- * images, the rootfs diff, a manifest with every file's sha256, and checkpoint.done last.
- * Idempotent: a hash already committed from the same container returns that checkpoint.
+ * Dumps the container into the dump's staging directory: runc's CRIU images, the rootfs diff,
+ * /dev/shm and container.json, plus the dump record `commitCheckpoint` turns into a checkpoint
+ * (sha256 manifest, rename, checkpoint.done last). A hash already committed from the same
+ * container is not dumped again.
  */
 export async function dumpContainer(
   config: ContainerAgentConfig,
@@ -68,26 +78,29 @@ export async function dumpContainer(
   checkNode(input.nodeName, config.nodeName);
   const layout = new StoreLayout(config.storeRoot);
   const id = checkContainerId(input.containerId);
-  const committed = await readCommittedContainerCheckpoint(layout, input.hash);
-  if (committed) {
-    if (committed.containerId !== id) {
+  if (await exists(layout.doneMarker(input.hash))) {
+    const committed = await committedContainerCheckpoint(layout, input.hash, config.nodeName);
+    if (committed.record.containerId !== id) {
       throw torporFailure(
         'InvalidSpec',
-        `checkpoint ${input.hash} already exists, taken from container ${committed.containerId}; use another hash`,
+        `checkpoint ${input.hash} already exists, taken from container ${committed.record.containerId}; use another hash`,
       );
     }
+    const { labels, dumpMs, rootfsDiffBytes } = committed.record;
     return {
       hash: input.hash,
-      labels: committed.labels,
+      dumpId: input.dumpId,
+      labels,
       initPid: 0,
-      dumpMs: committed.dumpMs,
-      rootfsDiffBytes: committed.rootfsDiffBytes,
-      totalBytes: committed.totalBytes,
+      dumpMs,
+      rootfsDiffBytes,
+      imageBytes: committed.manifest.totalBytes,
+      alreadyCommitted: true,
     };
   }
   const target = await resolveContainerTarget(config, id);
   const overlay = await overlayRootfs(target.rootfs, `container ${target.id}`);
-  const staged = await freshStagingDir(layout, input.hash);
+  const staged = await freshStagingDir(layout, input.hash, input.dumpId);
   const files = containerCheckpointFiles(staged);
   const criuConfigFile = await writeCriuConfig(files.workDir, 'criu-dump.conf', CRIU_DUMP_CONFIG);
   const started = Date.now();
@@ -102,7 +115,8 @@ export async function dumpContainer(
   // writes after the dump would be in the diff too; an app that must be exact writes before ready.
   const rootfsDiffBytes = await captureRootfsDiff(overlay.upperDir, files.rootfsDiff);
   await captureDevShm(await bundleMounts(target.bundle), files.devShm);
-  const manifest = await commitContainerCheckpoint(layout, input.hash, staged, {
+  const contract = contractOf(target.env);
+  const record: ContainerCheckpointRecord = {
     containerId: target.id,
     node: config.nodeName,
     labels: target.labels,
@@ -111,9 +125,31 @@ export async function dumpContainer(
     createdAt: new Date().toISOString(),
     dumpMs,
     rootfsDiffBytes,
-    ...restoreMarkerOf(target.env),
-  });
-  return { hash: input.hash, labels: target.labels, initPid: target.initPid, dumpMs, rootfsDiffBytes, totalBytes: manifest.totalBytes };
+    restoreMarkerFile: contract.restoreMarkerFile,
+  };
+  await writeFile(files.record, `${JSON.stringify(record, null, 2)}\n`);
+  const imageBytes = await directoryBytes(staged);
+  const dump: DumpRecord = {
+    pid: target.initPid,
+    workload: input.workload ?? { command: target.args, env: {} },
+    contract,
+    criuVersion: await criuVersion(config.criuPath),
+    criuArgs: ['runc', 'checkpoint', '--leave-running', ...CRIU_DUMP_CONFIG.map((o) => `--${o}`)],
+    imageBytes,
+    criuMs: dumpMs,
+    runtime: 'kubernetes',
+  };
+  await writeRecord(layout.dumpRecord(input.hash, input.dumpId), dump);
+  return {
+    hash: input.hash,
+    dumpId: input.dumpId,
+    labels: target.labels,
+    initPid: target.initPid,
+    dumpMs,
+    rootfsDiffBytes,
+    imageBytes,
+    alreadyCommitted: false,
+  };
 }
 
 /**
@@ -128,17 +164,17 @@ export async function restoreContainer(
   checkNode(input.nodeName, config.nodeName);
   const id = checkContainerId(input.containerId);
   const layout = new StoreLayout(config.storeRoot);
-  const manifest = await verifyContainerCheckpoint(layout, input.hash, config.nodeName);
+  const { record } = await committedContainerCheckpoint(layout, input.hash, config.nodeName);
   if (await runcState(config, id)) {
     throw torporFailure('InvalidSpec', `a container "${id}" already exists on this node; restore under a new ID`);
   }
   const spec = JSON.parse(await readFile(path.join(input.placeholderBundle, 'config.json'), 'utf8')) as { root: { path: string } };
   const rootfs = path.resolve(input.placeholderBundle, spec.root.path);
   const overlay = await overlayRootfs(rootfs, `placeholder bundle ${input.placeholderBundle}`);
-  if (overlay.lowerDir !== manifest.imageLayers) {
+  if (overlay.lowerDir !== record.imageLayers) {
     throw torporFailure(
       'TargetNotAllowed',
-      `the placeholder's image (${overlay.lowerDir}) is not the checkpoint's (${manifest.imageLayers})`,
+      `the placeholder's image (${overlay.lowerDir}) is not the checkpoint's (${record.imageLayers})`,
     );
   }
   const files = containerCheckpointFiles(layout.checkpointDir(input.hash));

@@ -1,15 +1,19 @@
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { CHECKPOINT_DONE_MARKER } from '../../../contract/chrek.js';
+import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
-import { digestFiles, fsyncPath, listFiles, writeFileAtomic } from '../file-digests.js';
-import { manifestMismatches, totalBytes } from '../manifest.js';
+import type { CheckpointManifest } from '../../../contract/types.js';
+import { parseManifest } from '../manifest.js';
 import type { StoreLayout } from '../store-layout.js';
-import type { ContainerCheckpointManifest, ContainerCheckpointRecord } from './types.js';
+import type { ContainerCheckpointRecord } from './types.js';
 
-/** A container checkpoint's manifest; not manifest.json, so the process store never takes it for one of its own. */
-export const CONTAINER_MANIFEST = 'container.json';
+/**
+ * What a container checkpoint keeps beside CRIU's images, inside an ordinary checkpoint directory
+ * of the store: committed by `commitCheckpoint`, checked by `verifyCheckpoint`, listed, inspected
+ * and deleted like any other.
+ */
+export const CONTAINER_RECORD = 'container.json';
 
 /** The files of a container checkpoint directory, staged or committed. */
 export function containerCheckpointFiles(dir: string) {
@@ -18,7 +22,8 @@ export function containerCheckpointFiles(dir: string) {
     workDir: path.join(dir, 'work'),
     rootfsDiff: path.join(dir, 'rootfs-diff.tar'),
     devShm: path.join(dir, 'dev-shm.tar'),
-    manifest: path.join(dir, CONTAINER_MANIFEST),
+    record: path.join(dir, CONTAINER_RECORD),
+    manifest: path.join(dir, MANIFEST_FILE),
     marker: path.join(dir, CHECKPOINT_DONE_MARKER),
   };
 }
@@ -34,17 +39,6 @@ export function heartbeat(details: Record<string, unknown>): void {
   ctx.heartbeat(details);
 }
 
-function throttledByteBeat(phase: string): (n: number) => void {
-  let bytes = 0;
-  let last = 0;
-  return (n) => {
-    bytes += n;
-    if (Date.now() - last < 1000) return;
-    last = Date.now();
-    heartbeat({ phase, bytes });
-  };
-}
-
 export async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
@@ -52,9 +46,9 @@ export async function exists(p: string): Promise<boolean> {
   );
 }
 
-/** One staging directory per hash: a retried dump starts again from an empty one. */
-export async function freshStagingDir(layout: StoreLayout, hash: string): Promise<string> {
-  const dir = layout.tmpDir(hash, `${hash}.container`);
+/** The dump's staging directory, emptied: a retried dump starts again from nothing. */
+export async function freshStagingDir(layout: StoreLayout, hash: string, dumpId: string): Promise<string> {
+  const dir = layout.tmpDir(hash, dumpId);
   await rm(dir, { recursive: true, force: true });
   const files = containerCheckpointFiles(dir);
   await mkdir(files.imageDir, { recursive: true });
@@ -62,66 +56,34 @@ export async function freshStagingDir(layout: StoreLayout, hash: string): Promis
   return dir;
 }
 
-/** The committed checkpoint of `hash`, or null; never one without its marker. */
-export async function readCommittedContainerCheckpoint(layout: StoreLayout, hash: string): Promise<ContainerCheckpointManifest | null> {
-  const files = containerCheckpointFiles(layout.checkpointDir(hash));
-  if (!(await exists(files.marker))) return null;
-  return JSON.parse(await readFile(files.manifest, 'utf8')) as ContainerCheckpointManifest;
+export interface CommittedContainerCheckpoint {
+  dir: string;
+  manifest: CheckpointManifest;
+  record: ContainerCheckpointRecord;
 }
 
-/** Digests the staged files, writes the manifest, renames the directory into place and writes the marker last. */
-export async function commitContainerCheckpoint(
+/**
+ * A committed container checkpoint: marker, manifest and container record present and readable.
+ * The checksums are `verifyCheckpoint`'s step, which the restore workflows run first.
+ */
+export async function committedContainerCheckpoint(
   layout: StoreLayout,
   hash: string,
-  staged: string,
-  record: ContainerCheckpointRecord,
-): Promise<ContainerCheckpointManifest> {
-  const target = layout.checkpointDir(hash);
-  if (await exists(target)) {
-    // A directory without a marker is a commit that died half-way; it is rebuilt from this dump.
-    await rm(target, { recursive: true, force: true });
-  }
-  const files = await digestFiles(staged, await listFiles(staged), throttledByteBeat('committing'));
-  const manifest: ContainerCheckpointManifest = { ...record, hash, files, totalBytes: totalBytes(files) };
-  const manifestFile = containerCheckpointFiles(staged).manifest;
-  await writeFile(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
-  await fsyncPath(manifestFile);
-  await rename(staged, target);
-  await fsyncPath(layout.root);
-  await writeFileAtomic(containerCheckpointFiles(target).marker, `${manifest.createdAt}\n`);
-  return manifest;
-}
-
-/** Checks the marker and every file's size and sha256 before anything is restored from the checkpoint. */
-export async function verifyContainerCheckpoint(layout: StoreLayout, hash: string, nodeName: string): Promise<ContainerCheckpointManifest> {
+  nodeName: string,
+): Promise<CommittedContainerCheckpoint> {
   const dir = layout.checkpointDir(hash);
   const files = containerCheckpointFiles(dir);
-  if (!(await exists(dir))) throw torporFailure('CheckpointNotFound', `no container checkpoint ${hash} on node ${nodeName}`);
   if (!(await exists(files.marker))) {
-    throw torporFailure(
-      'CheckpointCorrupt',
-      `container checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`,
-    );
+    const what = (await exists(dir))
+      ? `has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`
+      : `does not exist on node ${nodeName}`;
+    throw torporFailure((await exists(dir)) ? 'CheckpointCorrupt' : 'CheckpointNotFound', `checkpoint ${hash} ${what}`);
   }
-  let manifest: ContainerCheckpointManifest;
   try {
-    manifest = JSON.parse(await readFile(files.manifest, 'utf8')) as ContainerCheckpointManifest;
+    const manifest = parseManifest(await readFile(files.manifest, 'utf8'));
+    const record = JSON.parse(await readFile(files.record, 'utf8')) as ContainerCheckpointRecord;
+    return { dir, manifest, record };
   } catch (err) {
-    throw torporFailure(
-      'CheckpointCorrupt',
-      `container checkpoint ${hash} has an unreadable ${CONTAINER_MANIFEST}: ${(err as Error).message}`,
-    );
+    throw torporFailure('InvalidSpec', `checkpoint ${hash} is not a container checkpoint (${(err as Error).message})`);
   }
-  const rels = (await listFiles(dir)).filter((f) => f !== CONTAINER_MANIFEST && f !== CHECKPOINT_DONE_MARKER);
-  const problems = manifestMismatches(manifest.files, await digestFiles(dir, rels, throttledByteBeat('verifying')));
-  if (problems.length > 0) {
-    throw torporFailure(
-      'CheckpointCorrupt',
-      `container checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`,
-      {
-        problems,
-      },
-    );
-  }
-  return manifest;
 }

@@ -5,9 +5,8 @@ import { createContainerActivities } from './activities.js';
 import type { ContainerAgentConfig } from './types.js';
 
 /**
- * The container side of a node agent. Container checkpoints live in `<storage>/.containers/<hash>`
- * (the directory a restore pod mounts at DYN_CHECKPOINT_PATH), apart from the process store, so
- * neither store takes the other's checkpoints for its own.
+ * The container side of a node agent. Container checkpoints are checkpoints of the agent's store
+ * (`<storage>/<hash>`, the directory a restore pod mounts at DYN_CHECKPOINT_PATH).
  */
 export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentConfig | undefined {
   if (!config.containers) return undefined;
@@ -15,7 +14,7 @@ export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentCon
     ...config.containers,
     criuPath: config.criuPath,
     nodeName: config.nodeName,
-    storeRoot: path.join(config.storageRoot, '.containers'),
+    storeRoot: config.storageRoot,
     workRoot: path.join(config.storageRoot, '.container-work'),
   };
 }

@@ -4,7 +4,7 @@ import { torporFailure } from '../../../contract/failures.js';
 import { runCriu } from '../criu-runner.js';
 import { StoreLayout } from '../store-layout.js';
 import { type CgroupDir, cgroupDirs, parseCgroupMounts, parseProcCgroup } from './cgroups.js';
-import { containerCheckpointFiles, verifyContainerCheckpoint } from './container-store.js';
+import { committedContainerCheckpoint, containerCheckpointFiles } from './container-store.js';
 import { replayDevShm } from './dev-shm.js';
 import { bundleMounts, externalMountMap } from './placeholder-mounts.js';
 import { checkMarkerPath, DEFAULT_RESTORE_MARKER, writeMarkerInRoot } from './restore-marker.js';
@@ -112,23 +112,23 @@ export async function restoreIntoPlaceholder(
   const earlier = await restoredRoot(placeholder);
   if (earlier) return { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true };
 
-  const manifest = await verifyContainerCheckpoint(layout, input.hash, config.nodeName);
-  if (manifest.labels.podNamespace !== placeholder.labels.podNamespace) {
+  const { record, dir } = await committedContainerCheckpoint(layout, input.hash, config.nodeName);
+  if (record.labels.podNamespace !== placeholder.labels.podNamespace) {
     throw torporFailure(
       'TargetNotAllowed',
-      `checkpoint ${input.hash} comes from pod namespace "${manifest.labels.podNamespace}"; placeholder ${placeholder.id} is in "${placeholder.labels.podNamespace}"`,
+      `checkpoint ${input.hash} comes from pod namespace "${record.labels.podNamespace}"; placeholder ${placeholder.id} is in "${placeholder.labels.podNamespace}"`,
     );
   }
   const overlay = await overlayRootfs(placeholder.rootfs, `placeholder ${placeholder.id}`);
-  if (overlay.lowerDir !== manifest.imageLayers) {
+  if (overlay.lowerDir !== record.imageLayers) {
     throw torporFailure(
       'TargetNotAllowed',
-      `placeholder ${placeholder.id} runs another image (${overlay.lowerDir}) than checkpoint ${input.hash} (${manifest.imageLayers})`,
+      `placeholder ${placeholder.id} runs another image (${overlay.lowerDir}) than checkpoint ${input.hash} (${record.imageLayers})`,
     );
   }
 
-  const marker = checkMarkerPath(input.restoreMarkerFile ?? manifest.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
-  const files = containerCheckpointFiles(layout.checkpointDir(input.hash));
+  const marker = checkMarkerPath(input.restoreMarkerFile ?? record.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
+  const files = containerCheckpointFiles(dir);
   const placeholderRoot = `/proc/${placeholder.initPid}/root`;
   await replayRootfsDiffThrough(placeholderRoot, files.rootfsDiff);
   const mounts = await bundleMounts(placeholder.bundle);

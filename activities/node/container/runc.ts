@@ -58,7 +58,7 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
   const state = JSON.parse(String(result.stdout)) as { id: string; pid: number; status: string; bundle: string; rootfs: string };
   const spec = JSON.parse(await readFile(path.join(state.bundle, 'config.json'), 'utf8')) as {
     annotations?: Record<string, string>;
-    process?: { env?: string[] };
+    process?: { env?: string[]; args?: string[] };
   };
   return {
     id: state.id,
@@ -67,6 +67,7 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
     bundle: state.bundle,
     rootfs: state.rootfs,
     annotations: spec.annotations ?? {},
+    args: spec.process?.args ?? [],
     env: spec.process?.env ?? [],
   };
 }

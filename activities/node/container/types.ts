@@ -1,4 +1,4 @@
-import type { ManifestFile } from '../../../contract/types.js';
+import type { WorkloadSpec } from '../../../contract/spec.js';
 import type { PodLookup } from './target-policy.js';
 
 /** What the container side of a node agent is told at start-up. */
@@ -15,7 +15,7 @@ export interface ContainerAgentConfig {
   checkpointSourceLabel: string;
   /** Scratch space for runc's work directories (CRIU logs of restores). */
   workRoot: string;
-  /** Container checkpoints live at `<storeRoot>/<hash>` (ChReK's layout: the smart entrypoint looks for `<hash>/checkpoint.done`). */
+  /** The agent's checkpoint store: checkpoints at `<storeRoot>/<hash>` (ChReK's layout: the smart entrypoint looks for `<hash>/checkpoint.done`). */
   storeRoot: string;
   /** This node's name; a request meant for another node is refused. */
   nodeName: string;
@@ -38,7 +38,8 @@ export interface RuncContainer {
   bundle: string;
   rootfs: string;
   annotations: Record<string, string>;
-  /** The environment of its process (KEY=value), as the bundle sets it. */
+  /** The command and environment (KEY=value) of its process, as the bundle sets them. */
+  args: string[];
   env: string[];
 }
 
@@ -56,15 +57,22 @@ export interface DumpContainerInput extends NodeBound {
   containerId: string;
   /** The checkpoint's name in the store (ChReK's checkpoint hash). */
   hash: string;
+  /** Names the staging directory (`<hash>.<suffix>`); `commitCheckpoint` commits it. */
+  dumpId: string;
+  /** The workload as the request described it, recorded in the manifest; the container's command otherwise. */
+  workload?: WorkloadSpec;
 }
 
 export interface DumpContainerResult {
   hash: string;
+  dumpId: string;
   labels: ContainerLabels;
   initPid: number;
   dumpMs: number;
   rootfsDiffBytes: number;
-  totalBytes: number;
+  imageBytes: number;
+  /** True when the hash was already committed (from this container): nothing was dumped. */
+  alreadyCommitted: boolean;
 }
 
 export interface RestoreContainerInput extends NodeBound {
@@ -115,10 +123,4 @@ export interface ContainerCheckpointRecord {
   rootfsDiffBytes: number;
   /** Where the checkpointed app looks for ChReK's restore marker (its DYN_RESTORE_MARKER_FILE), if it set one. */
   restoreMarkerFile?: string;
-}
-
-export interface ContainerCheckpointManifest extends ContainerCheckpointRecord {
-  hash: string;
-  files: ManifestFile[];
-  totalBytes: number;
 }
