@@ -15,6 +15,11 @@ import { CONTROL_TASK_QUEUE, nodeTaskQueue } from '../contract/naming.js';
  * compensation never runs while the step it undoes is still running.
  */
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
+/**
+ * The patch (Temporal workflow versioning) under which the kubernetes runtime dumps and restores
+ * the pod's container instead of calling the process steps; histories from before replay unchanged.
+ */
+export const KUBERNETES_CONTAINER_STEPS = 'kubernetes-container-steps';
 export const QUICK_START_TO_CLOSE_MS = 15_000;
 const retry = {
   initialInterval: '1 second',
@@ -59,6 +64,7 @@ const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> 
   dumpContainer: 'Dump the container (runc checkpoint) and commit it',
   restoreContainer: 'Restore as a new runc container',
   restoreIntoPlaceholder: "Restore into the placeholder container's namespaces",
+  signalCheckpointPod: 'Write the signal file the checkpoint pod waits for',
 };
 
 type Group<A> = { [K in keyof A]: A[K] extends (input: infer I) => infer R ? (input: I) => R : never };

@@ -1,7 +1,8 @@
-import { uuid4 } from '@temporalio/workflow';
+import { patched, uuid4 } from '@temporalio/workflow';
+import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointRequest, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointResult } from '../contract/types.js';
-import { nodeActivities } from './activity-policies.js';
+import { KUBERNETES_CONTAINER_STEPS, nodeActivities } from './activity-policies.js';
 import { kubernetesCheckpointWorkload, localCheckpointWorkload } from './checkpoint-workloads.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
@@ -29,7 +30,27 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
 
     undo.add('stop and remove the workload', () => workload.remove());
     await tracker.step('starting-workload', () => workload.start());
-    await tracker.step('waiting-ready', () => workload.waitReady());
+    const ready = await tracker.step('waiting-ready', () => workload.waitReady());
+    const startToReadyMs = () => (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
+
+    if (spec.runtime === 'kubernetes' && patched(KUBERNETES_CONTAINER_STEPS)) {
+      // The pod's container, found by the node agent from the ID in the pod's status; its GPU state is not handled yet.
+      const { containerId } = ready as PodPlacement;
+      const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
+      undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
+      const dumped = await tracker.step('dumping', () =>
+        agent.heavy.dumpContainer({ containerId, hash, dumpId, nodeName: node, workload: spec.workload }),
+      );
+      tracker.progress.bytesWritten = dumped.imageBytes;
+      const manifest = await tracker.step('committing', () =>
+        agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs: startToReadyMs(), dumpMs: dumped.dumpMs, gpu: null }),
+      );
+      await tracker.step('signalling', () => agent.quick.signalCheckpointPod({ hash }));
+      const exited = await tracker.step('waiting-exit', () => workload.waitExit());
+      await workload.remove();
+      tracker.set('done');
+      return { hash, node, outcome: 'created', manifest, workloadEnd: exited ? 'exited' : 'stopped', stepMs: tracker.progress.stepMs };
+    }
 
     undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
     const frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
@@ -38,9 +59,8 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
     const dump = await tracker.step('dumping', () => agent.heavy.dumpWorkload({ hash, dumpId }));
     tracker.progress.bytesWritten = dump.imageBytes;
-    const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
     const manifest = await tracker.step('committing', () =>
-      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.criuMs, gpu: frozen.gpu }),
+      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs: startToReadyMs(), dumpMs: dump.criuMs, gpu: frozen.gpu }),
     );
     // The original must run again to see the signal and exit: a frozen CUDA call would hang it.
     if (frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));

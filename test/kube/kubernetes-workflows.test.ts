@@ -28,6 +28,9 @@ let torpor: TorporClient;
 const workers: Worker[] = [];
 const running: Promise<void>[] = [];
 const nodeCalls: string[] = [];
+/** The container IDs the workflows handed the node agent (from the pods' status). */
+const containerIds: string[] = [];
+let lastRestoreId = '';
 let stopKubelet = false;
 
 function fakeManifest(hash: string): CheckpointManifest {
@@ -69,6 +72,30 @@ function fakeNodeActivities(): Partial<Record<keyof NodeActivities, (input: Inpu
     signalWorkload: recorded('signalWorkload', async ({ hash }) => {
       const pod = await podOf(`${HASH_LABEL}=${hash},${ROLE_LABEL}=checkpoint`);
       if (pod) await kubelet.succeed(pod);
+    }),
+    dumpContainer: recorded('dumpContainer', async (input) => {
+      containerIds.push((input as Input & { containerId: string }).containerId);
+      return {
+        hash: input.hash,
+        dumpId: input.dumpId,
+        labels: {},
+        initPid: 1,
+        dumpMs: 1,
+        rootfsDiffBytes: 0,
+        imageBytes: 1,
+        alreadyCommitted: false,
+      };
+    }),
+    signalCheckpointPod: recorded('signalCheckpointPod', async ({ hash }) => {
+      const pod = await podOf(`${HASH_LABEL}=${hash},${ROLE_LABEL}=checkpoint`);
+      if (pod) await kubelet.succeed(pod);
+    }),
+    restoreIntoPlaceholder: recorded('restoreIntoPlaceholder', async (input) => {
+      const { hash } = input;
+      containerIds.push((input as Input & { placeholderContainerId: string }).placeholderContainerId);
+      const pod = await podOf(`${HASH_LABEL}=${hash},torpor.dev/restore-id=${lastRestoreId}`);
+      if (pod) await kubelet.run(pod, true, pod.status?.containerStatuses?.[0]?.containerID);
+      return { placeholderContainerId: 'x', hostPid: 1, placeholderPid: 1, restoreMs: 1, alreadyRestored: false };
     }),
     verifyCheckpoint: recorded('verifyCheckpoint', ({ hash }) => ({ manifest: fakeManifest(hash), verifiedBytes: 0, verifyMs: 0 })),
     gpuCheckRestore: recorded('gpuCheckRestore', () => undefined),
@@ -145,15 +172,21 @@ async function jobGone(hash: string): Promise<boolean> {
 describe('workflows in kubernetes mode', () => {
   it("checkpoints through Job → Pod → Ready → node steps on the pod's node → exit → Job deleted", async () => {
     nodeCalls.length = 0;
+    containerIds.length = 0;
     const result = await torpor.checkpoint(request('k8s-ckpt-1'));
     expect(result.outcome).toBe('created');
     expect(result.workloadEnd).toBe('exited');
-    expect(nodeCalls).toEqual(['findCheckpoint', 'gpuFreeze', 'dumpWorkload', 'commitCheckpoint', 'signalWorkload']);
+    expect(nodeCalls).toEqual(['findCheckpoint', 'dumpContainer', 'commitCheckpoint', 'signalCheckpointPod']);
+    // The container the pod's status names, as the (test) kubelet reported it.
+    expect(containerIds).toHaveLength(1);
+    expect(containerIds[0]).toMatch(/^containerd:\/\/[0-9a-f]+$/);
     expect(await jobGone('k8s-ckpt-1')).toBe(true);
   });
 
   it("restores into a placeholder pod on the checkpoint's node, which ends Ready", async () => {
     nodeCalls.length = 0;
+    containerIds.length = 0;
+    lastRestoreId = 'r1';
     const result = await torpor.restore({
       hash: 'k8s-ckpt-1',
       node: NODE,
@@ -163,7 +196,9 @@ describe('workflows in kubernetes mode', () => {
       readyTimeoutMs: 30_000,
     });
     expect(result.restoreId).toBe('r1');
-    expect(nodeCalls).toEqual(['verifyCheckpoint', 'gpuCheckRestore', 'restoreCheckpoint']);
+    expect(nodeCalls).toEqual(['verifyCheckpoint', 'gpuCheckRestore', 'restoreIntoPlaceholder']);
+    expect(containerIds).toHaveLength(1);
+    expect(containerIds[0]).toMatch(/^containerd:\/\//);
     const pods: V1Pod[] = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'torpor.dev/restore-id=r1' })).items;
     expect(pods.map((p) => [p.spec?.nodeName, p.status?.conditions?.find((c) => c.type === 'Ready')?.status])).toEqual([[NODE, 'True']]);
   });

@@ -1,6 +1,8 @@
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { noContainerRuntime } from '../../../contract/containers.js';
 import type { NodeAgentConfig } from '../agent-config.js';
+import { StoreLayout } from '../store-layout.js';
 import { createContainerActivities } from './activities.js';
 import type { ContainerAgentConfig } from './types.js';
 
@@ -19,9 +21,23 @@ export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentCon
   };
 }
 
-export function nodeContainerActivities(config: NodeAgentConfig): ReturnType<typeof createContainerActivities> {
+export function nodeContainerActivities(config: NodeAgentConfig) {
+  const layout = new StoreLayout(config.storageRoot, config.signalDir);
   const containers = containerAgentConfig(config);
-  if (containers) return createContainerActivities(containers);
   const refuse = async () => Promise.reject(noContainerRuntime(config.nodeName));
-  return { dumpContainer: refuse, restoreContainer: refuse, restoreIntoPlaceholder: refuse };
+  const steps: ReturnType<typeof createContainerActivities> = containers
+    ? createContainerActivities(containers)
+    : { dumpContainer: refuse, restoreContainer: refuse, restoreIntoPlaceholder: refuse };
+  return {
+    ...steps,
+    /**
+     * Tells a checkpoint pod its checkpoint is committed (ChReK: the DaemonSet writes the signal
+     * file): `<signal dir>/<hash>.done`, the host directory the Job mounts at /checkpoint-signal.
+     */
+    async signalCheckpointPod({ hash }: { hash: string }): Promise<void> {
+      const file = layout.signalFile(hash);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, `${hash}\n`);
+    },
+  };
 }

@@ -10,7 +10,9 @@ const CONTAINER_NAME_ANNOTATIONS = ['io.kubernetes.cri.container-name', 'io.kube
 export const DEFAULT_CHECKPOINT_SOURCE_LABEL = 'torpor.dev/checkpoint-source';
 
 /** Anything that is not a container ID is refused before runc sees it. */
-export function checkContainerId(id: string): string {
+export function checkContainerId(raw: string): string {
+  // A pod's status names it with its runtime: containerd://<id>.
+  const id = String(raw).replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
   if (!CONTAINER_ID_PATTERN.test(id)) throw torporFailure('InvalidSpec', `"${id}" is not a container ID (letters, digits, "_", ".", "-")`);
   return id;
 }
