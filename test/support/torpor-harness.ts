@@ -3,7 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { type ActivityInterceptorsFactory, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import {
+  type ActivityInterceptorsFactory,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  type Worker,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { inject } from 'vitest';
 import type { GpuActivityDeps } from '../../activities/node/gpu/index.js';
 import type { NodeAgentConfig } from '../../activities/node/index.js';
@@ -37,6 +44,10 @@ export interface HarnessOptions {
   noAgent?: boolean;
   /** A fake CUDA driver and GPU inventory for the agent (this machine has no GPU). */
   gpu?: GpuActivityDeps;
+  /** Activities of the control worker (the Kubernetes ones, against a test API server). */
+  controlActivities?: WorkerOptions['activities'];
+  /** The node name, when a test's Kubernetes node must carry it. */
+  node?: string;
 }
 
 export async function startTorpor(options: HarnessOptions = {}): Promise<TorporHarness> {
@@ -46,12 +57,15 @@ export async function startTorpor(options: HarnessOptions = {}): Promise<TorporH
   }
   const address = inject('temporalAddress');
   const storage = await mkdtemp(path.join(os.tmpdir(), 'torpor-test-'));
-  const node = `test-${randomBytes(4).toString('hex')}`;
+  const node = options.node ?? `test-${randomBytes(4).toString('hex')}`;
   const config = { ...nodeAgentConfigFromEnv({ ...process.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }), ...options.config };
   const connection = await NativeConnection.connect({ address });
   const client = new Client({ connection: await Connection.connect({ address }) });
   const workers: Worker[] = [
-    await createControlWorker(connection, 'default', { workflowBundle: { codePath: inject('workflowBundlePath') } }),
+    await createControlWorker(connection, 'default', {
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      ...(options.controlActivities ? { activities: options.controlActivities } : {}),
+    }),
   ];
   if (!options.noAgent) {
     workers.push(
