@@ -113,7 +113,7 @@ describe('the Helm chart', () => {
         template: {
           spec: {
             hostPID: boolean;
-            containers: { securityContext: { privileged: boolean }; env: { name: string; valueFrom?: unknown }[] }[];
+            containers: { securityContext: { privileged: boolean }; env: { name: string; value?: string; valueFrom?: unknown }[] }[];
             volumes: { name: string; hostPath?: { path: string } }[];
           };
         };
@@ -124,7 +124,8 @@ describe('the Helm chart', () => {
     expect(pod.containers[0]?.securityContext.privileged).toBe(true);
     expect(pod.containers[0]?.env.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
     expect(pod.volumes.find((v) => v.name === 'signals')?.hostPath?.path).toBe('/var/lib/chrek/signals');
-    expect(pod.containers[0]?.env.map((e) => e.name)).not.toContain('TORPOR_RUNC_ROOT');
+    // Container support (the kubernetes runtime's node steps) is on, for the namespaces RBAC allows.
+    expect(pod.containers[0]?.env.find((e) => e.name === 'TORPOR_CONTAINER_NAMESPACES')).toMatchObject({ value: 'ml,research' });
   });
 
   it('with container support, points the agent at runc state under /run/containerd and lets it see host mounts', async () => {
