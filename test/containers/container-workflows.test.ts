@@ -43,11 +43,7 @@ describe('container checkpoint and restore as Temporal workflows (real Temporal,
     const placeholder = await world.createBundle(
       'wf-placeholder',
       { ...pod, 'io.kubernetes.pod.name': 'llm-1' },
-      {
-        args: ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'],
-        env: ['DYN_CHECKPOINT_HASH=llm-v1', 'DYN_CHECKPOINT_PATH=/checkpoints'],
-        checkpoints: h.storage,
-      },
+      { placeholderFor: { hash: 'llm-v1', store: h.storage } },
     );
     await world.run('wf-placeholder', placeholder);
     await eventually(

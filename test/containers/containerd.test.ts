@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import { CONTAINERD_RUNC_ROOT, Containerd } from '../support/containerd.js';
 import { buildOciArchive } from '../support/oci-image.js';
-import { checkpointContainer, eventually, RuncWorld, readStatus } from '../support/runc-containers.js';
+import { checkpointContainer, eventually, PLACEHOLDER_COMMAND, placeholderEnv, RuncWorld, readStatus } from '../support/runc-containers.js';
 
 const IMAGE = 'docker.io/torpor/app:1';
 const world = new RuncWorld(path.resolve('.torpor/test/containerd'));
@@ -81,10 +81,10 @@ describe('containers run by containerd (real containerd 1.6, runc and CRIU)', ()
       {
         annotations: cri('llm-1'),
         binds: [...target.binds, [world.store, '/checkpoints', 'ro']],
-        env: ['DYN_CHECKPOINT_HASH=llm-v1', 'DYN_CHECKPOINT_PATH=/checkpoints'],
+        env: placeholderEnv('llm-v1'),
         logFile: log,
       },
-      ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'],
+      PLACEHOLDER_COMMAND,
     );
     await eventually(
       async () => ((await readFile(log, 'utf8').catch(() => '')).includes('waiting for the node agent') ? true : undefined),

@@ -19,9 +19,7 @@ const MARKER = '/app/state/restored';
 /** A restore pod's container: the image's command behind ChReK's smart entrypoint, the checkpoint volume at /checkpoints. */
 async function startPlaceholder(id: string, namespace: string, image?: string): Promise<string> {
   const bundle = await world.createBundle(id, pod(namespace, `${id}-pod`), {
-    args: ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'],
-    env: [`DYN_CHECKPOINT_HASH=${HASH}`, 'DYN_CHECKPOINT_PATH=/checkpoints'],
-    checkpoints: world.store,
+    placeholderFor: { hash: HASH, store: world.store },
     ...(image ? { image } : {}),
   });
   await world.run(id, bundle);

@@ -96,9 +96,7 @@ describe('container targets checked against the Kubernetes API (real kube-apiser
     // The restore pod needs no label; it must be on this node and hold the placeholder container.
     await pod('llm-restore', 'node-a', 'k-placeholder');
     const bundle = await world.createBundle('k-placeholder', cri('llm-restore'), {
-      args: ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'],
-      env: ['DYN_CHECKPOINT_HASH=llm-v1', 'DYN_CHECKPOINT_PATH=/checkpoints'],
-      checkpoints: world.store,
+      placeholderFor: { hash: 'llm-v1', store: world.store },
     });
     await world.run('k-placeholder', bundle);
     await eventually(

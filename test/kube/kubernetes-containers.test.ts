@@ -45,11 +45,7 @@ async function startContainer(pod: V1Pod, kubelet: TestKubelet): Promise<void> {
   const id = `k-${name}`.slice(0, 60);
   const bundle =
     role === 'restore'
-      ? await world.createBundle(id, cri(pod), {
-          args: ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'],
-          env: [`DYN_CHECKPOINT_HASH=${hash}`, 'DYN_CHECKPOINT_PATH=/checkpoints'],
-          checkpoints: h.storage,
-        })
+      ? await world.createBundle(id, cri(pod), { placeholderFor: { hash, store: h.storage } })
       : await world.createBundle(id, cri(pod));
   await kubelet.bind(pod);
   await world.run(id, bundle);

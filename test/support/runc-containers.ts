@@ -61,12 +61,16 @@ export interface AppStatus {
   pid: number;
 }
 
+/** A restore pod's container: the app's command behind ChReK's smart entrypoint, waiting for checkpoint `hash`. */
+export const PLACEHOLDER_COMMAND = ['sh', '/app/smart-entrypoint.sh', 'python3', '/app/app.py'];
+export const placeholderEnv = (hash: string) => [`DYN_CHECKPOINT_HASH=${hash}`, 'DYN_CHECKPOINT_PATH=/checkpoints'];
+
 export interface BundleOptions {
+  /** Make it a placeholder for checkpoint `hash` of the store `store` (mounted at /checkpoints). */
+  placeholderFor?: { hash: string; store: string };
   /** The container's command; the app by default. */
   args?: string[];
   env?: string[];
-  /** Host directory mounted read-only at /checkpoints (the checkpoint volume of a restore pod). */
-  checkpoints?: string;
   /** The image directory (overlay lower layer); this world's image by default. */
   image?: string;
 }
@@ -146,8 +150,9 @@ export class RuncWorld {
     await execa(path.join(TORPOR_BIN, 'runc'), ['spec', '--bundle', bundle]);
     const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8'));
     spec.process.terminal = false;
-    spec.process.args = options.args ?? ['sh', '-c', 'exec python3 /app/app.py </dev/null'];
-    spec.process.env.push(...(options.env ?? []));
+    const placeholder = options.placeholderFor;
+    spec.process.args = options.args ?? (placeholder ? PLACEHOLDER_COMMAND : ['sh', '-c', 'exec python3 /app/app.py </dev/null']);
+    spec.process.env.push(...(placeholder ? placeholderEnv(placeholder.hash) : []), ...(options.env ?? []));
     spec.root = { path: rootfs, readonly: false };
     const bind = (destination: string, source: string, mode: 'ro' | 'rw') => ({
       destination,
@@ -161,7 +166,7 @@ export class RuncWorld {
       bind('/data', path.join(bundle, 'data'), 'rw'),
       bind('/dev/shm', path.join(bundle, 'shm'), 'rw'),
       bind('/var/run/secrets/kubernetes.io/serviceaccount', path.join(bundle, 'token'), 'ro'),
-      ...(options.checkpoints ? [bind('/checkpoints', options.checkpoints, 'ro')] : []),
+      ...(placeholder ? [bind('/checkpoints', placeholder.store, 'ro')] : []),
     );
     spec.annotations = annotations;
     await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
