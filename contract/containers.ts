@@ -5,13 +5,18 @@ import { agentTimeoutSchema, hashSchema, nodeSchema, parseOrReject } from './spe
 /** A container ID as runc accepts it. */
 export const CONTAINER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
+/** Drops the runtime prefix Kubernetes puts before a container ID in a pod's status (`containerd://<id>`). */
+export function bareContainerId(id: string): string {
+  return id.replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
+}
+
 /**
  * A container ID, bare or as Kubernetes reports it in a pod's status (`containerd://<id>`,
  * `cri-o://<id>`); the runtime prefix is dropped.
  */
 export const containerIdSchema = z
   .string()
-  .transform((id) => id.replace(/^[a-z][a-z0-9+.-]*:\/\//, ''))
+  .transform(bareContainerId)
   .pipe(z.string().regex(CONTAINER_ID_PATTERN, 'must be a container ID (letters, digits, "_", ".", "-"), optionally as <runtime>://<id>'));
 
 export const containerCheckpointRequestSchema = z.object({

@@ -1,22 +1,15 @@
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../contract/chrek.js';
 import { torporFailure } from '../../contract/failures.js';
 import type { CheckpointManifest, CommitInput, HashInput, VerifiedCheckpoint } from '../../contract/types.js';
 import type { NodeAgentConfig } from './agent-config.js';
-import { digestFiles, fsyncPath, listFiles, writeFileAtomic } from './file-digests.js';
+import { digestFiles, fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
 import { byteHeartbeat } from './heartbeat.js';
 import { manifestMismatches, parseManifest, totalBytes } from './manifest.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** Hashes every file below `dir` (except the manifest and marker) and compares with `manifest`. */
 async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase: string): Promise<{ problems: string[]; bytes: number }> {
@@ -28,14 +21,14 @@ async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase
 
 export function checkpointStoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
   async function readCommitted(hash: string): Promise<CheckpointManifest | null> {
-    if (!(await exists(layout.doneMarker(hash)))) return null;
+    if (!(await pathExists(layout.doneMarker(hash)))) return null;
     return parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
   }
 
   /** A rename that crashed before its marker: finish it if the files are intact, else remove it. */
   async function finishInterruptedCommit(hash: string): Promise<CheckpointManifest | null> {
     const dir = layout.checkpointDir(hash);
-    if (!(await exists(dir))) return null;
+    if (!(await pathExists(dir))) return null;
     try {
       const manifest = parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
       if ((await mismatchesOnDisk(dir, manifest, 'rechecking')).problems.length === 0) {
@@ -111,10 +104,10 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
     async verifyCheckpoint({ hash }: HashInput): Promise<VerifiedCheckpoint> {
       const started = Date.now();
       const dir = layout.checkpointDir(hash);
-      if (!(await exists(dir))) {
+      if (!(await pathExists(dir))) {
         throw torporFailure('CheckpointNotFound', `No checkpoint ${hash} on node ${config.nodeName}`);
       }
-      if (!(await exists(layout.doneMarker(hash)))) {
+      if (!(await pathExists(layout.doneMarker(hash)))) {
         throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
       }
       let manifest: CheckpointManifest;

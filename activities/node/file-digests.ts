@@ -46,6 +46,13 @@ export async function directoryBytes(dir: string): Promise<number> {
   return total;
 }
 
+export async function pathExists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
 export async function fsyncPath(p: string): Promise<void> {
   const handle = await open(p, 'r');
   try {

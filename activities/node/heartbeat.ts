@@ -19,6 +19,28 @@ export function byteHeartbeat(phase: string): { add: (n: number) => void; readon
   };
 }
 
+/** The current activity's context; undefined when the code runs outside an activity (tests, tools). */
+export function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Heartbeats once a second while `work` runs (a long driver or tool call); nothing outside an activity. */
+export async function heartbeating<T>(phase: string, work: Promise<T>): Promise<T> {
+  const ctx = activityContext();
+  if (!ctx) return work;
+  const started = Date.now();
+  const timer = setInterval(() => ctx.heartbeat({ phase, elapsedMs: Date.now() - started }), 1000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** The activity's cancellation signal and a heartbeat of `details()`, for a long-running tool. */
 export function activityRunOptions(details: () => Promise<unknown>): { signal: AbortSignal; onProgress: () => Promise<void> } {
   const ctx = Context.current();

@@ -14,6 +14,7 @@ import type {
   WorkloadContractFiles,
   WorkloadExit,
 } from '../../contract/types.js';
+import { pathExists } from './file-digests.js';
 import { logTail } from './log-tail.js';
 import { holdsOpen, identify, isRunning } from './process-identity.js';
 import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
@@ -45,13 +46,6 @@ function contractEnv(hash: string, files: WorkloadContractFiles): Record<string,
     [ChrekEnv.storageType]: 'pvc',
     [ChrekEnv.restoreMarkerFile]: files.restoreMarkerFile,
   };
-}
-
-async function pathExists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Activities of the `local` runtime: the workload is a process this agent starts on its own host. */

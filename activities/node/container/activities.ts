@@ -1,14 +1,14 @@
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 import { criuVersion } from '../criu-runner.js';
-import { directoryBytes } from '../file-digests.js';
+import { directoryBytes, pathExists } from '../file-digests.js';
+import { activityContext } from '../heartbeat.js';
 import { type DumpRecord, writeRecord } from '../run-records.js';
 import { StoreLayout } from '../store-layout.js';
-import { committedContainerCheckpoint, containerCheckpointFiles, exists, freshStagingDir } from './container-store.js';
+import { committedContainerCheckpoint, containerCheckpointFiles, freshStagingDir } from './container-store.js';
 import { captureDevShm, replayDevShm } from './dev-shm.js';
 import { bundleMounts } from './placeholder-mounts.js';
 import { restoreIntoPlaceholder } from './placeholder-restore.js';
@@ -78,7 +78,7 @@ export async function dumpContainer(
   checkNode(input.nodeName, config.nodeName);
   const layout = new StoreLayout(config.storeRoot);
   const id = checkContainerId(input.containerId);
-  if (await exists(layout.doneMarker(input.hash))) {
+  if (await pathExists(layout.doneMarker(input.hash))) {
     const committed = await committedContainerCheckpoint(layout, input.hash, config.nodeName);
     if (committed.record.containerId !== id) {
       throw torporFailure(
@@ -198,13 +198,7 @@ export async function restoreContainer(
   return { containerId: id, initPid: restored.initPid, restoreMs };
 }
 
-function cancellation(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
+const cancellation = () => activityContext()?.cancellationSignal;
 
 /** The container activities of a node agent (not registered with the worker yet). */
 export function createContainerActivities(config: ContainerAgentConfig) {

@@ -1,9 +1,9 @@
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
+import { pathExists } from '../file-digests.js';
 import { parseManifest } from '../manifest.js';
 import type { StoreLayout } from '../store-layout.js';
 import type { ContainerCheckpointRecord } from './types.js';
@@ -26,24 +26,6 @@ export function containerCheckpointFiles(dir: string) {
     manifest: path.join(dir, MANIFEST_FILE),
     marker: path.join(dir, CHECKPOINT_DONE_MARKER),
   };
-}
-
-/** Heartbeats when called inside an activity; a no-op when the functions run outside one (tests, tools). */
-export function heartbeat(details: Record<string, unknown>): void {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    return;
-  }
-  ctx.heartbeat(details);
-}
-
-export async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** The dump's staging directory, emptied: a retried dump starts again from nothing. */
@@ -73,11 +55,11 @@ export async function committedContainerCheckpoint(
 ): Promise<CommittedContainerCheckpoint> {
   const dir = layout.checkpointDir(hash);
   const files = containerCheckpointFiles(dir);
-  if (!(await exists(files.marker))) {
-    const what = (await exists(dir))
+  if (!(await pathExists(files.marker))) {
+    const what = (await pathExists(dir))
       ? `has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`
       : `does not exist on node ${nodeName}`;
-    throw torporFailure((await exists(dir)) ? 'CheckpointCorrupt' : 'CheckpointNotFound', `checkpoint ${hash} ${what}`);
+    throw torporFailure((await pathExists(dir)) ? 'CheckpointCorrupt' : 'CheckpointNotFound', `checkpoint ${hash} ${what}`);
   }
   try {
     const manifest = parseManifest(await readFile(files.manifest, 'utf8'));

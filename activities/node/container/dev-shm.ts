@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { exists } from './container-store.js';
+import { pathExists } from '../file-digests.js';
 import { bindSource, type OciMount } from './placeholder-mounts.js';
 import { TAR_FLAGS } from './rootfs-diff.js';
 
@@ -17,5 +17,5 @@ export async function captureDevShm(sourceMounts: OciMount[], tarFile: string): 
 
 export async function replayDevShm(tarFile: string, placeholderMounts: OciMount[]): Promise<void> {
   const shm = bindSource(placeholderMounts, DEV_SHM);
-  if (shm && (await exists(tarFile))) await execa('tar', ['-C', shm, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
+  if (shm && (await pathExists(tarFile))) await execa('tar', ['-C', shm, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
 }

@@ -1,10 +1,7 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { bareContainerId } from '../../../contract/containers.js';
+import { statusCode } from '../../cluster/kube-errors.js';
 import type { PodLookup } from './target-policy.js';
-
-function statusCode(err: unknown): number | undefined {
-  const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
-  return e.code ?? e.statusCode ?? e.response?.statusCode;
-}
 
 /** Reads a pod through the Kubernetes API with the agent's own credentials (its Role may get pods, nothing else). */
 export function kubernetesPodLookup(kubeConfig: KubeConfig): PodLookup {
@@ -16,9 +13,7 @@ export function kubernetesPodLookup(kubeConfig: KubeConfig): PodLookup {
       return {
         labels: pod.metadata?.labels ?? {},
         nodeName: pod.spec?.nodeName ?? '',
-        containerIds: (pod.status?.containerStatuses ?? []).flatMap((s) =>
-          s.containerID ? [s.containerID.replace(/^[a-z][a-z0-9+.-]*:\/\//, '')] : [],
-        ),
+        containerIds: (pod.status?.containerStatuses ?? []).flatMap((s) => (s.containerID ? [bareContainerId(s.containerID)] : [])),
       };
     } catch (err) {
       if (statusCode(err) === 404) return undefined;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { torporFailure } from '../../../contract/failures.js';
 import { criuLogExcerpt } from '../criu-args.js';
-import { heartbeat } from './container-store.js';
+import { heartbeating } from '../heartbeat.js';
 import type { ContainerAgentConfig, RuncContainer } from './types.js';
 
 /** CRIU options runc has no flag for, handed over through a CRIU config file (CRIU_CONFIG_FILE). */
@@ -40,9 +40,7 @@ async function runc(config: RuncConfig, args: string[], criuConfigFile?: string,
     forceKillAfterDelay: 5000,
     ...(signal ? { cancelSignal: signal } : {}),
   });
-  const started = Date.now();
-  const timer = setInterval(() => heartbeat({ phase: `runc ${args[0]}`, elapsedMs: Date.now() - started }), 1000);
-  const result = await child.finally(() => clearInterval(timer));
+  const result = await heartbeating(`runc ${args[0]}`, child);
   // Killed because the activity was cancelled: report the cancellation, not a runc failure.
   if (signal?.aborted) throw signal.reason;
   return result;

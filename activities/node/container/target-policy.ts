@@ -1,4 +1,4 @@
-import { CONTAINER_ID_PATTERN } from '../../../contract/containers.js';
+import { bareContainerId, CONTAINER_ID_PATTERN } from '../../../contract/containers.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { ContainerLabels, ContainerTarget, RuncContainer } from './types.js';
 
@@ -6,13 +6,10 @@ import type { ContainerLabels, ContainerTarget, RuncContainer } from './types.js
 const POD_NAMESPACE_ANNOTATIONS = ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.pod.namespace'];
 const POD_NAME_ANNOTATIONS = ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.pod.name'];
 const CONTAINER_NAME_ANNOTATIONS = ['io.kubernetes.cri.container-name', 'io.kubernetes.container.name'];
-/** Mirrors ChReK's `nvidia.com/checkpoint-source` pod label. */
-export const DEFAULT_CHECKPOINT_SOURCE_LABEL = 'torpor.dev/checkpoint-source';
 
 /** Anything that is not a container ID is refused before runc sees it. */
 export function checkContainerId(raw: string): string {
-  // A pod's status names it with its runtime: containerd://<id>.
-  const id = String(raw).replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
+  const id = bareContainerId(String(raw));
   if (!CONTAINER_ID_PATTERN.test(id)) throw torporFailure('InvalidSpec', `"${id}" is not a container ID (letters, digits, "_", ".", "-")`);
   return id;
 }

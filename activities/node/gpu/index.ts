@@ -12,6 +12,7 @@ import type {
   GpuThawResult,
 } from '../../../contract/gpu-types.js';
 import type { NodeAgentConfig } from '../agent-config.js';
+import { heartbeating } from '../heartbeat.js';
 import { readRecord, writeRecord } from '../run-records.js';
 import type { StoreLayout } from '../store-layout.js';
 import type { CudaCheckpointDriver } from './cuda-checkpoint-driver.js';
@@ -28,18 +29,6 @@ export interface GpuActivityDeps {
 }
 
 const realDeps: GpuActivityDeps = { loadDriver: () => loadLibcudaDriver(), queryGpus, queryProcessGpuMemory };
-
-/** Heartbeats once a second while a driver call that may take tens of seconds runs. */
-async function heartbeating<T>(phase: string, work: Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const started = Date.now();
-  const timer = setInterval(() => ctx.heartbeat({ phase, elapsedMs: Date.now() - started }), 1000);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 /**
  * The node agent's GPU activities: freeze a workload's CUDA state before its CRIU dump, thaw it after
