@@ -13,6 +13,7 @@ const container: RuncContainer = {
   rootfs: '/run/bundles/app/rootfs',
   args: ['python3', '/app/app.py'],
   env: [],
+  mounts: [],
   annotations: {
     'io.kubernetes.pod.namespace': 'team-a',
     'io.kubernetes.pod.name': 'app-0',

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
@@ -10,10 +10,10 @@ import { type DumpRecord, writeRecord } from '../run-records.js';
 import { StoreLayout } from '../store-layout.js';
 import { committedContainerCheckpoint, containerCheckpointFiles, freshStagingDir } from './container-store.js';
 import { captureDevShm, replayDevShm } from './dev-shm.js';
-import { bundleMounts } from './placeholder-mounts.js';
+import { readBundleSpec } from './placeholder-mounts.js';
 import { restoreIntoPlaceholder } from './placeholder-restore.js';
 import { DEFAULT_RESTORE_MARKER } from './restore-marker.js';
-import { captureRootfsDiff, overlayRootfs, replayRootfsDiff } from './rootfs-diff.js';
+import { overlayRootfs, packDirectory, unpackIntoDirectory } from './rootfs-diff.js';
 import { CRIU_DUMP_CONFIG, CRIU_RESTORE_CONFIG, runcCheckpoint, runcRestore, runcState, runcVersion } from './runc.js';
 import { checkContainerId, checkNode, containerLabels, verifyContainerTarget } from './target-policy.js';
 import type {
@@ -113,8 +113,8 @@ export async function dumpContainer(
   const dumpMs = Date.now() - started;
   // Taken right after the dump while the container keeps running (--leave-running): files the app
   // writes after the dump would be in the diff too; an app that must be exact writes before ready.
-  const rootfsDiffBytes = await captureRootfsDiff(overlay.upperDir, files.rootfsDiff);
-  await captureDevShm(await bundleMounts(target.bundle), files.devShm);
+  const rootfsDiffBytes = await packDirectory(overlay.upperDir, files.rootfsDiff);
+  await captureDevShm(target.mounts, files.devShm);
   const contract = contractOf(target.env);
   const record: ContainerCheckpointRecord = {
     containerId: target.id,
@@ -168,8 +168,8 @@ export async function restoreContainer(
   if (await runcState(config, id)) {
     throw torporFailure('InvalidSpec', `a container "${id}" already exists on this node; restore under a new ID`);
   }
-  const spec = JSON.parse(await readFile(path.join(input.placeholderBundle, 'config.json'), 'utf8')) as { root: { path: string } };
-  const rootfs = path.resolve(input.placeholderBundle, spec.root.path);
+  const spec = await readBundleSpec(input.placeholderBundle);
+  const rootfs = path.resolve(input.placeholderBundle, spec.root?.path ?? '');
   const overlay = await overlayRootfs(rootfs, `placeholder bundle ${input.placeholderBundle}`);
   if (overlay.lowerDir !== record.imageLayers) {
     throw torporFailure(
@@ -178,8 +178,9 @@ export async function restoreContainer(
     );
   }
   const files = containerCheckpointFiles(layout.checkpointDir(input.hash));
-  await replayRootfsDiff(files.rootfsDiff, overlay.upperDir);
-  await replayDevShm(files.devShm, await bundleMounts(input.placeholderBundle));
+  // Nothing runs on this overlay yet: its upper layer can take the diff directly.
+  await unpackIntoDirectory(files.rootfsDiff, overlay.upperDir);
+  await replayDevShm(files.devShm, spec.mounts ?? []);
   await mkdir(config.workRoot, { recursive: true });
   const workDir = await mkdtemp(path.join(config.workRoot, `restore-${id}-`));
   const criuConfigFile = await writeCriuConfig(workDir, 'criu-restore.conf', CRIU_RESTORE_CONFIG);

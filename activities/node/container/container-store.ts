@@ -56,10 +56,10 @@ export async function committedContainerCheckpoint(
   const dir = layout.checkpointDir(hash);
   const files = containerCheckpointFiles(dir);
   if (!(await pathExists(files.marker))) {
-    const what = (await pathExists(dir))
-      ? `has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`
-      : `does not exist on node ${nodeName}`;
-    throw torporFailure((await pathExists(dir)) ? 'CheckpointCorrupt' : 'CheckpointNotFound', `checkpoint ${hash} ${what}`);
+    if (await pathExists(dir)) {
+      throw torporFailure('CheckpointCorrupt', `checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
+    }
+    throw torporFailure('CheckpointNotFound', `checkpoint ${hash} does not exist on node ${nodeName}`);
   }
   try {
     const manifest = parseManifest(await readFile(files.manifest, 'utf8'));

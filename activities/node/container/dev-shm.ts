@@ -1,7 +1,6 @@
-import { execa } from 'execa';
 import { pathExists } from '../file-digests.js';
 import { bindSource, type OciMount } from './placeholder-mounts.js';
-import { TAR_FLAGS } from './rootfs-diff.js';
+import { packDirectory, unpackIntoDirectory } from './rootfs-diff.js';
 
 /**
  * /dev/shm of a Kubernetes container is a bind mount of its pod's shm (a tmpfs on the host), so it
@@ -12,10 +11,10 @@ export const DEV_SHM = '/dev/shm';
 
 export async function captureDevShm(sourceMounts: OciMount[], tarFile: string): Promise<void> {
   const shm = bindSource(sourceMounts, DEV_SHM);
-  if (shm) await execa('tar', ['-C', shm, ...TAR_FLAGS, '-cf', tarFile, '.']);
+  if (shm) await packDirectory(shm, tarFile);
 }
 
 export async function replayDevShm(tarFile: string, placeholderMounts: OciMount[]): Promise<void> {
   const shm = bindSource(placeholderMounts, DEV_SHM);
-  if (shm && (await pathExists(tarFile))) await execa('tar', ['-C', shm, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
+  if (shm && (await pathExists(tarFile))) await unpackIntoDirectory(tarFile, shm);
 }

@@ -46,7 +46,14 @@ export function bindSource(mounts: OciMount[], destination: string): string | un
   return mount?.source ? path.resolve(mount.source) : undefined;
 }
 
-export async function bundleMounts(bundle: string): Promise<OciMount[]> {
-  const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as { mounts?: OciMount[] };
-  return spec.mounts ?? [];
+/** The parts of a bundle's OCI runtime spec (config.json) the agent reads. */
+export interface BundleSpec {
+  root?: { path: string };
+  mounts?: OciMount[];
+  annotations?: Record<string, string>;
+  process?: { env?: string[]; args?: string[] };
+}
+
+export async function readBundleSpec(bundle: string): Promise<BundleSpec> {
+  return JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as BundleSpec;
 }

@@ -6,7 +6,7 @@ import { StoreLayout } from '../store-layout.js';
 import { type CgroupDir, cgroupDirs, parseCgroupMounts, parseProcCgroup } from './cgroups.js';
 import { committedContainerCheckpoint, containerCheckpointFiles } from './container-store.js';
 import { replayDevShm } from './dev-shm.js';
-import { bundleMounts, externalMountMap } from './placeholder-mounts.js';
+import { externalMountMap } from './placeholder-mounts.js';
 import { checkMarkerPath, DEFAULT_RESTORE_MARKER, writeMarkerInRoot } from './restore-marker.js';
 import { overlayRootfs, replayRootfsDiffThrough } from './rootfs-diff.js';
 import { runcState } from './runc.js';
@@ -131,8 +131,7 @@ export async function restoreIntoPlaceholder(
   const files = containerCheckpointFiles(dir);
   const placeholderRoot = `/proc/${placeholder.initPid}/root`;
   await replayRootfsDiffThrough(placeholderRoot, files.rootfsDiff);
-  const mounts = await bundleMounts(placeholder.bundle);
-  await replayDevShm(files.devShm, mounts);
+  await replayDevShm(files.devShm, placeholder.mounts);
   await writeMarkerInRoot(placeholderRoot, marker, `restored from checkpoint ${input.hash}\n`);
 
   await mkdir(config.workRoot, { recursive: true });
@@ -146,7 +145,7 @@ export async function restoreIntoPlaceholder(
       handles.push(await open(`/proc/${placeholder.initPid}/ns/${ns}`, 'r'));
       args.push('--join-ns', `${ns}:/proc/self/fd/${2 + handles.length}`);
     }
-    for (const [key, source] of externalMountMap(mounts, placeholder.cgroups)) args.push('--ext-mount-map', `${key}:${source}`);
+    for (const [key, source] of externalMountMap(placeholder.mounts, placeholder.cgroups)) args.push('--ext-mount-map', `${key}:${source}`);
     for (const [fd, name] of (await dumpedStdio(files.imageDir)).entries()) {
       if (!name.startsWith('pipe:')) continue;
       // Read-write, so opening the placeholder's pipe never blocks waiting for its other end.

@@ -9,7 +9,8 @@ import { findOverlayRootfs, type OverlayRootfs } from './overlay-layers.js';
  * A container's rootfs changes are exactly its overlay upper layer (containerd's overlayfs
  * snapshotter, or any overlay rootfs): new and changed files, whiteouts (0/0 character devices)
  * for deleted ones, and `trusted.overlay.opaque` directories. Copying that layer, with devices and
- * xattrs, into the placeholder's (still unused) upper layer reproduces the same merged view.
+ * xattrs, into an unused placeholder's upper layer reproduces the same merged view; a running
+ * placeholder takes it through its merged root instead (`replayRootfsDiffThrough`).
  */
 export async function overlayRootfs(rootfs: string, what: string): Promise<OverlayRootfs> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
@@ -23,19 +24,21 @@ export async function overlayRootfs(rootfs: string, what: string): Promise<Overl
   return overlay;
 }
 
-export const TAR_FLAGS = ['--xattrs', '--xattrs-include=trusted.overlay.*', '--acls', '--numeric-owner'];
+const TAR_FLAGS = ['--xattrs', '--xattrs-include=trusted.overlay.*', '--acls', '--numeric-owner'];
 
-export async function captureRootfsDiff(upperDir: string, tarFile: string): Promise<number> {
-  await execa('tar', ['-C', upperDir, ...TAR_FLAGS, '-cf', tarFile, '.']);
+/** Archives a directory with owners, modes, devices (whiteouts) and overlay xattrs; returns the archive's size. */
+export async function packDirectory(dir: string, tarFile: string): Promise<number> {
+  await execa('tar', ['-C', dir, ...TAR_FLAGS, '-cf', tarFile, '.']);
   return (await stat(tarFile)).size;
 }
 
 /**
- * Extracted into the upper layer, not through the merged rootfs: a path is then never resolved
- * through an image's symlink (an absolute one would point into the host).
+ * Extracts into a plain directory (an overlay's upper layer, a host tmpfs), never through a
+ * container's merged rootfs: a path there could resolve through an image's absolute symlink into
+ * the host.
  */
-export async function replayRootfsDiff(tarFile: string, upperDir: string): Promise<void> {
-  await execa('tar', ['-C', upperDir, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
+export async function unpackIntoDirectory(tarFile: string, dir: string): Promise<void> {
+  await execa('tar', ['-C', dir, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
 }
 
 /** A parent directory of `rel` under `root` that is a symlink: it would resolve against the agent's root. */

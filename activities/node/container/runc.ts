@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { torporFailure } from '../../../contract/failures.js';
 import { criuLogExcerpt } from '../criu-args.js';
 import { heartbeating } from '../heartbeat.js';
+import { readBundleSpec } from './placeholder-mounts.js';
 import type { ContainerAgentConfig, RuncContainer } from './types.js';
 
 /** CRIU options runc has no flag for, handed over through a CRIU config file (CRIU_CONFIG_FILE). */
@@ -54,10 +55,7 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
     throw new Error(`runc state ${id} failed: ${result.stderr}`);
   }
   const state = JSON.parse(String(result.stdout)) as { id: string; pid: number; status: string; bundle: string; rootfs: string };
-  const spec = JSON.parse(await readFile(path.join(state.bundle, 'config.json'), 'utf8')) as {
-    annotations?: Record<string, string>;
-    process?: { env?: string[]; args?: string[] };
-  };
+  const spec = await readBundleSpec(state.bundle);
   return {
     id: state.id,
     initPid: state.pid,
@@ -67,6 +65,7 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
     annotations: spec.annotations ?? {},
     args: spec.process?.args ?? [],
     env: spec.process?.env ?? [],
+    mounts: spec.mounts ?? [],
   };
 }
 

@@ -1,4 +1,5 @@
 import type { WorkloadSpec } from '../../../contract/spec.js';
+import type { OciMount } from './placeholder-mounts.js';
 import type { PodLookup } from './target-policy.js';
 
 /** What the container side of a node agent is told at start-up. */
@@ -38,9 +39,10 @@ export interface RuncContainer {
   bundle: string;
   rootfs: string;
   annotations: Record<string, string>;
-  /** The command and environment (KEY=value) of its process, as the bundle sets them. */
+  /** The command and environment (KEY=value) of its process, and its mounts, as the bundle sets them. */
   args: string[];
   env: string[];
+  mounts: OciMount[];
 }
 
 /** A container that passed verification: it may be frozen. */
