@@ -4,7 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import { CONTAINERD_RUNC_ROOT, Containerd } from '../support/containerd.js';
 import { buildOciArchive } from '../support/oci-image.js';
-import { checkpointContainer, eventually, PLACEHOLDER_COMMAND, placeholderEnv, RuncWorld, readStatus } from '../support/runc-containers.js';
+import {
+  checkpointContainer,
+  eventually,
+  PLACEHOLDER_COMMAND,
+  placeholderEnv,
+  RuncWorld,
+  waitForStatus,
+} from '../support/runc-containers.js';
 
 const IMAGE = 'docker.io/torpor/app:1';
 const world = new RuncWorld(path.resolve('.torpor/test/containerd'));
@@ -31,13 +38,6 @@ async function volumes(name: string): Promise<{ data: string; binds: Array<[stri
       [token, '/var/run/secrets/kubernetes.io/serviceaccount', 'ro'],
     ],
   };
-}
-
-async function statusIn(dataDir: string, accept: (s: NonNullable<Awaited<ReturnType<typeof readStatus>>>) => boolean) {
-  return eventually(async () => {
-    const status = await readStatus(path.dirname(dataDir));
-    return status && accept(status) ? status : undefined;
-  }, `a status in ${dataDir}`);
 }
 
 describe('containers run by containerd (real containerd 1.6, runc and CRIU)', () => {
@@ -68,7 +68,7 @@ describe('containers run by containerd (real containerd 1.6, runc and CRIU)', ()
       },
       ['sh', '-c', 'exec python3 /app/app.py </dev/null'],
     );
-    const before = await statusIn(source.data, (s) => s.n >= 3);
+    const before = await waitForStatus(path.dirname(source.data), (s) => s.n >= 3);
     const dumped = await checkpointContainer(world, activities, { containerId: 'ctrd-source', hash: 'llm-v1', nodeName: 'node-a' });
     expect(dumped.labels).toEqual({ podNamespace: 'team-a', podName: 'llm-0', containerName: 'main' });
     await containerd.remove('ctrd-source');
@@ -93,7 +93,7 @@ describe('containers run by containerd (real containerd 1.6, runc and CRIU)', ()
 
     const restored = await activities.restoreIntoPlaceholder({ hash: 'llm-v1', placeholderContainerId: 'ctrd-placeholder' });
     expect(restored.alreadyRestored).toBe(false);
-    const after = await statusIn(target.data, (s) => s.restored && s.n > before.n);
+    const after = await waitForStatus(path.dirname(target.data), (s) => s.restored && s.n > before.n);
     expect(after.iid).toBe(before.iid);
     expect(after.checksum).toBe(before.checksum);
     expect(after.token).toBe('token of llm-1');

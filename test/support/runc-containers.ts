@@ -241,22 +241,21 @@ export async function readStatus(bundle: string): Promise<AppStatus | undefined>
 
 /** Waits until the app has reported a status for which `accept` holds. */
 export async function waitForStatus(bundle: string, accept: (status: AppStatus) => boolean, timeoutMs = 20_000): Promise<AppStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await readStatus(bundle);
-    if (status && accept(status)) return status;
-    if (Date.now() > deadline) throw new Error(`no matching status in ${bundle} after ${timeoutMs} ms (last: ${JSON.stringify(status)})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  let last: AppStatus | undefined;
+  const check = async () => {
+    last = await readStatus(bundle);
+    return last && accept(last) ? last : undefined;
+  };
+  return eventually(check, () => `a matching status in ${bundle} (last: ${JSON.stringify(last)})`, timeoutMs);
 }
 
-/** Waits until `check` returns a value that is not undefined. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+/** Waits until `check` returns a value that is not undefined; `what` names it in the timeout error. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string | (() => string), timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

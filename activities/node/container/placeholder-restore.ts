@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, open, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { runCriu } from '../criu-runner.js';
-import { StoreLayout } from '../store-layout.js';
+import { checkHash, StoreLayout } from '../store-layout.js';
 import { type CgroupDir, cgroupDirs, parseCgroupMounts, parseProcCgroup } from './cgroups.js';
 import { committedContainerCheckpoint, containerCheckpointFiles } from './container-store.js';
 import { replayDevShm } from './dev-shm.js';
@@ -107,7 +107,7 @@ export async function restoreIntoPlaceholder(
   checkNode(input.nodeName, config.nodeName);
   if (input.restoreMarkerFile !== undefined) checkMarkerPath(input.restoreMarkerFile);
   const layout = new StoreLayout(config.storeRoot);
-  layout.checkpointDir(input.hash);
+  checkHash(input.hash);
   const placeholder = await resolvePlaceholder(config, input.placeholderContainerId);
   const earlier = await restoredRoot(placeholder);
   if (earlier) return { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true };
