@@ -1,4 +1,5 @@
 import { patched, uuid4 } from '@temporalio/workflow';
+import type { GpuFreezeResult } from '../contract/gpu-types.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointRequest, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointResult } from '../contract/types.js';
@@ -31,41 +32,36 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     undo.add('stop and remove the workload', () => workload.remove());
     await tracker.step('starting-workload', () => workload.start());
     const ready = await tracker.step('waiting-ready', () => workload.waitReady());
-    const startToReadyMs = () => (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
+    const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
 
-    if (spec.runtime === 'kubernetes' && patched(KUBERNETES_CONTAINER_STEPS)) {
-      // The pod's container, found by the node agent from the ID in the pod's status; its GPU state is not handled yet.
-      const { containerId } = ready as PodPlacement;
-      const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
-      undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
-      const dumped = await tracker.step('dumping', () =>
-        agent.heavy.dumpContainer({ containerId, hash, dumpId, nodeName: node, workload: spec.workload }),
-      );
-      tracker.progress.bytesWritten = dumped.imageBytes;
-      const manifest = await tracker.step('committing', () =>
-        agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs: startToReadyMs(), dumpMs: dumped.dumpMs, gpu: null }),
-      );
-      await tracker.step('signalling', () => agent.quick.signalCheckpointPod({ hash }));
-      const exited = await tracker.step('waiting-exit', () => workload.waitExit());
-      await workload.remove();
-      tracker.set('done');
-      return { hash, node, outcome: 'created', manifest, workloadEnd: exited ? 'exited' : 'stopped', stepMs: tracker.progress.stepMs };
+    // kubernetes: the node steps work on the pod's container, which the agent finds from the ID in
+    // the pod's status; its GPU state is not handled yet.
+    const pod = spec.runtime === 'kubernetes' && patched(KUBERNETES_CONTAINER_STEPS) ? (ready as PodPlacement) : undefined;
+
+    let frozen: GpuFreezeResult | undefined;
+    if (!pod) {
+      undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
+      frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
     }
-
-    undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
-    const frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
 
     const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
-    const dump = await tracker.step('dumping', () => agent.heavy.dumpWorkload({ hash, dumpId }));
+    const dump = await tracker.step('dumping', async () => {
+      if (!pod) {
+        const { imageBytes, criuMs } = await agent.heavy.dumpWorkload({ hash, dumpId });
+        return { imageBytes, dumpMs: criuMs };
+      }
+      const { containerId } = pod;
+      return agent.heavy.dumpContainer({ containerId, hash, dumpId, nodeName: node, workload: spec.workload });
+    });
     tracker.progress.bytesWritten = dump.imageBytes;
     const manifest = await tracker.step('committing', () =>
-      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs: startToReadyMs(), dumpMs: dump.criuMs, gpu: frozen.gpu }),
+      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.dumpMs, gpu: frozen?.gpu ?? null }),
     );
     // The original must run again to see the signal and exit: a frozen CUDA call would hang it.
-    if (frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
+    if (frozen && frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
 
-    await tracker.step('signalling', () => agent.quick.signalWorkload({ hash }));
+    await tracker.step('signalling', () => (pod ? agent.quick.signalCheckpointPod({ hash }) : agent.quick.signalWorkload({ hash })));
     const exited = await tracker.step('waiting-exit', () => workload.waitExit());
     await workload.remove();
     tracker.set('done');
