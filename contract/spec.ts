@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RESERVED_ENV_PREFIXES } from './chrek.js';
 import { torporFailure } from './failures.js';
 import { kubernetesSectionSchema } from './kubernetes.js';
+import { type EstablishedPolicy, networkSectionSchema } from './network.js';
 
 /** Checkpoint hashes name directories and Kubernetes objects: DNS-label safe, no path syntax. */
 export const HASH_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -45,9 +46,21 @@ export const workloadSchema = z.object({
     .default({}),
 });
 
+/** The agent probes only its own host's loopback: a privileged agent must not be a way to reach other addresses. */
+export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+
 export const readinessSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('process-alive') }),
   z.object({ kind: z.literal('exec'), command: z.array(argSchema).min(1).max(256) }),
+  /** Ready once GET http://<host>:<port><path> answers 2xx, as a model server's health endpoint does. */
+  z.object({
+    kind: z.literal('http'),
+    port: z.number().int().min(1, 'must be a TCP port (1-65535)').max(65535, 'must be a TCP port (1-65535)'),
+    path: z.string().startsWith('/', 'must start with /').max(2048).default('/'),
+    host: z
+      .enum(LOOPBACK_HOSTS, { error: 'must be 127.0.0.1, ::1 or localhost (the agent probes its own host only)' })
+      .default('127.0.0.1'),
+  }),
 ]);
 
 export const checkpointRequestSchema = z.object({
@@ -62,6 +75,8 @@ export const checkpointRequestSchema = z.object({
   agentTimeoutMs: agentTimeoutSchema,
   /** Required by, and only allowed with, the kubernetes runtime. */
   kubernetes: kubernetesSectionSchema.optional(),
+  /** What happens to established TCP connections; `DEFAULT_ESTABLISHED` of the runtime when absent. */
+  network: networkSectionSchema.optional(),
 });
 
 export const restoreRequestSchema = z.object({
@@ -95,16 +110,34 @@ export function parseOrReject<S extends z.ZodType>(schema: S, input: unknown, wh
   throw torporFailure('InvalidSpec', `Invalid ${what}: ${problems.join('; ')}`, { problems });
 }
 
+/**
+ * Established connections are closed by default in both runtimes: a checkpoint is restored later,
+ * often more than once, and a kubernetes restore lands in a placeholder pod's network namespace,
+ * where no saved connection could continue. `keep` is a hand-off on the same host (local only).
+ */
+export const DEFAULT_ESTABLISHED: Record<Runtime, EstablishedPolicy> = { local: 'close', kubernetes: 'close' };
+
+/** The established-connection policy a checkpoint request asks for, or its runtime's default. */
+export function establishedPolicy(spec: { runtime: Runtime; network?: { established?: EstablishedPolicy | undefined } | undefined }) {
+  return spec.network?.established ?? DEFAULT_ESTABLISHED[spec.runtime];
+}
+
 /** The checks that span fields: each runtime has its own section and nothing of the other's. */
 export function runtimeProblems(spec: {
   runtime: Runtime;
   kubernetes?: unknown;
   workload?: { cwd?: string | undefined } | undefined;
+  network?: { established?: EstablishedPolicy | undefined } | undefined;
 }): string[] {
   if (spec.runtime === 'kubernetes') {
     return [
       ...(spec.kubernetes === undefined ? ['kubernetes is required for the kubernetes runtime'] : []),
       ...(spec.workload?.cwd === undefined ? [] : ['workload.cwd is not supported by the kubernetes runtime (the image sets it)']),
+      ...(spec.network?.established === 'keep'
+        ? [
+            'network.established "keep" is not supported by the kubernetes runtime (the restore lands in a placeholder pod\'s network namespace); use "close"',
+          ]
+        : []),
     ];
   }
   return spec.kubernetes === undefined ? [] : ['kubernetes is only allowed with the kubernetes runtime'];

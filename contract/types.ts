@@ -1,4 +1,5 @@
 import type { GpuCheckpointRecord } from './gpu-types.js';
+import type { EstablishedPolicy, NetworkPolicy } from './network.js';
 import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
 
 /** One file of a committed checkpoint, relative to the checkpoint directory. */
@@ -33,6 +34,8 @@ export interface CheckpointManifest {
   criu: { dumpArgs: string[] };
   /** The GPUs and driver the process ran on; null for a process without CUDA state. */
   gpu: GpuCheckpointRecord | null;
+  /** What the dump did with established connections; absent in manifests written before CRIU 4.2 (nothing was saved). */
+  network?: NetworkPolicy;
 }
 
 export interface HashInput {
@@ -63,6 +66,11 @@ export interface WorkloadExit {
 export interface DumpInput extends HashInput {
   /** Names the temporary directory; chosen by the workflow so a retried dump reuses (and first clears) it. */
   dumpId: string;
+}
+
+export interface DumpWorkloadInput extends DumpInput {
+  /** The request's policy for established TCP connections; `close` when absent (histories from before it existed). */
+  established?: EstablishedPolicy;
 }
 export interface DumpResult {
   dumpId: string;
@@ -103,7 +111,7 @@ export interface CheckpointResult {
   node: string;
   outcome: CheckpointOutcome;
   manifest: CheckpointManifest;
-  /** How the checkpoint workload ended after the signal: exited by itself or stopped by Torpor. */
+  /** How the checkpoint workload ended after the signal: exited by itself, or stopped by Torpor (with network.established "keep", by the dump). */
   workloadEnd: 'exited' | 'stopped' | 'not-started';
   /** Wall times seen by the workflow, per step, in milliseconds. */
   stepMs: Record<string, number>;

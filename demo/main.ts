@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { workflowUiUrl } from '../client/index.js';
 import { startLocalStack } from '../dev/local-stack.js';
-import { readSampleStatus, sampleHash, sampleRestoredProbe, sampleWorkload } from '../sample-app/workload.js';
+import { fetchSampleState, readSampleStatus, sampleHash, sampleHealthProbe, sampleWorkload } from '../sample-app/workload.js';
 import { watchProgress } from './progress-printer.js';
 import { printReport } from './report.js';
 
@@ -39,13 +39,16 @@ async function main(): Promise<void> {
     const checkpoint = await watchProgress(stack.torpor, checkpointHandle);
     const before = await readSampleStatus(sample.statusFile);
 
-    console.log('restoring it ...');
-    const restoreHandle = await stack.torpor.startRestore({ ...target, readiness: sampleRestoredProbe(sample.statusFile) });
+    // The app listens on HTTP from its first second, as model servers do: the restored process is
+    // ready once it answers /health on the port the checkpointed one listened on.
+    console.log(`restoring it (ready when http://127.0.0.1:${before.port}/health answers) ...`);
+    const restoreHandle = await stack.torpor.startRestore({ ...target, readiness: sampleHealthProbe(before.port) });
     const restore = await watchProgress(stack.torpor, restoreHandle);
     restoredPid = restore.pid;
     const firstAfter = await readSampleStatus(sample.statusFile);
     await sleep(1000);
     const after = await readSampleStatus(sample.statusFile);
+    const answer = await fetchSampleState(before.port);
 
     const link = (h: { workflowId: string; firstExecutionRunId: string }) =>
       workflowUiUrl(stack.uiUrl, stack.namespace, h.workflowId, h.firstExecutionRunId);
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
       before,
       firstAfter,
       after,
+      answer,
       links: [
         ['checkpoint', link(checkpointHandle)],
         ['restore', link(restoreHandle)],

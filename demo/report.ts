@@ -7,11 +7,20 @@ export interface DemoFigures {
   before: SampleStatus;
   firstAfter: SampleStatus;
   after: SampleStatus;
+  /** GET /state from the restored process, over HTTP. */
+  answer: SampleStatus;
   links: [string, string][];
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
+
+/** The restored process's own answer over HTTP, checked against what the checkpointed one reported. */
+function httpAnswer(f: DemoFigures): string {
+  const a = f.answer;
+  const same = a.instance === f.before.instance && a.checksum === f.before.checksum;
+  return `127.0.0.1:${f.before.port} → ${a.phase}, pid ${a.pid}, instance ${a.instance}, counter ${a.counter} ${same ? '(same process state)' : '(DIFFERENT)'}`;
+}
 
 export function printReport(f: DemoFigures): void {
   const m = f.checkpoint.manifest;
@@ -36,6 +45,7 @@ export function printReport(f: DemoFigures): void {
       `${f.before.instance} → ${f.after.instance} ${f.before.instance === f.after.instance ? '(same memory)' : '(DIFFERENT)'}`,
     ],
     ['pid', `${m.process.pid} → ${f.restore.pid}`],
+    ['HTTP GET /state (restored)', httpAnswer(f)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log('\nTorpor demo report');

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Torpor's sample workload, written to ChReK's application contract (standalone usage guide).
 
+Like a model server, it listens on HTTP from its first second (SAMPLE_HOST, 127.0.0.1 by default;
+SAMPLE_PORT, a free port by default): GET /state answers its pid, instance, phase, counter and
+checksum as JSON; GET /health answers 200 once it serves (running or restored), 503 before.
 Initialization is slow and its result checkable: it builds a table of SAMPLE_TABLE_MB megabytes and
 hashes it for about SAMPLE_INIT_SECONDS. Then it writes the ready file and waits: the signal file
 means "checkpoint complete, exit"; the restore marker means "you were restored, continue".
 Its counter holds the number of hashing passes of its initialization and counts on once the app
-runs; it reports pid, counter and the table's checksum (recomputed from memory) in
-SAMPLE_STATUS_FILE, so a restore can be checked: same checksum, the counter continues from where
-it was at the checkpoint (a cold start would begin again from its passes).
+runs; it reports pid, port, counter and the table's checksum (recomputed from memory) in
+SAMPLE_STATUS_FILE and on /state, so a restore can be checked: same checksum, the counter
+continues from where it was at the checkpoint (a cold start would begin again from its passes).
 
 Test switches (all optional): SAMPLE_EXIT_BEFORE_READY, SAMPLE_NEVER_READY, SAMPLE_EXIT_AFTER_READY,
 SAMPLE_CONNECT_UNIX=<socket path> (holds a connection CRIU cannot dump without --ext-unix-sk).
@@ -17,7 +20,9 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TICK_SECONDS = 0.2
 
@@ -28,15 +33,51 @@ def log(message):
 
 # Drawn once per process start: a restored process reports the same value, a cold start a new one.
 INSTANCE = os.urandom(8).hex()
+# What /state answers and the status file holds; the main thread updates it, the server thread reads it.
+STATE = {"phase": "loading", "counter": 0, "checksum": None, "port": None}
+
+
+class StateHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as HTTP clients of a model server use it
+
+    def do_GET(self):
+        if self.path == "/state":
+            self.answer(200, {"pid": os.getpid(), "instance": INSTANCE, **STATE})
+        elif self.path == "/health":
+            serving = STATE["phase"] in ("running", "restored")
+            self.answer(200 if serving else 503, {"phase": STATE["phase"]})
+        else:
+            self.answer(404, {"error": f"no {self.path}; try /state or /health"})
+
+    def answer(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_http():
+    """Listens before initialization starts, as model servers do; answers from a thread of its own."""
+    server = ThreadingHTTPServer((os.environ.get("SAMPLE_HOST", "127.0.0.1"), int(os.environ.get("SAMPLE_PORT", "0"))), StateHandler)
+    server.daemon_threads = True
+    STATE["port"] = server.server_address[1]
+    log(f"listening on http://{server.server_address[0]}:{STATE['port']}")
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
 
 
 def write_status(**status):
+    STATE.update(status)
     path = os.environ.get("SAMPLE_STATUS_FILE")
     if not path:
         return
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump({"pid": os.getpid(), "instance": INSTANCE, "time": time.time(), **status}, f)
+        json.dump({"pid": os.getpid(), "instance": INSTANCE, "time": time.time(), **STATE}, f)
     os.replace(tmp, path)
 
 
@@ -76,6 +117,8 @@ def main():
     if os.environ.get("SAMPLE_EXIT_BEFORE_READY"):
         log("exiting before ready, as asked")
         sys.exit(3)
+    serve_http()
+    write_status(phase="loading")
     held = None
     if os.environ.get("SAMPLE_CONNECT_UNIX"):
         held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

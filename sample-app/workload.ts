@@ -33,6 +33,18 @@ export function sampleRestoredProbe(statusFile: string): ReadinessProbe {
   return { kind: 'exec', command: ['python3', PROBE, statusFile] };
 }
 
+/** Ready once the app's /health answers 200 (it serves, running or restored), as a model server's probe asks. */
+export function sampleHealthProbe(port: number): ReadinessProbe {
+  return { kind: 'http', port, path: '/health', host: '127.0.0.1' };
+}
+
+/** What the app answers on GET /state: the same fields as its status file, from the process itself. */
+export async function fetchSampleState(port: number, host = '127.0.0.1'): Promise<SampleStatus> {
+  const response = await fetch(`http://${host}:${port}/state`, { signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error(`GET /state answered ${response.status}`);
+  return (await response.json()) as SampleStatus;
+}
+
 /** A content hash of the app and its parameters, so a changed app never reuses an old checkpoint. */
 export function sampleHash(prefix: string, options: SampleOptions): string {
   const digest = createHash('sha256')
@@ -45,8 +57,10 @@ export function sampleHash(prefix: string, options: SampleOptions): string {
 export interface SampleStatus {
   pid: number;
   instance: string;
-  time: number;
-  phase: 'initialized' | 'waiting-for-checkpoint' | 'restored' | 'running';
+  time?: number;
+  /** The HTTP port it listens on. */
+  port: number;
+  phase: 'loading' | 'initialized' | 'waiting-for-checkpoint' | 'restored' | 'running';
   counter: number;
   checksum: string;
   init_seconds?: number;

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything Torpor needs into .torpor/ (git-ignored): Node (when the machine's is too old),
-# the npm packages, the Temporal CLI (dev server + Web UI) and CRIU 4.x.
+# the npm packages, the Temporal CLI (dev server + Web UI), CRIU 4.2 and the io_uring-refusing launcher.
 # Idempotent: each step is skipped while its stamp matches what versions.sh pins.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=versions.sh
 source "$ROOT/scripts/versions.sh"
+# shellcheck source=debian-packages.sh
+source "$ROOT/scripts/debian-packages.sh"
 T="$ROOT/.torpor"
 mkdir -p "$T/bin" "$T/stamps"
 export PATH="$T/node/bin:$T/bin:$PATH"
@@ -49,39 +51,24 @@ ensure_temporal_cli() {
   stamp_set temporal "$TORPOR_TEMPORAL_CLI_VERSION"
 }
 
-# Downloads Debian packages of SUITE with a private sources list and state (the system's apt
-# configuration is never touched) and unpacks them into PREFIX.
-unpack_debian_packages() {
-  local suite=$1 prefix=$2 apt=$3
-  shift 3
-  rm -rf "$apt" "$prefix"
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$prefix"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >"$apt/sources.list"
-  local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-  apt-get "${opts[@]}" update >/dev/null
-  (cd "$apt/debs" && apt-get "${opts[@]}" download "$@" >/dev/null)
-  local deb
-  for deb in "$apt/debs"/*.deb; do dpkg -x "$deb" "$prefix"; done
-}
-
 ensure_criu() {
   local want="$TORPOR_CRIU_SUITE $TORPOR_CRIU_PACKAGES"
   stamp_ok criu "$want" && [ -x "$T/bin/criu" ] && return 0
-  [ "$(uname -m)" = x86_64 ] || fail "only x86_64 hosts are supported by this set-up (found $(uname -m))"
   log "fetching CRIU from Debian $TORPOR_CRIU_SUITE into a private prefix"
-  local prefix="$T/criu"
-  # shellcheck disable=SC2086
-  unpack_debian_packages "$TORPOR_CRIU_SUITE" "$prefix" "$T/apt" $TORPOR_CRIU_PACKAGES
-  cat >"$T/bin/criu" <<WRAP
-#!/bin/sh
-# CRIU $TORPOR_CRIU_SUITE, run through its own loader and libraries (the host's libc is older).
-P="$prefix"
-exec "\$P/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "\$P/usr/lib/x86_64-linux-gnu" "\$P/usr/sbin/criu" "\$@"
-WRAP
-  chmod +x "$T/bin/criu"
-  "$T/bin/criu" --version >/dev/null || fail "the unpacked CRIU does not start"
+  bash "$ROOT/scripts/install-criu.sh" "$T" || fail "CRIU could not be installed (scripts/install-criu.sh)"
   stamp_set criu "$want"
+}
+
+# CRIU cannot checkpoint io_uring, which libuv (Node.js, uvloop) opens on every event loop: the agent
+# starts local workloads through this launcher, which refuses io_uring_setup so libuv uses epoll.
+ensure_no_io_uring() {
+  local src="$ROOT/tools/no-io-uring/no-io-uring.c" want
+  want=$(sha256sum "$src" | cut -d' ' -f1)
+  stamp_ok no-io-uring "$want" && [ -x "$T/bin/torpor-no-io-uring" ] && return 0
+  command -v cc >/dev/null || fail "a C compiler (cc) is needed to build tools/no-io-uring"
+  log "building torpor-no-io-uring"
+  cc -O2 -Wall -Werror -static -o "$T/bin/torpor-no-io-uring" "$src"
+  stamp_set no-io-uring "$want"
 }
 
 # For the tests only (TORPOR_SETUP_KUBE=1): Helm, and a real Kubernetes control plane, built from the Go
@@ -143,6 +130,7 @@ ensure_node
 ensure_npm_packages
 ensure_temporal_cli
 ensure_criu
+ensure_no_io_uring
 if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
   ensure_kube
   ensure_helm

@@ -1,4 +1,4 @@
-import { mkdirSync, realpathSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -6,6 +6,7 @@ import type { NodeAgentConfig } from '../activities/node/agent-config.js';
 import { kubernetesPodLookup } from '../activities/node/container/pod-lookup.js';
 import type { PodLookup } from '../activities/node/container/target-policy.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
+import { NETWORK_LOCK_METHODS, type NetworkLockMethod } from '../contract/network.js';
 import { NODE_PATTERN } from '../contract/spec.js';
 
 /** Node names become task-queue names; a host name like "GPU_Box1" becomes "gpu-box1". */
@@ -20,6 +21,42 @@ export function normalizeNodeName(name: string): string {
 
 function splitArgs(value: string | undefined): string[] {
   return value?.trim() ? value.trim().split(/\s+/) : [];
+}
+
+/** The first executable `name` in `dirs`, or undefined. */
+function findExecutable(name: string, dirs: string[]): string | undefined {
+  for (const dir of dirs) {
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function searchPath(env: NodeJS.ProcessEnv, criuPath: string): string[] {
+  // runc runs CRIU with the CRIU wrapper's directory first on PATH, so tools beside it count too.
+  const beside = path.isAbsolute(criuPath) ? [path.dirname(criuPath)] : [];
+  return [...beside, ...(env.PATH ?? '').split(':').filter(Boolean)];
+}
+
+/** TORPOR_CRIU_NETWORK_LOCK: iptables, nftables, or auto (iptables where iptables-restore is installed, else nftables). */
+export function networkLockFromEnv(env: NodeJS.ProcessEnv, criuPath: string): NetworkLockMethod {
+  const wanted = env.TORPOR_CRIU_NETWORK_LOCK ?? 'auto';
+  if ((NETWORK_LOCK_METHODS as readonly string[]).includes(wanted)) return wanted as NetworkLockMethod;
+  if (wanted !== 'auto') throw new Error(`TORPOR_CRIU_NETWORK_LOCK must be iptables, nftables or auto, not "${wanted}"`);
+  return findExecutable('iptables-restore', searchPath(env, criuPath)) ? 'iptables' : 'nftables';
+}
+
+/** TORPOR_WORKLOAD_LAUNCHER: a path, or "none"; by default torpor-no-io-uring when it is on PATH. */
+function workloadLauncherFromEnv(env: NodeJS.ProcessEnv, criuPath: string): { workloadLauncher?: string } {
+  const wanted = env.TORPOR_WORKLOAD_LAUNCHER;
+  if (wanted === 'none') return {};
+  const launcher = wanted ? path.resolve(wanted) : findExecutable('torpor-no-io-uring', searchPath(env, criuPath));
+  return launcher ? { workloadLauncher: launcher } : {};
 }
 
 /**
@@ -38,14 +75,17 @@ function agentPodLookup(env: NodeJS.ProcessEnv): { pods?: PodLookup } {
 export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeAgentConfig {
   const storage = path.resolve(env.TORPOR_STORAGE_ROOT ?? '/var/lib/torpor/checkpoints');
   mkdirSync(storage, { recursive: true });
+  const criuPath = env.TORPOR_CRIU ?? 'criu';
   return {
     nodeName: normalizeNodeName(env.NODE_NAME ?? os.hostname()),
     // Resolved once, so that confinement checks compare real paths.
     storageRoot: realpathSync(storage),
     ...(env.TORPOR_SIGNAL_DIR ? { signalDir: path.resolve(env.TORPOR_SIGNAL_DIR) } : {}),
-    criuPath: env.TORPOR_CRIU ?? 'criu',
+    criuPath,
     extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
+    networkLock: networkLockFromEnv(env, criuPath),
+    ...workloadLauncherFromEnv(env, criuPath),
     torporVersion: env.npm_package_version ?? '0.1.0',
     ...(env.TORPOR_RUNC_ROOT
       ? {

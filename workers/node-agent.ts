@@ -1,19 +1,24 @@
 import { pathToFileURL } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { assertSupportedCriu } from '../activities/node/criu-runner.js';
 import type { GpuActivityDeps } from '../activities/node/gpu/index.js';
 import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
 import { nodeTaskQueue } from '../contract/naming.js';
 import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
 import { nodeAgentConfigFromEnv } from './node-agent-config.js';
 
-/** The privileged agent of one node: node activities only, on `torpor-node-<node>`. */
-export function createNodeAgent(
+/**
+ * The privileged agent of one node: node activities only, on `torpor-node-<node>`. It refuses to
+ * start with a CRIU older than Torpor supports.
+ */
+export async function createNodeAgent(
   connection: NativeConnection,
   namespace: string,
   config: NodeAgentConfig,
   options: Partial<WorkerOptions> = {},
   gpu?: GpuActivityDeps,
 ) {
+  await assertSupportedCriu(config.criuPath);
   return Worker.create({
     connection,
     namespace,
@@ -28,7 +33,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const target = temporalTargetFromEnv();
     const config = nodeAgentConfigFromEnv();
     const worker = await createNodeAgent(await connectWorker(target), target.namespace, config);
-    console.log(`node agent for ${config.nodeName} polling ${nodeTaskQueue(config.nodeName)}; storage ${config.storageRoot}`);
+    console.log(
+      `node agent for ${config.nodeName} polling ${nodeTaskQueue(config.nodeName)}; storage ${config.storageRoot}; ` +
+        `CRIU network lock ${config.networkLock}; workload launcher ${config.workloadLauncher ?? 'none'}`,
+    );
     await worker.run();
   });
 }

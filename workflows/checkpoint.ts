@@ -1,7 +1,7 @@
 import { patched, uuid4 } from '@temporalio/workflow';
 import type { GpuFreezeResult } from '../contract/gpu-types.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
-import { type CheckpointRequest, parseCheckpointRequest } from '../contract/spec.js';
+import { type CheckpointRequest, establishedPolicy, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointResult } from '../contract/types.js';
 import { KUBERNETES_CONTAINER_STEPS, nodeActivities } from './activity-policies.js';
 import { kubernetesCheckpointWorkload, localCheckpointWorkload } from './checkpoint-workloads.js';
@@ -18,6 +18,8 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
   const tracker = trackProgress();
   const spec = parseCheckpointRequest(request);
   const { hash, node } = spec;
+  // keep: the dump ends the original while its connections stay locked for the restore to take over.
+  const established = establishedPolicy(spec);
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   const workload = spec.runtime === 'kubernetes' ? kubernetesCheckpointWorkload(spec) : localCheckpointWorkload(spec, agent);
   tracker.identify(hash, node);
@@ -48,7 +50,7 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
     const dump = await tracker.step('dumping', async () => {
       if (!pod) {
-        const { imageBytes, criuMs } = await agent.heavy.dumpWorkload({ hash, dumpId });
+        const { imageBytes, criuMs } = await agent.heavy.dumpWorkload({ hash, dumpId, established });
         return { imageBytes, dumpMs: criuMs };
       }
       const { containerId } = pod;
@@ -58,14 +60,16 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     const manifest = await tracker.step('committing', () =>
       agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.dumpMs, gpu: frozen?.gpu ?? null }),
     );
-    // The original must run again to see the signal and exit: a frozen CUDA call would hang it.
-    if (frozen && frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
+    // The original must run again to see the signal and exit: a frozen CUDA call would hang it. A
+    // `keep` dump has ended it already.
+    if (frozen && frozen.after !== 'none' && established !== 'keep') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
 
     await tracker.step('signalling', () => (pod ? agent.quick.signalCheckpointPod({ hash }) : agent.quick.signalWorkload({ hash })));
     const exited = await tracker.step('waiting-exit', () => workload.waitExit());
     await workload.remove();
     tracker.set('done');
-    return { hash, node, outcome: 'created', manifest, workloadEnd: exited ? 'exited' : 'stopped', stepMs: tracker.progress.stepMs };
+    const workloadEnd = exited && established !== 'keep' ? 'exited' : 'stopped';
+    return { hash, node, outcome: 'created', manifest, workloadEnd, stepMs: tracker.progress.stepMs };
   } catch (err) {
     tracker.set('compensating');
     await undo.run();

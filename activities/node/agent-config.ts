@@ -1,3 +1,4 @@
+import type { NetworkLockMethod } from '../../contract/network.js';
 import type { PodLookup } from './container/target-policy.js';
 
 /** What a node agent is told at start-up; activities close over it. */
@@ -13,6 +14,13 @@ export interface NodeAgentConfig {
   /** Extra CRIU flags for this node's dumps and restores (for example --tcp-established). */
   extraDumpArgs: string[];
   extraRestoreArgs: string[];
+  /** How CRIU locks the connections it saves (and a container's network namespace while it dumps). */
+  networkLock: NetworkLockMethod;
+  /**
+   * A launcher local workloads start through (`torpor-no-io-uring`): it refuses io_uring, which CRIU
+   * cannot checkpoint, so libuv-based servers (Node.js, uvloop) use epoll. Absent: none.
+   */
+  workloadLauncher?: string;
   torporVersion: string;
   /** Present when the node runs containers the agent may checkpoint and restore into (runc state under `runcRoot`). */
   containers?: NodeContainerConfig;

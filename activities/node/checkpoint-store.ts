@@ -82,6 +82,7 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
         timings: { startToReadyMs: input.startToReadyMs, dumpMs: input.dumpMs, commitMs: 0 },
         criu: { dumpArgs: dump.criuArgs },
         gpu: input.gpu,
+        network: dump.network,
       };
       manifest.timings.commitMs = Date.now() - started;
       const manifestPath = path.join(tmp, MANIFEST_FILE);

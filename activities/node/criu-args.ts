@@ -1,10 +1,29 @@
+import type { NetworkPolicy } from '../../contract/network.js';
+
 /** Pure builders for CRIU command lines; the activities that run them stay a few lines long. */
 
 export interface DumpArgsInput {
   pid: number;
   imagesDir: string;
   workDir: string;
+  network: NetworkPolicy;
   extra: string[];
+}
+
+/**
+ * Listening and bound sockets need no flag: CRIU always saves them. `keep` saves established
+ * connections with TCP repair and leaves them locked after the dump, which kills the original (CRIU
+ * unlocks only when the process keeps running); `close` saves none, so the original runs on (ChReK's
+ * flow: it exits when it sees the signal file) and the restored copy finds those sockets closed.
+ */
+function dumpNetworkArgs({ established, lock }: NetworkPolicy): string[] {
+  const connections = established === 'keep' ? ['--tcp-established'] : ['--leave-running', '--tcp-close'];
+  return [...connections, '--network-lock', lock];
+}
+
+/** The restore takes over the locked connections of a `keep` dump and unlocks them with the same method. */
+function restoreNetworkArgs({ established, lock }: NetworkPolicy): string[] {
+  return [established === 'keep' ? '--tcp-established' : '--tcp-close', '--network-lock', lock];
 }
 
 export function criuDumpArgs(input: DumpArgsInput): string[] {
@@ -19,8 +38,7 @@ export function criuDumpArgs(input: DumpArgsInput): string[] {
     '--log-file',
     'dump.log',
     '-v4',
-    // ChReK's flow: the app keeps running after the dump and exits when it sees the signal file.
-    '--leave-running',
+    ...dumpNetworkArgs(input.network),
     '--file-locks',
     ...input.extra,
   ];
@@ -38,6 +56,7 @@ export interface RestoreArgsInput {
   workDir: string;
   pidFile: string;
   inherit: InheritedFd[];
+  network: NetworkPolicy;
   extra: string[];
 }
 
@@ -54,6 +73,7 @@ export function criuRestoreArgs(input: RestoreArgsInput): string[] {
     '--restore-detached',
     '--pidfile',
     input.pidFile,
+    ...restoreNetworkArgs(input.network),
     '--file-locks',
     ...input.inherit.flatMap(({ fd, dumpedPath }) => ['--inherit-fd', `fd[${fd}]:${inheritFdKey(dumpedPath)}`]),
     ...input.extra,
@@ -82,4 +102,32 @@ export function criuLogExcerpt(log: string, maxLines = 12): string {
 /** `criu --version` prints "Version: 4.1.1" (and maybe a GitID line). */
 export function parseCriuVersion(output: string): string {
   return /Version:\s*(\S+)/.exec(output)?.[1] ?? 'unknown';
+}
+
+/**
+ * The oldest CRIU Torpor supports: 4.1 asks every socket for SO_PASSCRED, which Linux 6.18 refuses
+ * for inet sockets, so it cannot dump any process holding a TCP or UDP socket.
+ */
+export const MIN_CRIU_VERSION = '4.2.0';
+
+/** Numeric comparison of dotted versions ("4.10" is newer than "4.9"); a missing part counts as 0. */
+export function compareVersions(a: string, b: string): number {
+  const parts = (v: string) => v.split('.').map((p) => Number.parseInt(p, 10));
+  const [pa, pb] = [parts(a), parts(b)];
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const diff = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (diff !== 0) return diff;
+  }
+  return 0;
+}
+
+/** Why this CRIU cannot serve the agent, or null when it can. */
+export function criuVersionProblem(found: string, criuPath: string): string | null {
+  if (/^\d+(\.\d+)*$/.test(found) && compareVersions(found, MIN_CRIU_VERSION) >= 0) return null;
+  const what = found === 'unknown' ? 'a CRIU whose version it could not read' : `CRIU ${found}`;
+  return (
+    `Torpor needs CRIU ${MIN_CRIU_VERSION} or newer, but found ${what} at ${criuPath}. ` +
+    'Older CRIU cannot dump a process that holds a TCP or UDP socket on current kernels. ' +
+    'Install CRIU 4.2 (scripts/setup.sh unpacks it into .torpor/; the agent image ships it) or point TORPOR_CRIU at it.'
+  );
 }

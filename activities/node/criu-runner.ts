@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { criuLogExcerpt, parseCriuVersion } from './criu-args.js';
+import { criuLogExcerpt, criuVersionProblem, parseCriuVersion } from './criu-args.js';
 
 export interface CriuRun {
   ok: boolean;
@@ -55,12 +55,24 @@ export async function runCriu(criuPath: string, args: string[], options: CriuRun
   return { ok: false, durationMs, excerpt: `${excerpt}\n(full log: ${path.resolve(options.logFile)})` };
 }
 
-let cachedVersion: Promise<string> | undefined;
+const versions = new Map<string, Promise<string>>();
 
 export function criuVersion(criuPath: string): Promise<string> {
-  cachedVersion ??= execa(criuPath, ['--version']).then(
-    (r) => parseCriuVersion(r.stdout),
-    () => 'unknown',
-  );
-  return cachedVersion;
+  let version = versions.get(criuPath);
+  if (!version) {
+    version = execa(criuPath, ['--version']).then(
+      (r) => parseCriuVersion(r.stdout),
+      () => 'unknown',
+    );
+    versions.set(criuPath, version);
+  }
+  return version;
+}
+
+/** The agent's start-up check: it refuses to serve with a CRIU older than Torpor supports. */
+export async function assertSupportedCriu(criuPath: string): Promise<string> {
+  const found = await criuVersion(criuPath);
+  const problem = criuVersionProblem(found, criuPath);
+  if (problem) throw new Error(problem);
+  return found;
 }

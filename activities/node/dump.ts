@@ -2,16 +2,26 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ChrekEnv } from '../../contract/chrek.js';
 import { torporFailure } from '../../contract/failures.js';
-import type { DumpInput, DumpResult } from '../../contract/types.js';
+import { ESTABLISHED_POLICIES, type EstablishedPolicy, type NetworkPolicy } from '../../contract/network.js';
+import type { DumpResult, DumpWorkloadInput } from '../../contract/types.js';
 import type { NodeAgentConfig } from './agent-config.js';
 import { criuDumpArgs } from './criu-args.js';
 import { criuVersion, runCriu } from './criu-runner.js';
 import { directoryBytes } from './file-digests.js';
 import { activityRunOptions } from './heartbeat.js';
-import { isRunning, readEnviron } from './process-identity.js';
-import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
+import { ioUringHolders, isRunning, readEnviron } from './process-identity.js';
+import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
 import { killStrayCriu } from './stray-criu.js';
+
+/** The dump's network policy; the agent checks the value itself rather than trusting the workflow's validation. */
+export function dumpNetworkPolicy(established: unknown, config: Pick<NodeAgentConfig, 'networkLock'>): NetworkPolicy {
+  const value = established ?? 'close';
+  if (!(ESTABLISHED_POLICIES as readonly unknown[]).includes(value)) {
+    throw torporFailure('InvalidSpec', `network.established must be "close" or "keep", not ${JSON.stringify(value)}`);
+  }
+  return { established: value as EstablishedPolicy, lock: config.networkLock };
+}
 
 export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
   /** The agent checks the target itself: its own record, the same process, the same hash in its environment. */
@@ -25,6 +35,15 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
     if (env[ChrekEnv.hash] !== hash) {
       throw torporFailure('TargetNotAllowed', `Process ${record.pid} is not the workload of checkpoint ${hash}`);
     }
+    const uring = await ioUringHolders(record.pid);
+    if (uring.length > 0) {
+      throw torporFailure(
+        'DumpFailed',
+        `Workload ${hash} cannot be checkpointed: process ${uring.join(', ')} holds an io_uring instance, which CRIU cannot save. ` +
+          'libuv (Node.js, uvloop) opens one on every event loop: start the node agent with torpor-no-io-uring on PATH ' +
+          '(or TORPOR_WORKLOAD_LAUNCHER pointing at it) so that workloads run with io_uring refused and use epoll.',
+      );
+    }
     return record;
   }
 
@@ -32,18 +51,22 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
     /**
      * Dumps the workload with CRIU into `<root>/.tmp/<dumpId>`, heartbeating bytes written. Whatever an
      * earlier, interrupted attempt left there is discarded first: a half-written dump is never reused.
+     * A finished one (its record is written last) is returned as it is: with `keep`, the dump ended the
+     * original, so a retry could not dump it again.
      */
-    async dumpWorkload({ hash, dumpId }: DumpInput): Promise<DumpResult> {
+    async dumpWorkload({ hash, dumpId, established }: DumpWorkloadInput): Promise<DumpResult> {
+      const network = dumpNetworkPolicy(established, config);
+      const finished = await readRecord<DumpRecord>(layout.dumpRecord(hash, dumpId));
+      if (finished) return { dumpId, imageBytes: finished.imageBytes, criuMs: finished.criuMs };
       const target = await verifiedTarget(hash);
       const tmp = layout.tmpDir(hash, dumpId);
       await killStrayCriu(tmp);
-      await rm(layout.dumpRecord(hash, dumpId), { force: true });
       await rm(tmp, { recursive: true, force: true });
       const imagesDir = path.join(tmp, 'images');
       const workDir = path.join(tmp, 'logs');
       await mkdir(imagesDir, { recursive: true });
       await mkdir(workDir, { recursive: true });
-      const args = criuDumpArgs({ pid: target.pid, imagesDir, workDir, extra: config.extraDumpArgs });
+      const args = criuDumpArgs({ pid: target.pid, imagesDir, workDir, network, extra: config.extraDumpArgs });
       const run = await runCriu(config.criuPath, args, {
         logFile: path.join(workDir, 'dump.log'),
         ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(imagesDir) })),
@@ -57,7 +80,7 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
         });
       }
       const imageBytes = await directoryBytes(imagesDir);
-      await writeRecord(layout.dumpRecord(hash, dumpId), {
+      const record: DumpRecord = {
         pid: target.pid,
         workload: target.workload,
         contract: target.contract,
@@ -65,7 +88,9 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
         criuArgs: args,
         imageBytes,
         criuMs: run.durationMs,
-      });
+        network,
+      };
+      await writeRecord(layout.dumpRecord(hash, dumpId), record);
       return { dumpId, imageBytes, criuMs: run.durationMs };
     },
   };

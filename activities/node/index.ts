@@ -16,7 +16,7 @@ export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityD
   const layout = new StoreLayout(config.storageRoot, config.signalDir);
   return {
     ...checkpointStoreActivities(config, layout),
-    ...localWorkloadActivities(layout),
+    ...localWorkloadActivities(layout, config.workloadLauncher),
     ...dumpActivities(config, layout),
     ...restoreActivities(config, layout),
     ...gpuActivities(config, layout, gpu),

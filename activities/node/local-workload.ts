@@ -18,6 +18,7 @@ import { pathExists } from './file-digests.js';
 import { logTail } from './log-tail.js';
 import { holdsOpen, identify, isRunning } from './process-identity.js';
 import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
+import { resolveProgram } from './spec-hash.js';
 import type { StoreLayout } from './store-layout.js';
 import { terminateGroup } from './terminate.js';
 
@@ -48,8 +49,11 @@ function contractEnv(hash: string, files: WorkloadContractFiles): Record<string,
   };
 }
 
-/** Activities of the `local` runtime: the workload is a process this agent starts on its own host. */
-export function localWorkloadActivities(layout: StoreLayout) {
+/**
+ * Activities of the `local` runtime: the workload is a process this agent starts on its own host,
+ * through `launcher` when the agent has one (torpor-no-io-uring: the process keeps its PID, it execs).
+ */
+export function localWorkloadActivities(layout: StoreLayout, launcher?: string) {
   /** Exit codes of workloads this agent process started (lost on agent restart, then reported as null). */
   const exitCodes = new Map<number, number | null>();
   const recordFile = (hash: string) => path.join(layout.runDir(hash), 'workload.json');
@@ -82,15 +86,16 @@ export function localWorkloadActivities(layout: StoreLayout) {
       throw torporFailure('WorkloadStartFailed', `Working directory ${cwd} does not exist on this node`);
     }
     const inherited = Object.fromEntries(INHERITED_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
+    const env = { ...inherited, ...input.workload.env, ...contractEnv(input.hash, files) };
+    // Through a launcher, a missing program would only show as its exit code: look it up first.
+    if (launcher && (await resolveProgram(program as string, cwd, env.PATH ?? '')) === null) {
+      throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ENOENT (not an executable file on PATH or relative to ${cwd})`);
+    }
+    const [file, argv] = launcher ? [launcher, [program as string, ...args]] : [program as string, args];
     const log = await open(files.logFile, 'a');
     try {
       // A detached child leads its own session and process group, as CRIU wants its dump root to.
-      const child = spawn(program as string, args, {
-        cwd,
-        detached: true,
-        stdio: ['ignore', log.fd, log.fd],
-        env: { ...inherited, ...input.workload.env, ...contractEnv(input.hash, files) },
-      });
+      const child = spawn(file, argv, { cwd, detached: true, stdio: ['ignore', log.fd, log.fd], env });
       const [outcome] = (await Promise.race([once(child, 'spawn').then(() => ['spawned']), once(child, 'error')])) as [
         'spawned' | NodeJS.ErrnoException,
       ];

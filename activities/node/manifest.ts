@@ -1,3 +1,5 @@
+import { torporFailure } from '../../contract/failures.js';
+import { ESTABLISHED_POLICIES, NETWORK_LOCK_METHODS, type NetworkLockMethod, type NetworkPolicy } from '../../contract/network.js';
 import type { CheckpointManifest, ManifestFile } from '../../contract/types.js';
 
 /** Compares files on disk with the manifest; returns what differs, empty when they match. */
@@ -26,4 +28,20 @@ export function parseManifest(text: string): CheckpointManifest {
     throw new Error('manifest.json is not a Torpor manifest (formatVersion 1)');
   }
   return value as CheckpointManifest;
+}
+
+/**
+ * The network policy a restore must use: the dump's. A `keep` dump left its connections locked with
+ * its own method, which only that method unlocks; a manifest from before CRIU 4.2 saved none.
+ */
+export function restoreNetworkPolicy(manifest: CheckpointManifest, config: { networkLock: NetworkLockMethod }): NetworkPolicy {
+  const recorded = manifest.network;
+  if (recorded === undefined) return { established: 'close', lock: config.networkLock };
+  if (!ESTABLISHED_POLICIES.includes(recorded.established) || !NETWORK_LOCK_METHODS.includes(recorded.lock)) {
+    throw torporFailure(
+      'CheckpointCorrupt',
+      `manifest.json of ${manifest.hash} names an unknown network policy ${JSON.stringify(recorded)}`,
+    );
+  }
+  return recorded;
 }

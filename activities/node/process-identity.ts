@@ -59,11 +59,36 @@ export async function readComm(pid: number): Promise<string> {
   }
 }
 
+/** What each of `pid`'s open fds points at (/proc/<pid>/fd links); empty once it is gone. */
+async function openFiles(pid: number): Promise<string[]> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+  return Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+}
+
 /** True while `pid` has `file` open (one of its /proc/<pid>/fd links points at it). */
 export async function holdsOpen(pid: number, file: string): Promise<boolean> {
-  const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
-  for (const fd of fds) {
-    if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === file) return true;
+  return (await openFiles(pid)).includes(file);
+}
+
+/** `pid` and all its descendants, as CRIU's --tree sees them (children of every thread). */
+export async function processTree(pid: number): Promise<number[]> {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    const parent = tree[i] as number;
+    const tasks = await readdir(`/proc/${parent}/task`).catch(() => []);
+    for (const tid of tasks) {
+      const children = await readFile(`/proc/${parent}/task/${tid}/children`, 'utf8').catch(() => '');
+      tree.push(...children.split(' ').filter(Boolean).map(Number));
+    }
   }
-  return false;
+  return tree;
+}
+
+/** The processes of `pid`'s tree that hold an io_uring instance, which CRIU cannot checkpoint. */
+export async function ioUringHolders(pid: number): Promise<number[]> {
+  const holders: number[] = [];
+  for (const member of await processTree(pid)) {
+    if ((await openFiles(member)).includes('anon_inode:[io_uring]')) holders.push(member);
+  }
+  return holders;
 }

@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import { ChrekEnv } from '../../contract/chrek.js';
 import { torporFailure } from '../../contract/failures.js';
-import type { ReadinessProbe } from '../../contract/spec.js';
+import { parseOrReject, type ReadinessProbe, readinessSchema } from '../../contract/spec.js';
 import type { RestoredProcess, RestoredReadyInput, RestoreInput, WaitedFor } from '../../contract/types.js';
 import type { NodeAgentConfig } from './agent-config.js';
 import { criuRestoreArgs } from './criu-args.js';
@@ -12,7 +12,7 @@ import { runCriu } from './criu-runner.js';
 import { writeFileAtomic } from './file-digests.js';
 import { activityRunOptions } from './heartbeat.js';
 import { logTail } from './log-tail.js';
-import { parseManifest } from './manifest.js';
+import { parseManifest, restoreNetworkPolicy } from './manifest.js';
 import { identify, isRunning, readComm, readEnviron, readProcStat } from './process-identity.js';
 import { type RestoredRecord, readRecord, writeRecord } from './run-records.js';
 import type { StoreLayout } from './store-layout.js';
@@ -21,6 +21,18 @@ import { terminateGroup } from './terminate.js';
 
 const POLL_MS = 200;
 const PROBE_TIMEOUT_MS = 10_000;
+
+/** One GET against the agent's own loopback (the schema allows no other host); 2xx is ready. */
+export async function httpProbe(probe: Extract<ReadinessProbe, { kind: 'http' }>): Promise<boolean> {
+  const host = probe.host.includes(':') ? `[${probe.host}]` : probe.host;
+  try {
+    const response = await fetch(`http://${host}:${probe.port}${probe.path}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
 
 export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
   const recordFile = (hash: string, restoreId: string) => path.join(layout.restoreDir(hash, restoreId), 'restored.json');
@@ -46,6 +58,7 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
 
   async function probeOnce(probe: ReadinessProbe): Promise<boolean> {
     if (probe.kind === 'process-alive') return true;
+    if (probe.kind === 'http') return httpProbe(probe);
     const [program, ...args] = probe.command;
     const result = await execa(program as string, args, { reject: false, timeout: PROBE_TIMEOUT_MS, stdin: 'ignore' });
     return result.exitCode === 0;
@@ -72,6 +85,7 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
         throw torporFailure('CheckpointNotFound', `No committed checkpoint ${hash} on node ${config.nodeName}`);
       }
       const manifest = parseManifest(manifestText);
+      const network = restoreNetworkPolicy(manifest, config);
       const { pid } = manifest.process;
       const holder = await readProcStat(pid);
       if (holder?.state === 'Z') {
@@ -95,6 +109,7 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
         workDir: dir,
         pidFile,
         inherit: [{ fd: 3, dumpedPath: manifest.contract.logFile }],
+        network,
         extra: config.extraRestoreArgs,
       });
       const run = await runCriu(config.criuPath, args, {
@@ -114,6 +129,8 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
 
     /** Waits until the restored process passes its readiness probe, heartbeating; fails if it exits. */
     async waitRestoredReady(input: RestoredReadyInput): Promise<WaitedFor> {
+      // The agent checks the probe itself: an http probe must stay on its own loopback.
+      const readiness = parseOrReject(readinessSchema, input.readiness, 'readiness probe');
       const record = await requireRecord(input);
       const ctx = Context.current();
       const started = Date.now();
@@ -124,7 +141,7 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
             `Restored ${input.hash} (pid ${record.pid}) exited. Log tail:\n${await logTail(record.logFile)}`,
           );
         }
-        if (await probeOnce(input.readiness)) return { waitedMs: Date.now() - started };
+        if (await probeOnce(readiness)) return { waitedMs: Date.now() - started };
         const waitedMs = Date.now() - started;
         if (waitedMs > input.timeoutMs) {
           throw torporFailure('WorkloadNotReady', `Restored ${input.hash} did not pass its readiness probe within ${input.timeoutMs} ms`);

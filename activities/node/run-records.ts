@@ -1,4 +1,5 @@
 import { readFile, rm } from 'node:fs/promises';
+import type { NetworkPolicy } from '../../contract/network.js';
 import type { Runtime, WorkloadSpec } from '../../contract/spec.js';
 import type { WorkloadContractFiles } from '../../contract/types.js';
 import { writeFileAtomic } from './file-digests.js';
@@ -29,6 +30,7 @@ export interface DumpRecord {
   criuMs: number;
   /** How the process ran; local when absent (records written before containers existed). */
   runtime?: Runtime;
+  network: NetworkPolicy;
 }
 
 /** `<restoreDir>/restored.json`: the process a restore brought back. */

@@ -18,6 +18,7 @@ import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-
 import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
 import { identify, isRunning, type ProcessIdentity } from '../../activities/node/process-identity.js';
 import { terminateGroup } from '../../activities/node/terminate.js';
+import type { NetworkPolicy } from '../../contract/network.js';
 import { appFiles, dropPageCache, logTail, measureDisk, readJson, startApp, waitForFile } from './bench-host.js';
 import { type BenchResults, formatTable, type Generation } from './bench-table.js';
 
@@ -30,7 +31,9 @@ const ddBytes = Number(env.BENCH_DD_BYTES ?? 4 * 2 ** 30);
 const lockTimeoutMs = Number(env.BENCH_LOCK_TIMEOUT_MS ?? 60_000);
 const readyTimeoutMs = Number(env.BENCH_READY_TIMEOUT_MS ?? 900_000);
 // Measured on the GPU machine (MEASURED.md): what a python+torch process needs beside the defaults.
-const CRIU_EXTRA = ['--tcp-established', '--ext-unix-sk'];
+const CRIU_EXTRA = ['--ext-unix-sk'];
+/** As the agent does by default: listeners kept, established connections closed; no iptables on the GPU machine. */
+const NETWORK: NetworkPolicy = { established: 'close', lock: 'nftables' };
 const HASH = 'gpu-bench';
 
 /** Processes this run started or restored, stopped if it fails half way (they were started in their own sessions). */
@@ -78,7 +81,7 @@ async function main(): Promise<void> {
   const dumpDir = path.join(workDir, 'run', 'checkpoint');
   const imagesDir = path.join(dumpDir, 'images');
   await mkdir(imagesDir, { recursive: true });
-  const dumpArgs = criuDumpArgs({ pid: id.pid, imagesDir, workDir: dumpDir, extra: CRIU_EXTRA });
+  const dumpArgs = criuDumpArgs({ pid: id.pid, imagesDir, workDir: dumpDir, network: NETWORK, extra: CRIU_EXTRA });
   const dump = await runCriu(criu, dumpArgs, { logFile: path.join(dumpDir, 'dump.log') });
   if (!dump.ok) throw new Error(`CRIU dump failed:\n${dump.excerpt}`);
   const imageBytes = await directoryBytes(imagesDir);
@@ -97,6 +100,7 @@ async function main(): Promise<void> {
     workDir: restoreDir,
     pidFile,
     inherit: [{ fd: 3, dumpedPath: files.logFile }],
+    network: NETWORK,
     extra: CRIU_EXTRA,
   });
   const restoreStarted = performance.now();

@@ -21,6 +21,7 @@ beforeAll(async () => {
     criuPath: 'criu',
     extraDumpArgs: [],
     extraRestoreArgs: [],
+    networkLock: 'nftables',
     torporVersion: 't',
   });
 });
@@ -70,6 +71,23 @@ describe('the node agent refuses targets it cannot vouch for', () => {
     });
     const message = await refused(env.run(agent.dumpWorkload, { hash: 'forged', dumpId: 'forged.1' }));
     expect(message).toContain(`Process ${process.pid} is not the workload of checkpoint forged`);
+  });
+
+  it('refuses a network policy it does not know, whatever the workflow validated', async () => {
+    const message = await refused(
+      env.run(agent.dumpWorkload, { hash: 'never-started', dumpId: 'never-started.1', established: 'repair-everything' as 'keep' }),
+      'InvalidSpec',
+    );
+    expect(message).toContain('network.established must be "close" or "keep"');
+  });
+
+  it('refuses an HTTP readiness probe aimed anywhere but its own loopback', async () => {
+    const probe = { kind: 'http', port: 80, path: '/', host: '169.254.169.254' } as const;
+    const message = await refused(
+      env.run(agent.waitRestoredReady, { hash: 'h1', restoreId: 'r1', readiness: probe as never, timeoutMs: 1000 }),
+      'InvalidSpec',
+    );
+    expect(message).toContain('host must be 127.0.0.1, ::1 or localhost');
   });
 
   it('treats stopping something already gone as success, not as an error', async () => {

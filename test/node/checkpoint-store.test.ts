@@ -44,7 +44,15 @@ const exists = (p: string) =>
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'torpor-store-'));
   store = checkpointStoreActivities(
-    { nodeName: 'n1', storageRoot: root, criuPath: 'criu', extraDumpArgs: [], extraRestoreArgs: [], torporVersion: 'test' },
+    {
+      nodeName: 'n1',
+      storageRoot: root,
+      criuPath: 'criu',
+      extraDumpArgs: [],
+      extraRestoreArgs: [],
+      networkLock: 'nftables',
+      torporVersion: 'test',
+    },
     new StoreLayout(root),
   );
 });

@@ -16,9 +16,12 @@ const SMART_ENTRYPOINT = path.resolve('deploy/images/smart-entrypoint.sh');
  * A python loop that builds state (a random instance id and a table, APP_TABLE_KB, 64 KiB by default), writes a file into
  * its rootfs and one into /dev/shm, reads its service-account token, and reports all of it through
  * /data (a bind mount) and its stdout five times a second. Once it sees ChReK's restore marker it
- * writes /app/serving (what a readiness probe of the restored app would check).
+ * writes /app/serving (what a readiness probe of the restored app would check). It also serves
+ * HTTP on 0.0.0.0:8080 from before its loop starts (GET /health, GET /state: the loop's current
+ * values), so a checkpoint holds a listening TCP socket as a real server's does.
  */
-const APP = `import hashlib, json, os, time
+const APP = `import hashlib, json, os, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 iid = os.urandom(8).hex()
 size = int(os.environ.get('APP_TABLE_KB', '64')) * 1024
 table = bytearray(os.urandom(size))
@@ -30,6 +33,34 @@ with open('/dev/shm/app-state', 'w') as f:
     f.write('shm of ' + iid)
 marker = os.environ.get('DYN_RESTORE_MARKER_FILE', '/tmp/dynamo-restored')
 n = 0
+restored = False
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def do_GET(self):
+        if self.path == '/health':
+            body = b'ok'
+        elif self.path == '/state':
+            body = json.dumps({'iid': iid, 'checksum': current, 'n': n, 'restored': restored,
+                               'pid': os.getpid()}).encode()
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json' if self.path == '/state' else 'text/plain')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    # Requests are not logged: the container's log carries the loop's ticks only.
+    def log_message(self, format, *args):
+        pass
+
+# The constructor binds and listens, so the port answers before the loop's first report.
+server = ThreadingHTTPServer(('0.0.0.0', 8080), Handler)
+server.daemon_threads = True
+threading.Thread(target=server.serve_forever, daemon=True).start()
 while True:
     n += 1
     restored = os.path.exists(marker)
@@ -78,6 +109,11 @@ export interface BundleOptions {
   env?: string[];
   /** The image directory (overlay lower layer); this world's image by default. */
   image?: string;
+  /**
+   * A network namespace to join (its path, e.g. from `ip netns add`), as a CNI-configured pod
+   * sandbox's; by default runc makes a new one with loopback only.
+   */
+  netns?: string;
 }
 
 /**
@@ -104,6 +140,8 @@ export class RuncWorld {
       runcPath: path.join(TORPOR_BIN, 'runc'),
       runcRoot: this.runcRoot,
       criuPath: path.join(TORPOR_BIN, 'criu'),
+      // nftables: the lock that needs no iptables binary on the node (the GPU machines have none).
+      networkLock: 'nftables',
       allowedNamespaces,
       checkpointSourceLabel: 'torpor.dev/checkpoint-source',
       workRoot: path.join(this.dir, 'work'),
@@ -173,6 +211,11 @@ export class RuncWorld {
       bind('/var/run/secrets/kubernetes.io/serviceaccount', path.join(bundle, 'token'), 'ro'),
       ...(placeholder ? [bind('/checkpoints', placeholder.store, 'ro')] : []),
     );
+    if (options.netns) {
+      spec.linux.namespaces = spec.linux.namespaces.map((ns: { type: string }) =>
+        ns.type === 'network' ? { type: 'network', path: options.netns } : ns,
+      );
+    }
     spec.annotations = annotations;
     await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
     return bundle;
@@ -268,6 +311,7 @@ function storeSteps(world: RuncWorld) {
     criuPath: path.join(TORPOR_BIN, 'criu'),
     extraDumpArgs: [],
     extraRestoreArgs: [],
+    networkLock: 'nftables',
     torporVersion: 'test',
   };
   return checkpointStoreActivities(config, new StoreLayout(world.store));

@@ -48,6 +48,8 @@ export interface HarnessOptions {
   controlActivities?: WorkerOptions['activities'];
   /** The node name, when a test's Kubernetes node must carry it. */
   node?: string;
+  /** Variables the agent's configuration is read from, over the test process's own (TORPOR_*). */
+  env?: Record<string, string>;
 }
 
 export async function startTorpor(options: HarnessOptions = {}): Promise<TorporHarness> {
@@ -58,7 +60,10 @@ export async function startTorpor(options: HarnessOptions = {}): Promise<TorporH
   const address = inject('temporalAddress');
   const storage = await mkdtemp(path.join(os.tmpdir(), 'torpor-test-'));
   const node = options.node ?? `test-${randomBytes(4).toString('hex')}`;
-  const config = { ...nodeAgentConfigFromEnv({ ...process.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }), ...options.config };
+  const config = {
+    ...nodeAgentConfigFromEnv({ ...process.env, ...options.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }),
+    ...options.config,
+  };
   const connection = await NativeConnection.connect({ address });
   const client = new Client({ connection: await Connection.connect({ address }) });
   const workers: Worker[] = [

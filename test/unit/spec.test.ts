@@ -1,6 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { parseCheckpointRequest, parseOrReject, restoreRequestSchema } from '../../contract/spec.js';
+import {
+  DEFAULT_ESTABLISHED,
+  establishedPolicy,
+  parseCheckpointRequest,
+  parseOrReject,
+  restoreRequestSchema,
+} from '../../contract/spec.js';
 
 const valid = { hash: 'llama-8b-abc123', node: 'gpu-node-1', runtime: 'local', workload: { command: ['python3', 'app.py'] } };
 
@@ -59,6 +65,11 @@ describe('checkpoint request validation', () => {
     ['node', { node: 'n'.repeat(254) }],
     ['agentTimeoutMs', { agentTimeoutMs: 10 }],
     ['hash', { hash: 42 }],
+    ['network.established must be "close" or "keep"', { network: { established: 'maybe' } }],
+    [
+      'network.established "keep" is not supported by the kubernetes runtime',
+      { runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' }, network: { established: 'keep' } },
+    ],
   ])('rejects a bad %s as a non-retryable InvalidSpec naming the field', (field, patch) => {
     const failure = rejection({ ...valid, ...patch });
     expect(failure).toBeInstanceOf(ApplicationFailure);
@@ -84,6 +95,14 @@ describe('checkpoint request validation', () => {
     });
   });
 
+  it('closes established connections by default in both runtimes, and keeps them on request in the local one', () => {
+    expect(establishedPolicy(parseCheckpointRequest(valid))).toBe('close');
+    const k8s = { ...valid, runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' } };
+    expect(establishedPolicy(parseCheckpointRequest(k8s))).toBe('close');
+    expect(establishedPolicy(parseCheckpointRequest({ ...valid, network: { established: 'keep' } }))).toBe('keep');
+    expect(DEFAULT_ESTABLISHED).toEqual({ local: 'close', kubernetes: 'close' });
+  });
+
   it('rejects input that is not an object at all', () => {
     expect(rejection(null).type).toBe('InvalidSpec');
     expect(rejection('checkpoint please').type).toBe('InvalidSpec');
@@ -94,6 +113,24 @@ describe('restore request validation', () => {
   it('defaults the readiness probe to process-alive', () => {
     const spec = parseOrReject(restoreRequestSchema, { hash: 'h1', node: 'n1', runtime: 'local', restoreId: 'r1' }, 'restore request');
     expect(spec.readiness).toEqual({ kind: 'process-alive' });
+  });
+
+  const restoreWith = (readiness: unknown) =>
+    parseOrReject(restoreRequestSchema, { hash: 'h1', node: 'n1', runtime: 'local', restoreId: 'r1', readiness }, 'restore request');
+
+  it('accepts an HTTP probe on the loopback and fills its path and host', () => {
+    expect(restoreWith({ kind: 'http', port: 8000 }).readiness).toEqual({ kind: 'http', port: 8000, path: '/', host: '127.0.0.1' });
+    expect(restoreWith({ kind: 'http', port: 8000, host: '::1', path: '/health' }).readiness).toMatchObject({ host: '::1' });
+  });
+
+  it.each([
+    ['readiness.host', { kind: 'http', port: 80, host: '10.0.0.1' }],
+    ['readiness.host', { kind: 'http', port: 80, host: 'metadata.google.internal' }],
+    ['readiness.port', { kind: 'http', port: 0 }],
+    ['readiness.port', { kind: 'http', port: 70000 }],
+    ['readiness.path', { kind: 'http', port: 80, path: 'health' }],
+  ])('rejects an HTTP probe the agent must not run (%s)', (field, readiness) => {
+    expect(() => restoreWith(readiness)).toThrow(field);
   });
 
   it('rejects an exec probe without a command', () => {

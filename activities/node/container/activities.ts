@@ -14,7 +14,7 @@ import { readBundleSpec } from './placeholder-mounts.js';
 import { restoreIntoPlaceholder } from './placeholder-restore.js';
 import { DEFAULT_RESTORE_MARKER } from './restore-marker.js';
 import { overlayRootfs, packDirectory, unpackIntoDirectory } from './rootfs-diff.js';
-import { CRIU_DUMP_CONFIG, CRIU_RESTORE_CONFIG, runcCheckpoint, runcRestore, runcState, runcVersion } from './runc.js';
+import { criuDumpConfig, criuRestoreConfig, runcCheckpoint, runcRestore, runcState, runcVersion } from './runc.js';
 import { checkContainerId, checkNode, containerLabels, verifyContainerTarget } from './target-policy.js';
 import type {
   ContainerAgentConfig,
@@ -102,7 +102,8 @@ export async function dumpContainer(
   const overlay = await overlayRootfs(target.rootfs, `container ${target.id}`);
   const staged = await freshStagingDir(layout, input.hash, input.dumpId);
   const files = containerCheckpointFiles(staged);
-  const criuConfigFile = await writeCriuConfig(files.workDir, 'criu-dump.conf', CRIU_DUMP_CONFIG);
+  const criuOptions = criuDumpConfig(config.networkLock);
+  const criuConfigFile = await writeCriuConfig(files.workDir, 'criu-dump.conf', criuOptions);
   const started = Date.now();
   await runcCheckpoint(config, target.id, {
     imageDir: files.imageDir,
@@ -134,10 +135,11 @@ export async function dumpContainer(
     workload: input.workload ?? { command: target.args, env: {} },
     contract,
     criuVersion: await criuVersion(config.criuPath),
-    criuArgs: ['runc', 'checkpoint', '--leave-running', ...CRIU_DUMP_CONFIG.map((o) => `--${o}`)],
+    criuArgs: ['runc', 'checkpoint', '--leave-running', ...criuOptions.flatMap((o) => `--${o}`.split(' '))],
     imageBytes,
     criuMs: dumpMs,
     runtime: 'kubernetes',
+    network: { established: 'close', lock: config.networkLock },
   };
   await writeRecord(layout.dumpRecord(input.hash, input.dumpId), dump);
   return {
@@ -183,7 +185,7 @@ export async function restoreContainer(
   await replayDevShm(files.devShm, spec.mounts ?? []);
   await mkdir(config.workRoot, { recursive: true });
   const workDir = await mkdtemp(path.join(config.workRoot, `restore-${id}-`));
-  const criuConfigFile = await writeCriuConfig(workDir, 'criu-restore.conf', CRIU_RESTORE_CONFIG);
+  const criuConfigFile = await writeCriuConfig(workDir, 'criu-restore.conf', criuRestoreConfig(config.networkLock));
   const started = Date.now();
   await runcRestore(config, id, input.placeholderBundle, {
     imageDir: files.imageDir,

@@ -15,6 +15,7 @@ export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentCon
   return {
     ...config.containers,
     criuPath: config.criuPath,
+    networkLock: config.networkLock,
     nodeName: config.nodeName,
     storeRoot: config.storageRoot,
     workRoot: path.join(config.storageRoot, '.container-work'),

@@ -152,7 +152,8 @@ export async function restoreIntoPlaceholder(
       handles.push(await open(`/proc/${placeholder.initPid}/fd/${fd}`, 'r+'));
       args.push('--inherit-fd', `fd[${2 + handles.length}]:${name}`);
     }
-    args.push('--manage-cgroups=ignore', '--mntns-compat-mode', '--tcp-close', '--restore-detached');
+    // Listening sockets come back in the placeholder's network namespace, on its address.
+    args.push('--manage-cgroups=ignore', '--mntns-compat-mode', '--tcp-close', '--network-lock', config.networkLock, '--restore-detached');
     const procsFiles = placeholder.cgroups.map((c) => path.join(c.dir, 'cgroup.procs'));
     const launcher = ['sh', '-c', JOIN_CGROUPS, 'sh', ...procsFiles, '--'];
     launcher.push(

@@ -2,18 +2,29 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { torporFailure } from '../../../contract/failures.js';
+import type { NetworkLockMethod } from '../../../contract/network.js';
 import { criuLogExcerpt } from '../criu-args.js';
 import { heartbeating } from '../heartbeat.js';
 import { readBundleSpec } from './placeholder-mounts.js';
 import type { ContainerAgentConfig, RuncContainer } from './types.js';
 
-/** CRIU options runc has no flag for, handed over through a CRIU config file (CRIU_CONFIG_FILE). */
-export const CRIU_DUMP_CONFIG = ['tcp-close'];
+/**
+ * CRIU options runc has no flag for, handed over through a CRIU config file (CRIU_CONFIG_FILE). A
+ * container is restored into a placeholder's network namespace, where no saved connection could
+ * continue: established connections are always closed; listening sockets are kept. CRIU locks the
+ * container's whole network namespace while it dumps, with the node's lock method.
+ */
+export function criuDumpConfig(lock: NetworkLockMethod): string[] {
+  return ['tcp-close', `network-lock ${lock}`];
+}
+
 /**
  * CRIU 4's default mount engine fails to restore a rootfs whose /lib is a merged-/usr symlink
  * ("mnt-v2: Failed to move_mount ... Invalid argument"); the compat engine restores it.
  */
-export const CRIU_RESTORE_CONFIG = ['mntns-compat-mode', 'tcp-close'];
+export function criuRestoreConfig(lock: NetworkLockMethod): string[] {
+  return ['mntns-compat-mode', 'tcp-close', `network-lock ${lock}`];
+}
 
 type RuncConfig = Pick<ContainerAgentConfig, 'runcPath' | 'runcRoot' | 'criuPath'>;
 

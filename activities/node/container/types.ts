@@ -1,3 +1,4 @@
+import type { NetworkLockMethod } from '../../../contract/network.js';
 import type { WorkloadSpec } from '../../../contract/spec.js';
 import type { OciMount } from './placeholder-mounts.js';
 import type { PodLookup } from './target-policy.js';
@@ -10,6 +11,8 @@ export interface ContainerAgentConfig {
   runcRoot: string;
   /** The CRIU executable runc should use (`runc --criu`); its directory also goes first on PATH, for iptables-restore. */
   criuPath: string;
+  /** How CRIU locks the container's network namespace while it dumps (the node agent's setting). */
+  networkLock: NetworkLockMethod;
   /** Pod namespaces whose containers may be checkpointed. */
   allowedNamespaces: string[];
   /** The annotation a container must carry with the value "true" (default `torpor.dev/checkpoint-source`). */
