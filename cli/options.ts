@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { ESTABLISHED_POLICIES, type EstablishedPolicy } from '../contract/network.js';
+import type { ReadinessProbe } from '../contract/spec.js';
 import { parseInterval } from '../contract/spec.js';
 
 /** Commander collector for repeatable `-e NAME=VALUE`. */
@@ -34,6 +36,21 @@ export function isoDate(value: string): Date {
   return date;
 }
 
+/** `--ready-http 8000/health`: ready once GET http://127.0.0.1:8000/health answers 2xx (the path defaults to /). */
+export function httpProbe(value: string): ReadinessProbe {
+  const match = /^(\d{1,5})(\/.*)?$/.exec(value);
+  const port = Number(match?.[1]);
+  if (!match || port < 1 || port > 65535) throw new InvalidArgumentError(`"${value}" is not PORT or PORT/PATH, e.g. 8000/health`);
+  return { kind: 'http', port, path: match[2] ?? '/', host: '127.0.0.1' };
+}
+
+/** `--established close|keep`: what a checkpoint does with the workload's established TCP connections. */
+export function establishedOption(): Option {
+  return new Option('--established <policy>', 'established TCP connections: close them (default) or keep them (TCP repair)').choices(
+    ESTABLISHED_POLICIES,
+  );
+}
+
 /** The workload options `checkpoint` and `schedule create` share. */
 export interface WorkloadOptions {
   cwd?: string;
@@ -41,6 +58,7 @@ export interface WorkloadOptions {
   hashEnv?: string[];
   readyTimeout?: number;
   exitTimeout?: number;
+  established?: EstablishedPolicy;
 }
 
 /**
@@ -53,5 +71,6 @@ export function workloadRequest(command: string[], o: WorkloadOptions) {
     ...(o.hashEnv === undefined ? {} : { hashEnv: o.hashEnv }),
     ...(o.readyTimeout === undefined ? {} : { readyTimeoutMs: o.readyTimeout }),
     ...(o.exitTimeout === undefined ? {} : { exitTimeoutMs: o.exitTimeout }),
+    ...(o.established === undefined ? {} : { network: { established: o.established } }),
   };
 }

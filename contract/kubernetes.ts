@@ -17,6 +17,13 @@ export const kubernetesSectionSchema = z.object({
   checkpointMountPath: z.string().startsWith('/').default('/checkpoints'),
   signalHostPath: z.string().startsWith('/').default('/var/lib/chrek/signals'),
   gpus: z.number().int().min(0).max(16).default(1),
+  /** The restore placeholder's readiness probe: the app's own health endpoint, as a model server has. None when absent. */
+  restoreHttpProbe: z
+    .object({
+      port: z.number().int().min(1, 'must be a TCP port (1-65535)').max(65535, 'must be a TCP port (1-65535)'),
+      path: z.string().startsWith('/', 'must start with /').max(2048).default('/'),
+    })
+    .optional(),
   serviceAccountName: z.string().regex(DNS_SUBDOMAIN).optional(),
 });
 

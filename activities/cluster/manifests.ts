@@ -112,6 +112,8 @@ export function restorePod(hash: string, restoreId: string, w: KubernetesWorkloa
         {
           ...containerBasics(w),
           env: [...userEnv(w), { name: ChrekEnv.hash, value: hash }, { name: ChrekEnv.checkpointPath, value: w.checkpointMountPath }],
+          // The restored app listens where the checkpointed one did, now on the placeholder's address.
+          ...(w.restoreHttpProbe ? { readinessProbe: { httpGet: { ...w.restoreHttpProbe }, periodSeconds: 1, failureThreshold: 3 } } : {}),
           volumeMounts: [
             { name: 'checkpoint-storage', mountPath: w.checkpointMountPath, readOnly: true },
             { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT },

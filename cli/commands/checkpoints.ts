@@ -1,8 +1,18 @@
 import type { Command } from 'commander';
 import type { CheckpointInfo, CheckpointResult, CheckpointSummary, RestoreResult } from '../../client/index.js';
+import type { ReadinessProbe } from '../../contract/spec.js';
 import type { CliContext } from '../context.js';
 import { fields, formatBytes, formatMs, table } from '../format.js';
-import { collectEnv, commaList, durationMs, positiveInt, type WorkloadOptions, workloadRequest } from '../options.js';
+import {
+  collectEnv,
+  commaList,
+  durationMs,
+  establishedOption,
+  httpProbe,
+  positiveInt,
+  type WorkloadOptions,
+  workloadRequest,
+} from '../options.js';
 import { withProgress } from '../progress.js';
 
 type ContextOf = (cmd: Command) => CliContext;
@@ -70,6 +80,7 @@ export function registerCheckpointCommands(program: Command, contextOf: ContextO
     .option('--hash-env <names>', 'comma-separated variables that count toward the spec hash (default: all)', commaList)
     .option('--ready-timeout <duration>', 'how long to wait for the ready file (default 10m)', durationMs)
     .option('--exit-timeout <duration>', 'how long to wait for the app to exit after the signal (default 1m)', durationMs)
+    .addOption(establishedOption())
     .action(async (command: string[], o: WorkloadOptions & { name?: string; hash?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const torpor = await ctx.torpor();
@@ -93,30 +104,39 @@ export function registerCheckpointCommands(program: Command, contextOf: ContextO
     .argument('[probe...]', 'readiness probe command (after --); default: the process is alive')
     .option('--restore-id <id>', 'name of this restored copy (default: random)')
     .option('--ready-timeout <duration>', 'how long to wait for readiness (default 5m)', durationMs)
-    .action(async (hash: string, probe: string[], o: { restoreId?: string; readyTimeout?: number }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const torpor = await ctx.torpor();
-      const handle = await torpor.startRestore({
-        hash,
-        node: ctx.node,
-        runtime: 'local',
-        ...(o.restoreId === undefined ? {} : { restoreId: o.restoreId }),
-        ...(o.readyTimeout === undefined ? {} : { readyTimeoutMs: o.readyTimeout }),
-        ...(probe.length > 0 ? { readiness: { kind: 'exec' as const, command: probe } } : {}),
-      });
-      const ref = ctx.workflowRef(handle);
-      ctx.note(`restore of ${hash} on ${ctx.node}: ${ref.ui}`);
-      const result: RestoreResult = await withProgress(torpor, handle, { quiet: ctx.json });
-      ctx.print({ ...ref, result }, () => [
-        `restored ${hash} as ${result.restoreId} on ${result.node}`,
-        ...fields([
-          ['pid', String(result.pid)],
-          ['CRIU restore', formatMs(result.criuRestoreMs)],
-          ['log', result.logFile],
-          ['ui', ref.ui],
-        ]),
-      ]);
-    });
+    .option(
+      '--ready-http <port[/path]>',
+      'ready once GET http://127.0.0.1:<port><path> answers 2xx (instead of a probe command)',
+      httpProbe,
+    )
+    .action(
+      async (hash: string, probe: string[], o: { restoreId?: string; readyTimeout?: number; readyHttp?: ReadinessProbe }, cmd: Command) => {
+        if (o.readyHttp && probe.length > 0) throw new UsageError('give either --ready-http or a probe command, not both');
+        const ctx = contextOf(cmd);
+        const torpor = await ctx.torpor();
+        const handle = await torpor.startRestore({
+          hash,
+          node: ctx.node,
+          runtime: 'local',
+          ...(o.restoreId === undefined ? {} : { restoreId: o.restoreId }),
+          ...(o.readyTimeout === undefined ? {} : { readyTimeoutMs: o.readyTimeout }),
+          ...(probe.length > 0 ? { readiness: { kind: 'exec' as const, command: probe } } : {}),
+          ...(o.readyHttp ? { readiness: o.readyHttp } : {}),
+        });
+        const ref = ctx.workflowRef(handle);
+        ctx.note(`restore of ${hash} on ${ctx.node}: ${ref.ui}`);
+        const result: RestoreResult = await withProgress(torpor, handle, { quiet: ctx.json });
+        ctx.print({ ...ref, result }, () => [
+          `restored ${hash} as ${result.restoreId} on ${result.node}`,
+          ...fields([
+            ['pid', String(result.pid)],
+            ['CRIU restore', formatMs(result.criuRestoreMs)],
+            ['log', result.logFile],
+            ['ui', ref.ui],
+          ]),
+        ]);
+      },
+    );
 
   program
     .command('list')

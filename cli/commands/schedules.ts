@@ -2,7 +2,16 @@ import type { Command } from 'commander';
 import type { RefreshResult, RefreshSchedule } from '../../client/index.js';
 import type { CliContext } from '../context.js';
 import { fields, formatMs, table } from '../format.js';
-import { collectEnv, commaList, durationMs, isoDate, positiveInt, type WorkloadOptions, workloadRequest } from '../options.js';
+import {
+  collectEnv,
+  commaList,
+  durationMs,
+  establishedOption,
+  isoDate,
+  positiveInt,
+  type WorkloadOptions,
+  workloadRequest,
+} from '../options.js';
 
 type ContextOf = (cmd: Command) => CliContext;
 
@@ -34,6 +43,7 @@ export function registerScheduleCommands(program: Command, contextOf: ContextOf)
     .option('-e, --env <NAME=VALUE>', 'environment variable for the workload (repeatable)', collectEnv)
     .option('--hash-env <names>', 'comma-separated variables that count toward the spec hash (default: all)', commaList)
     .option('--ready-timeout <duration>', 'how long a checkpoint waits for the ready file (default 10m)', durationMs)
+    .addOption(establishedOption())
     .option('--paused', 'create it paused (trigger and backfill still work)')
     .action(
       async (name: string, command: string[], o: WorkloadOptions & { every: string; keep?: number; paused?: boolean }, cmd: Command) => {

@@ -13,11 +13,26 @@ COPY client ./client
 COPY cli ./cli
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
-# Debian trixie ships CRIU 4.1 (bookworm's 3.17 fails on current kernels); iptables for CRIU's network lock.
+# CRIU 4.2 (4.1 cannot dump a process holding an inet socket on Linux 6.18; only Debian sid ships 4.2),
+# unpacked with its own libraries into /opt/torpor as scripts/setup.sh does it, and the launcher that
+# starts local workloads with io_uring refused (CRIU cannot checkpoint io_uring).
+FROM debian:trixie-slim AS node-tools
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates debian-archive-keyring \
+ && rm -rf /var/lib/apt/lists/*
+COPY scripts/versions.sh scripts/debian-packages.sh scripts/install-criu.sh /src/scripts/
+COPY tools/no-io-uring/no-io-uring.c /src/
+RUN bash /src/scripts/install-criu.sh /opt/torpor \
+ && rm -rf /opt/torpor/apt \
+ && gcc -O2 -Wall -Werror -static -o /opt/torpor/bin/torpor-no-io-uring /src/no-io-uring.c
+
+# iptables for CRIU's network lock where the node uses it (without it the agent picks nftables).
 FROM debian:trixie-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends criu runc tar iptables util-linux ca-certificates \
+ && apt-get install -y --no-install-recommends runc tar iptables util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=node-tools /opt/torpor /opt/torpor
+ENV PATH=/opt/torpor/bin:$PATH
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY --from=build /app/package.json ./

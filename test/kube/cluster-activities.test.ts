@@ -217,5 +217,14 @@ describe('restore placeholder pods', () => {
     expect((await waiting).nodeName).toBe('gpu-node-1');
     await env.run(activities.deleteRestorePod, { hash: 'rst-1', restoreId: 'r1', namespace: NS });
     await env.run(activities.deleteRestorePod, { hash: 'rst-1', restoreId: 'r1', namespace: NS });
+    expect(pod.spec?.containers[0]?.readinessProbe).toBeUndefined();
+  });
+
+  it("gives the placeholder the app's HTTP readiness probe when asked, accepted by the API server", async () => {
+    const kubernetes = workload({ restoreHttpProbe: { port: 8000, path: '/health' } });
+    const created = (await env.run(activities.createRestorePod, { hash: 'rst-2', restoreId: 'r1', kubernetes })) as { podName: string };
+    const pod = await core.readNamespacedPod({ name: created.podName, namespace: NS });
+    expect(pod.spec?.containers[0]?.readinessProbe?.httpGet).toMatchObject({ port: 8000, path: '/health' });
+    await env.run(activities.deleteRestorePod, { hash: 'rst-2', restoreId: 'r1', namespace: NS });
   });
 });

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { ExitCode, exitCodeOf } from '../../cli/exit-codes.js';
 import { formatBytes, table } from '../../cli/format.js';
-import { collectEnv, durationMs, workloadRequest } from '../../cli/options.js';
+import { collectEnv, durationMs, httpProbe, workloadRequest } from '../../cli/options.js';
 import { intervalSchema, parseInterval, refreshScheduleSchema } from '../../contract/spec.js';
 
 describe('schedule intervals', () => {
@@ -67,5 +67,19 @@ describe('CLI options and exit codes', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(72.3 * 2 ** 20)).toBe('72.3 MiB');
     expect(table(['A', 'BB'], [['xyz', '1']])).toEqual(['A    BB', 'xyz  1']);
+  });
+});
+
+describe('network and HTTP readiness options', () => {
+  it('parses --ready-http PORT and PORT/PATH into a loopback HTTP probe', () => {
+    expect(httpProbe('8000')).toEqual({ kind: 'http', port: 8000, path: '/', host: '127.0.0.1' });
+    expect(httpProbe('8000/v1/health')).toEqual({ kind: 'http', port: 8000, path: '/v1/health', host: '127.0.0.1' });
+    for (const bad of ['', 'http://x:80/', '0', '70000', '80health', 'x/y'])
+      expect(() => httpProbe(bad), bad).toThrow(InvalidArgumentError);
+  });
+
+  it('puts --established into the request only when given', () => {
+    expect(workloadRequest(['x'], { established: 'keep' })).toMatchObject({ network: { established: 'keep' } });
+    expect(workloadRequest(['x'], {})).not.toHaveProperty('network');
   });
 });
