@@ -9,7 +9,8 @@ mkdir -p "$OUT"
 T=${BENCH_TMP:-/var/tmp/torpor-gpu}
 mkdir -p "$T"
 [ -x "$T/node" ] || xz -dc .gpubench/node.xz >"$T/node" && chmod +x "$T/node"
-[ -d "$T/criu" ] || tar -C "$T" -xJf .gpubench/criu.tar.xz
+# A CRIU unpacked by an earlier call is replaced when the carried pack is newer (another version).
+[ -d "$T/criu" ] && [ "$T/criu" -nt .gpubench/criu.tar.xz ] || { rm -rf "$T/criu" && tar -C "$T" -xJf .gpubench/criu.tar.xz && touch "$T/criu"; }
 cat >"$T/criu-wrapper" <<WRAP
 #!/bin/sh
 exec "$T/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$T/criu/usr/lib/x86_64-linux-gnu" "$T/criu/usr/sbin/criu" "\$@"
@@ -17,6 +18,8 @@ WRAP
 chmod +x "$T/criu-wrapper"
 export TORPOR_CRIU="$T/criu-wrapper"
 "$TORPOR_CRIU" --version | head -1
+# The agent needs CRIU 4.2 or newer (4.1 cannot dump a process holding an inet socket on Linux 6.18).
+"$TORPOR_CRIU" --version | grep -qE 'Version: (4\.([2-9]|[1-9][0-9])|[5-9])' || { echo "CRIU older than 4.2 in the pack" >&2; exit 1; }
 "$TORPOR_CRIU" check 2>&1 | tail -1
 if [ -n "${DRY_RUN:-}" ]; then
   export FAKE_LIBCUDA_DIR="$T/fakecuda" TORPOR_LIBCUDA="$PWD/.gpubench/libfakecuda.so" BENCH_APP="python3 bench/gpu/dry_run_app.py"

@@ -14,6 +14,7 @@ esbuild bench/gpu/gpu-checkpoint-bench.ts --bundle --platform=node --format=esm 
 cp node_modules/koffi/package.json node_modules/koffi/index.js "$out/node_modules/koffi/"
 cp node_modules/koffi/build/koffi/linux_x64/koffi.node "$out/node_modules/koffi/build/koffi/linux_x64/"
 [ -f "$out/node.xz" ] && [ "$out/node.xz" -nt .torpor/node/bin/node ] || xz -T0 -6 -c .torpor/node/bin/node >"$out/node.xz"
-[ -f "$out/criu.tar.xz" ] || tar -C .torpor -cJf "$out/criu.tar.xz" criu
+# Packed again whenever the set-up installed another CRIU (its stamp is newer than the pack).
+[ -f "$out/criu.tar.xz" ] && [ "$out/criu.tar.xz" -nt .torpor/stamps/criu ] || tar -C .torpor -cJf "$out/criu.tar.xz" criu
 cc -shared -fPIC -o "$out/libfakecuda.so" test/support/fake-libcuda.c
 du -sh "$out"
