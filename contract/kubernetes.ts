@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { httpPathSchema, tcpPortSchema } from './network.js';
 
 /** DNS-1123 label: namespaces, container names. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -18,12 +19,7 @@ export const kubernetesSectionSchema = z.object({
   signalHostPath: z.string().startsWith('/').default('/var/lib/chrek/signals'),
   gpus: z.number().int().min(0).max(16).default(1),
   /** The restore placeholder's readiness probe: the app's own health endpoint, as a model server has. None when absent. */
-  restoreHttpProbe: z
-    .object({
-      port: z.number().int().min(1, 'must be a TCP port (1-65535)').max(65535, 'must be a TCP port (1-65535)'),
-      path: z.string().startsWith('/', 'must start with /').max(2048).default('/'),
-    })
-    .optional(),
+  restoreHttpProbe: z.object({ port: tcpPortSchema, path: httpPathSchema }).optional(),
   serviceAccountName: z.string().regex(DNS_SUBDOMAIN).optional(),
 });
 

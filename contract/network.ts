@@ -14,6 +14,9 @@ export const ESTABLISHED_POLICIES = ['close', 'keep'] as const;
 export type EstablishedPolicy = (typeof ESTABLISHED_POLICIES)[number];
 export const establishedPolicySchema = z.enum(ESTABLISHED_POLICIES, { error: 'must be "close" or "keep"' });
 
+export const tcpPortSchema = z.number().int().min(1, 'must be a TCP port (1-65535)').max(65535, 'must be a TCP port (1-65535)');
+export const httpPathSchema = z.string().startsWith('/', 'must start with /').max(2048).default('/');
+
 export const networkSectionSchema = z.object({ established: establishedPolicySchema.optional() });
 
 /**

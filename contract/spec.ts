@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { RESERVED_ENV_PREFIXES } from './chrek.js';
 import { torporFailure } from './failures.js';
 import { kubernetesSectionSchema } from './kubernetes.js';
-import { type EstablishedPolicy, networkSectionSchema } from './network.js';
+import { type EstablishedPolicy, httpPathSchema, networkSectionSchema, tcpPortSchema } from './network.js';
 
 /** Checkpoint hashes name directories and Kubernetes objects: DNS-label safe, no path syntax. */
 export const HASH_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -55,8 +55,8 @@ export const readinessSchema = z.discriminatedUnion('kind', [
   /** Ready once GET http://<host>:<port><path> answers 2xx, as a model server's health endpoint does. */
   z.object({
     kind: z.literal('http'),
-    port: z.number().int().min(1, 'must be a TCP port (1-65535)').max(65535, 'must be a TCP port (1-65535)'),
-    path: z.string().startsWith('/', 'must start with /').max(2048).default('/'),
+    port: tcpPortSchema,
+    path: httpPathSchema,
     host: z
       .enum(LOOPBACK_HOSTS, { error: 'must be 127.0.0.1, ::1 or localhost (the agent probes its own host only)' })
       .default('127.0.0.1'),

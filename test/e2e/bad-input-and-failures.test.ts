@@ -4,23 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CONTROL_TASK_QUEUE } from '../../contract/naming.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
-import { exists, killCheckpointProcesses, processesOfCheckpoint, temporaryDumps } from '../support/leftovers.js';
+import { exists, processesOfCheckpoint, temporaryDumps } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
+import { useTorpor } from '../support/torpor-harness.js';
 
-let h: TorporHarness;
-const hashes: string[] = [];
-
-beforeAll(async () => {
-  h = await startTorpor();
-});
-afterAll(async () => {
-  for (const hash of hashes) await killCheckpointProcesses(hash);
-  await h.stop();
-});
+const { h, hashes } = useTorpor();
 
 function request(env: Record<string, string> = {}, overrides: Partial<CheckpointRequest> = {}): CheckpointRequest {
   const sample = testSample(h.storage, env);

@@ -1,26 +1,16 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isRunning, parseProcStat } from '../../activities/node/process-identity.js';
 import { TorporError } from '../../client/index.js';
-import { exists, killCheckpointProcesses } from '../support/leftovers.js';
+import { exists } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
+import { useTorpor } from '../support/torpor-harness.js';
 
 describe('the typed client: spec hash, refresh joining an in-flight checkpoint, inspect/delete failures, gc (real Temporal, real CRIU)', () => {
-  let h: TorporHarness;
+  const { h, hashes } = useTorpor();
   const name = `client-${Date.now().toString(36)}`;
-  const hashes: string[] = [];
-
-  beforeAll(async () => {
-    h = await startTorpor();
-  });
-
-  afterAll(async () => {
-    for (const hash of hashes) await killCheckpointProcesses(hash);
-    await h.stop();
-  });
 
   it('derives the same spec hash for the same spec, whatever the key order, and another one for another env', async () => {
     const { workload } = testSample(h.storage);

@@ -2,14 +2,14 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WorkloadSpec } from '../../contract/spec.js';
 import { fetchSampleState, readSampleStatus, sampleHealthProbe } from '../../sample-app/workload.js';
 import { freePort } from '../support/free-port.js';
 import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
 import { eventually } from '../support/runc-containers.js';
 import { testSample } from '../support/sample.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
+import { startTorpor, useTorpor } from '../support/torpor-harness.js';
 
 const NODE_APP = fileURLToPath(new URL('../support/apps/node-net-app.mjs', import.meta.url));
 
@@ -44,16 +44,7 @@ function nodeApp(port: number): WorkloadSpec {
 }
 
 describe('servers that listen on TCP and UDP: checkpoint, restore, answer (real Temporal, CRIU 4.2)', () => {
-  let h: TorporHarness;
-  const hashes: string[] = [];
-
-  beforeAll(async () => {
-    h = await startTorpor();
-  });
-  afterAll(async () => {
-    for (const hash of hashes) await killCheckpointProcesses(hash);
-    await h.stop();
-  });
+  const { h, hashes } = useTorpor();
 
   it('restores a Python http.server app that answers GET /state from the same process, ready by an HTTP probe', async () => {
     const sample = testSample(h.storage);

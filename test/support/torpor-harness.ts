@@ -11,13 +11,14 @@ import {
   type Worker,
   type WorkerOptions,
 } from '@temporalio/worker';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { GpuActivityDeps } from '../../activities/node/gpu/index.js';
 import type { NodeAgentConfig } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
 import { createControlWorker } from '../../workers/control.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
+import { killCheckpointProcesses } from './leftovers.js';
 
 let runtimeInstalled = false;
 
@@ -96,4 +97,20 @@ export async function startTorpor(options: HarnessOptions = {}): Promise<TorporH
       await rm(storage, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One harness for a test file or describe block: started before its tests and stopped after them,
+ * killing whatever the checkpoints named in `hashes` left running. `h` is filled in by beforeAll.
+ */
+export function useTorpor(options: HarnessOptions = {}): { h: TorporHarness; hashes: string[] } {
+  const shared = { h: {} as TorporHarness, hashes: [] as string[] };
+  beforeAll(async () => {
+    Object.assign(shared.h, await startTorpor(options));
+  });
+  afterAll(async () => {
+    for (const hash of shared.hashes) await killCheckpointProcesses(hash);
+    await shared.h.stop();
+  });
+  return shared;
 }
