@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { assertSupportedCriu } from '../activities/node/criu-runner.js';
+import { assertSupportedCriu } from '../activities/node/criu/runner.js';
 import type { GpuActivityDeps } from '../activities/node/gpu/index.js';
 import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
 import { nodeTaskQueue } from '../contract/naming.js';

@@ -1,14 +1,14 @@
 import type { NodeAgentConfig } from './agent-config.js';
-import { checkpointStoreActivities } from './checkpoint-store.js';
 import { nodeContainerActivities } from './container/node-config.js';
-import { dumpActivities } from './dump.js';
-import { garbageActivities } from './garbage.js';
 import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
-import { localWorkloadActivities } from './local-workload.js';
-import { restoreActivities } from './restore.js';
-import { retentionActivities } from './retention.js';
-import { specHashActivities } from './spec-hash.js';
-import { StoreLayout } from './store-layout.js';
+import { dumpActivities } from './local/dump.js';
+import { restoreActivities } from './local/restore.js';
+import { specHashActivities } from './local/spec-hash.js';
+import { localWorkloadActivities } from './local/workload.js';
+import { retentionActivities } from './store/catalog.js';
+import { checkpointStoreActivities } from './store/checkpoints.js';
+import { garbageActivities } from './store/garbage.js';
+import { StoreLayout } from './store/layout.js';
 
 /** Every activity the node agent registers on `torpor-node-<node>`. */
 /** `gpu` replaces the CUDA driver and nvidia-smi (tests on machines without a GPU). */

@@ -3,7 +3,7 @@ import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { identify, isRunning, type ProcessIdentity } from '../../activities/node/process-identity.js';
+import { identify, isRunning, type ProcessIdentity } from '../../activities/node/proc/identity.js';
 
 /** Host-side helpers of the GPU benchmark: the disk, the page cache, the app process. */
 

@@ -10,14 +10,14 @@
  */
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { criuDumpArgs, criuRestoreArgs } from '../../activities/node/criu-args.js';
-import { runCriu } from '../../activities/node/criu-runner.js';
-import { directoryBytes } from '../../activities/node/file-digests.js';
+import { criuDumpArgs, criuRestoreArgs } from '../../activities/node/criu/args.js';
+import { runCriu } from '../../activities/node/criu/runner.js';
 import { queryGpus, queryProcessGpuMemory } from '../../activities/node/gpu/gpu-info.js';
 import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-steps.js';
 import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
-import { identify, isRunning, type ProcessIdentity } from '../../activities/node/process-identity.js';
-import { terminateGroup } from '../../activities/node/terminate.js';
+import { identify, isRunning, type ProcessIdentity } from '../../activities/node/proc/identity.js';
+import { terminateGroup } from '../../activities/node/proc/terminate.js';
+import { directoryBytes } from '../../activities/node/store/file-digests.js';
 import type { NetworkPolicy } from '../../contract/network.js';
 import { appFiles, dropPageCache, logTail, measureDisk, readJson, startApp, waitForFile } from './bench-host.js';
 import { type BenchResults, formatTable, type Generation } from './bench-table.js';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isRunning, parseProcStat } from '../../activities/node/process-identity.js';
+import { isRunning, parseProcStat } from '../../activities/node/proc/identity.js';
 import { TorporError } from '../../client/index.js';
 import { exists } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeActivities, type NodeActivities } from '../../activities/node/index.js';
-import { identify } from '../../activities/node/process-identity.js';
-import { writeRecord } from '../../activities/node/run-records.js';
+import { identify } from '../../activities/node/proc/identity.js';
+import { writeRecord } from '../../activities/node/store/run-records.js';
 
 // The privileged agent checks every target itself, whatever a workflow (or anyone able to
 // schedule activities on its queue) sends it: these call its real activities directly.

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkpointStoreActivities } from '../../activities/node/checkpoint-store.js';
-import { writeRecord } from '../../activities/node/run-records.js';
-import { StoreLayout } from '../../activities/node/store-layout.js';
+import { checkpointStoreActivities } from '../../activities/node/store/checkpoints.js';
+import { StoreLayout } from '../../activities/node/store/layout.js';
+import { writeRecord } from '../../activities/node/store/run-records.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 
 // Real files on a real filesystem; the "dump" is a directory of files written here instead of by CRIU.

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertSupportedCriu } from '../../activities/node/criu-runner.js';
+import { assertSupportedCriu } from '../../activities/node/criu/runner.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
 

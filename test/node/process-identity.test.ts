@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { holdsOpen, identify, isRunning } from '../../activities/node/process-identity.js';
+import { holdsOpen, identify, isRunning } from '../../activities/node/proc/identity.js';
 
 describe('process identity and open files (real processes)', () => {
   const dirs: string[] = [];

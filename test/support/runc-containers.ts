@@ -3,10 +3,10 @@ import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
-import { checkpointStoreActivities } from '../../activities/node/checkpoint-store.js';
 import type { createContainerActivities } from '../../activities/node/container/activities.js';
 import type { ContainerAgentConfig } from '../../activities/node/container/types.js';
-import { StoreLayout } from '../../activities/node/store-layout.js';
+import { checkpointStoreActivities } from '../../activities/node/store/checkpoints.js';
+import { StoreLayout } from '../../activities/node/store/layout.js';
 import type { CheckpointManifest, VerifiedCheckpoint } from '../../contract/types.js';
 
 const TORPOR_BIN = path.resolve('.torpor/bin');

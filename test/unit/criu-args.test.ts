@@ -7,7 +7,7 @@ import {
   criuVersionProblem,
   inheritFdKey,
   parseCriuVersion,
-} from '../../activities/node/criu-args.js';
+} from '../../activities/node/criu/args.js';
 import type { NetworkPolicy } from '../../contract/network.js';
 
 const CLOSE: NetworkPolicy = { established: 'close', lock: 'iptables' };

@@ -7,9 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
 import { FakeCudaDriver } from '../../activities/node/gpu/fake-cuda-driver.js';
 import { gpuActivities } from '../../activities/node/gpu/index.js';
-import { identify } from '../../activities/node/process-identity.js';
-import { writeRecord } from '../../activities/node/run-records.js';
-import { StoreLayout } from '../../activities/node/store-layout.js';
+import { identify } from '../../activities/node/proc/identity.js';
+import { StoreLayout } from '../../activities/node/store/layout.js';
+import { writeRecord } from '../../activities/node/store/run-records.js';
 import type { GpuFreezeResult } from '../../contract/gpu-types.js';
 import { failureOf } from '../support/failures.js';
 

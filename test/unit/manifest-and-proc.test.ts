@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { manifestMismatches, parseManifest, totalBytes } from '../../activities/node/manifest.js';
-import { parseProcStat } from '../../activities/node/process-identity.js';
+import { parseProcStat } from '../../activities/node/proc/identity.js';
+import { manifestMismatches, parseManifest, totalBytes } from '../../activities/node/store/manifest.js';
 
 const f = (path: string, sizeBytes: number, sha256: string) => ({ path, sizeBytes, sha256 });
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandFiles, resolveProgram } from '../../activities/node/spec-hash.js';
+import { commandFiles, resolveProgram } from '../../activities/node/local/spec-hash.js';
 import { planRetention, workloadNameOf } from '../../contract/retention.js';
 import { HASH_PATTERN } from '../../contract/spec.js';
 import { canonicalJson, specHash } from '../../contract/spec-hash.js';

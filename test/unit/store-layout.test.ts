@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StoreLayout } from '../../activities/node/store-layout.js';
+import { StoreLayout } from '../../activities/node/store/layout.js';
 
 const layout = new StoreLayout('/srv/torpor');
 

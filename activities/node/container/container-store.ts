@@ -3,9 +3,9 @@ import path from 'node:path';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
-import { pathExists } from '../file-digests.js';
-import { parseManifest } from '../manifest.js';
-import type { StoreLayout } from '../store-layout.js';
+import { pathExists } from '../store/file-digests.js';
+import type { StoreLayout } from '../store/layout.js';
+import { parseManifest } from '../store/manifest.js';
 import type { ContainerCheckpointRecord } from './types.js';
 
 /**

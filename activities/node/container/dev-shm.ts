@@ -1,4 +1,4 @@
-import { pathExists } from '../file-digests.js';
+import { pathExists } from '../store/file-digests.js';
 import { bindSource, type OciMount } from './placeholder-mounts.js';
 import { packDirectory, unpackIntoDirectory } from './rootfs-diff.js';
 

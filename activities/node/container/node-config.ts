@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { noContainerRuntime } from '../../../contract/containers.js';
 import type { NodeAgentConfig } from '../agent-config.js';
-import { StoreLayout } from '../store-layout.js';
+import { StoreLayout } from '../store/layout.js';
 import { createContainerActivities } from './activities.js';
 import type { ContainerAgentConfig } from './types.js';
 

@@ -1,8 +1,8 @@
 import { mkdir, mkdtemp, open, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
-import { runCriu } from '../criu-runner.js';
-import { checkHash, StoreLayout } from '../store-layout.js';
+import { runCriu } from '../criu/runner.js';
+import { checkHash, StoreLayout } from '../store/layout.js';
 import { type CgroupDir, cgroupDirs, parseCgroupMounts, parseProcCgroup } from './cgroups.js';
 import { committedContainerCheckpoint, containerCheckpointFiles } from './container-store.js';
 import { replayDevShm } from './dev-shm.js';

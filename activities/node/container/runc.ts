@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { torporFailure } from '../../../contract/failures.js';
 import type { NetworkLockMethod } from '../../../contract/network.js';
-import { criuLogExcerpt } from '../criu-args.js';
+import { criuLogExcerpt } from '../criu/args.js';
 import { heartbeating } from '../heartbeat.js';
 import { readBundleSpec } from './placeholder-mounts.js';
 import type { ContainerAgentConfig, RuncContainer } from './types.js';

@@ -2,9 +2,9 @@ import path from 'node:path';
 import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { GpuTarget } from '../../../contract/gpu-types.js';
-import { isRunning, type ProcessIdentity, readEnviron } from '../process-identity.js';
-import { type RestoredRecord, readRecord, type WorkloadRecord } from '../run-records.js';
-import type { StoreLayout } from '../store-layout.js';
+import { isRunning, type ProcessIdentity, readEnviron } from '../proc/identity.js';
+import type { StoreLayout } from '../store/layout.js';
+import { type RestoredRecord, readRecord, type WorkloadRecord } from '../store/run-records.js';
 
 export interface ResolvedTarget {
   id: ProcessIdentity;

@@ -13,8 +13,8 @@ import type {
 } from '../../../contract/gpu-types.js';
 import type { NodeAgentConfig } from '../agent-config.js';
 import { heartbeating } from '../heartbeat.js';
-import { readRecord, writeRecord } from '../run-records.js';
-import type { StoreLayout } from '../store-layout.js';
+import type { StoreLayout } from '../store/layout.js';
+import { readRecord, writeRecord } from '../store/run-records.js';
 import type { CudaCheckpointDriver } from './cuda-checkpoint-driver.js';
 import { checkpointRecord, gpuMismatch, queryGpus, queryProcessGpuMemory } from './gpu-info.js';
 import { describeGpuError, freezeGpu, readGpuState, thawGpu } from './gpu-steps.js';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRunning, type ProcessIdentity } from './process-identity.js';
+import { isRunning, type ProcessIdentity } from './identity.js';
 
 /**
  * Stops the process group led by `id` (workloads are started as session leaders): SIGTERM, then

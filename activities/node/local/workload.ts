@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ChrekEnv } from '../../contract/chrek.js';
-import { torporFailure } from '../../contract/failures.js';
+import { ChrekEnv } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
 import type {
   HashInput,
   StartedWorkload,
@@ -13,14 +13,14 @@ import type {
   WaitInput,
   WorkloadContractFiles,
   WorkloadExit,
-} from '../../contract/types.js';
-import { pathExists } from './file-digests.js';
-import { logTail } from './log-tail.js';
-import { holdsOpen, identify, isRunning } from './process-identity.js';
-import { readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
+} from '../../../contract/types.js';
+import { holdsOpen, identify, isRunning } from '../proc/identity.js';
+import { logTail } from '../proc/log-tail.js';
+import { terminateGroup } from '../proc/terminate.js';
+import { pathExists } from '../store/file-digests.js';
+import type { StoreLayout } from '../store/layout.js';
+import { readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 import { resolveProgram } from './spec-hash.js';
-import type { StoreLayout } from './store-layout.js';
-import { terminateGroup } from './terminate.js';
 
 const POLL_MS = 200;
 /** The agent's own variables a workload inherits; everything else comes from the spec. */

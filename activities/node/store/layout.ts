@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { CHECKPOINT_DONE_MARKER, IMAGES_DIR, MANIFEST_FILE } from '../../contract/chrek.js';
-import { torporFailure } from '../../contract/failures.js';
-import { HASH_PATTERN } from '../../contract/spec.js';
+import { CHECKPOINT_DONE_MARKER, IMAGES_DIR, MANIFEST_FILE } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
+import { HASH_PATTERN } from '../../../contract/spec.js';
 
 const DUMP_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9-]{1,40}$/;
 

@@ -1,14 +1,14 @@
 import { access, constants, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { torporFailure } from '../../contract/failures.js';
-import type { GpuNodeInfo } from '../../contract/gpu-types.js';
-import { specHash } from '../../contract/spec-hash.js';
-import type { SpecHashInput, SpecHashInputs, SpecHashResult } from '../../contract/types.js';
-import type { NodeAgentConfig } from './agent-config.js';
-import { criuVersion } from './criu-runner.js';
-import { sha256File } from './file-digests.js';
-import { queryGpus as realQueryGpus } from './gpu/gpu-info.js';
-import { byteHeartbeat } from './heartbeat.js';
+import { torporFailure } from '../../../contract/failures.js';
+import type { GpuNodeInfo } from '../../../contract/gpu-types.js';
+import { specHash } from '../../../contract/spec-hash.js';
+import type { SpecHashInput, SpecHashInputs, SpecHashResult } from '../../../contract/types.js';
+import type { NodeAgentConfig } from '../agent-config.js';
+import { criuVersion } from '../criu/runner.js';
+import { queryGpus as realQueryGpus } from '../gpu/gpu-info.js';
+import { byteHeartbeat } from '../heartbeat.js';
+import { sha256File } from '../store/file-digests.js';
 
 async function isRegularFile(p: string): Promise<boolean> {
   return stat(p).then(

@@ -1,6 +1,6 @@
-import { torporFailure } from '../../contract/failures.js';
-import { ESTABLISHED_POLICIES, NETWORK_LOCK_METHODS, type NetworkLockMethod, type NetworkPolicy } from '../../contract/network.js';
-import type { CheckpointManifest, ManifestFile } from '../../contract/types.js';
+import { torporFailure } from '../../../contract/failures.js';
+import { ESTABLISHED_POLICIES, NETWORK_LOCK_METHODS, type NetworkLockMethod, type NetworkPolicy } from '../../../contract/network.js';
+import type { CheckpointManifest, ManifestFile } from '../../../contract/types.js';
 
 /** Compares files on disk with the manifest; returns what differs, empty when they match. */
 export function manifestMismatches(expected: ManifestFile[], actual: ManifestFile[]): string[] {

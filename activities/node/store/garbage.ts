@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { HASH_PATTERN } from '../../contract/spec.js';
-import type { GarbageInput, GarbageReport } from '../../contract/types.js';
-import { isRunning } from './process-identity.js';
+import { HASH_PATTERN } from '../../../contract/spec.js';
+import type { GarbageInput, GarbageReport } from '../../../contract/types.js';
+import { isRunning } from '../proc/identity.js';
+import { terminateGroup } from '../proc/terminate.js';
+import type { StoreLayout } from './layout.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
-import type { StoreLayout } from './store-layout.js';
-import { type CriuProcess, criuIn, criuProcesses, entries, liveUses, newestMtimeMs, removeTree, restoreUse } from './store-scan.js';
-import { terminateGroup } from './terminate.js';
+import { type CriuProcess, criuIn, criuProcesses, entries, liveUses, newestMtimeMs, removeTree, restoreUse } from './scan.js';
 
 /**
  * Garbage collection on one node: what interrupted or abandoned steps left in the storage root.

@@ -1,10 +1,10 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ChrekEnv } from '../../contract/chrek.js';
-import type { CheckpointUse } from '../../contract/types.js';
-import { identify, isRunning, readEnviron } from './process-identity.js';
+import { ChrekEnv } from '../../../contract/chrek.js';
+import type { CheckpointUse } from '../../../contract/types.js';
+import { identify, isRunning, readEnviron } from '../proc/identity.js';
+import type { StoreLayout } from './layout.js';
 import { type RestoredRecord, readRecord } from './run-records.js';
-import type { StoreLayout } from './store-layout.js';
 
 /** A CRIU process and its arguments, to tell which directories it works in. */
 export interface CriuProcess {

@@ -1,18 +1,18 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ChrekEnv } from '../../contract/chrek.js';
-import { torporFailure } from '../../contract/failures.js';
-import { ESTABLISHED_POLICIES, type EstablishedPolicy, type NetworkPolicy } from '../../contract/network.js';
-import type { DumpResult, DumpWorkloadInput } from '../../contract/types.js';
-import type { NodeAgentConfig } from './agent-config.js';
-import { criuDumpArgs } from './criu-args.js';
-import { criuVersion, runCriu } from './criu-runner.js';
-import { directoryBytes } from './file-digests.js';
-import { activityRunOptions } from './heartbeat.js';
-import { ioUringHolders, isRunning, readEnviron } from './process-identity.js';
-import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from './run-records.js';
-import type { StoreLayout } from './store-layout.js';
-import { killStrayCriu } from './stray-criu.js';
+import { ChrekEnv } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
+import { ESTABLISHED_POLICIES, type EstablishedPolicy, type NetworkPolicy } from '../../../contract/network.js';
+import type { DumpResult, DumpWorkloadInput } from '../../../contract/types.js';
+import type { NodeAgentConfig } from '../agent-config.js';
+import { criuDumpArgs } from '../criu/args.js';
+import { criuVersion, runCriu } from '../criu/runner.js';
+import { killStrayCriu } from '../criu/stray.js';
+import { activityRunOptions } from '../heartbeat.js';
+import { ioUringHolders, isRunning, readEnviron } from '../proc/identity.js';
+import { directoryBytes } from '../store/file-digests.js';
+import type { StoreLayout } from '../store/layout.js';
+import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 
 /** The dump's network policy; the agent checks the value itself rather than trusting the workflow's validation. */
 export function dumpNetworkPolicy(established: unknown, config: Pick<NodeAgentConfig, 'networkLock'>): NetworkPolicy {

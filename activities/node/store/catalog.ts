@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { torporFailure } from '../../contract/failures.js';
-import { workloadNameOf } from '../../contract/retention.js';
-import { HASH_PATTERN } from '../../contract/spec.js';
+import { torporFailure } from '../../../contract/failures.js';
+import { workloadNameOf } from '../../../contract/retention.js';
+import { HASH_PATTERN } from '../../../contract/spec.js';
 import type {
   CheckpointInfo,
   CheckpointManifest,
@@ -11,15 +11,15 @@ import type {
   CheckpointUse,
   HashInput,
   RemovedCheckpoint,
-} from '../../contract/types.js';
-import type { NodeAgentConfig } from './agent-config.js';
+} from '../../../contract/types.js';
+import type { NodeAgentConfig } from '../agent-config.js';
+import { byteHeartbeat } from '../heartbeat.js';
+import { isRunning } from '../proc/identity.js';
 import { fsyncPath } from './file-digests.js';
-import { byteHeartbeat } from './heartbeat.js';
+import type { StoreLayout } from './layout.js';
 import { parseManifest } from './manifest.js';
-import { isRunning } from './process-identity.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
-import type { StoreLayout } from './store-layout.js';
-import { type CriuProcess, criuProcesses, entries, liveUses, removeTree, restoreUse } from './store-scan.js';
+import { type CriuProcess, criuProcesses, entries, liveUses, removeTree, restoreUse } from './scan.js';
 
 export function summarize(manifest: CheckpointManifest, usedBy: CheckpointUse[]): CheckpointSummary {
   const gpu = manifest.gpu;

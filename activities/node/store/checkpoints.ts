@@ -1,15 +1,15 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../contract/chrek.js';
-import { torporFailure } from '../../contract/failures.js';
-import type { CheckpointManifest, CommitInput, HashInput, VerifiedCheckpoint } from '../../contract/types.js';
-import type { NodeAgentConfig } from './agent-config.js';
+import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
+import type { CheckpointManifest, CommitInput, HashInput, VerifiedCheckpoint } from '../../../contract/types.js';
+import type { NodeAgentConfig } from '../agent-config.js';
+import { byteHeartbeat } from '../heartbeat.js';
 import { digestFiles, fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
-import { byteHeartbeat } from './heartbeat.js';
+import type { StoreLayout } from './layout.js';
 import { manifestMismatches, parseManifest, totalBytes } from './manifest.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
-import type { StoreLayout } from './store-layout.js';
 
 /** Hashes every file below `dir` (except the manifest and marker) and compares with `manifest`. */
 async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase: string): Promise<{ problems: string[]; bytes: number }> {

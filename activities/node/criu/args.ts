@@ -1,4 +1,4 @@
-import type { NetworkPolicy } from '../../contract/network.js';
+import type { NetworkPolicy } from '../../../contract/network.js';
 
 /** Pure builders for CRIU command lines; the activities that run them stay a few lines long. */
 

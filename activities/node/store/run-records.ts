@@ -1,9 +1,9 @@
 import { readFile, rm } from 'node:fs/promises';
-import type { NetworkPolicy } from '../../contract/network.js';
-import type { Runtime, WorkloadSpec } from '../../contract/spec.js';
-import type { WorkloadContractFiles } from '../../contract/types.js';
+import type { NetworkPolicy } from '../../../contract/network.js';
+import type { Runtime, WorkloadSpec } from '../../../contract/spec.js';
+import type { WorkloadContractFiles } from '../../../contract/types.js';
+import type { ProcessIdentity } from '../proc/identity.js';
 import { writeFileAtomic } from './file-digests.js';
-import type { ProcessIdentity } from './process-identity.js';
 
 /**
  * Small JSON records the agent keeps for itself, so that an activity retried after an agent crash

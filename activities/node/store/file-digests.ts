@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ManifestFile } from '../../contract/types.js';
+import type { ManifestFile } from '../../../contract/types.js';
 
 /** Every regular file below `dir`, as sorted paths relative to it. Symlinks and devices are refused. */
 export async function listFiles(dir: string): Promise<string[]> {

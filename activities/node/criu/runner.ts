@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { criuLogExcerpt, criuVersionProblem, parseCriuVersion } from './criu-args.js';
+import { criuLogExcerpt, criuVersionProblem, parseCriuVersion } from './args.js';
 
 export interface CriuRun {
   ok: boolean;
