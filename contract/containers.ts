@@ -51,5 +51,5 @@ export function parseContainerRestoreRequest(input: unknown): ContainerRestoreSp
 
 /** What the node agent says when it was started without a container runtime. */
 export function noContainerRuntime(node: string) {
-  return torporFailure('TargetNotAllowed', `the node agent of ${node} has no container runtime configured (set TORPOR_RUNC_ROOT)`);
+  return torporFailure('TargetNotAllowed', `The node agent of ${node} has no container runtime configured (set TORPOR_RUNC_ROOT)`);
 }

@@ -62,7 +62,6 @@ const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> 
   removeCheckpoint: 'Delete a checkpoint (rename out of place, then remove)',
   collectGarbage: 'Remove stale dumps, run files and trash',
   dumpContainer: 'Dump the container (runc checkpoint) and commit it',
-  restoreContainer: 'Restore as a new runc container',
   restoreIntoPlaceholder: "Restore into the placeholder container's namespaces",
   signalCheckpointPod: 'Write the signal file the checkpoint pod waits for',
 };

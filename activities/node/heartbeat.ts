@@ -46,3 +46,28 @@ export function activityRunOptions(details: () => Promise<unknown>): { signal: A
   const ctx = Context.current();
   return { signal: ctx.cancellationSignal, onProgress: async () => ctx.heartbeat(await details()) };
 }
+
+const POLL_MS = 200;
+
+/**
+ * Asks `check` every 200 ms, heartbeating `phase` and the time waited, until it returns a value;
+ * once `timeoutMs` has passed, the result of `onTimeout` (which may throw the failure instead).
+ * A dead agent is noticed by the missing heartbeat; Temporal owns the retries.
+ */
+export async function pollUntil<T>(
+  phase: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+  onTimeout: (waitedMs: number) => Promise<T>,
+): Promise<{ value: T; waitedMs: number }> {
+  const ctx = Context.current();
+  const started = Date.now();
+  for (;;) {
+    const value = await check();
+    const waitedMs = Date.now() - started;
+    if (value !== undefined) return { value, waitedMs };
+    if (waitedMs > timeoutMs) return { value: await onTimeout(waitedMs), waitedMs };
+    ctx.heartbeat({ phase, waitedMs });
+    await ctx.sleep(POLL_MS);
+  }
+}

@@ -57,6 +57,6 @@ describe('placeholder restore helpers', () => {
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect((error as ApplicationFailure).type).toBe('TargetNotAllowed');
     for (const bad of ['relative/marker', '/tmp/../etc/passwd', '/tmp/', '/tmp//x'])
-      expect(() => checkMarkerPath(bad), bad).toThrow(/restore marker/);
+      expect(() => checkMarkerPath(bad), bad).toThrow(/^Restore marker/);
   });
 });

@@ -118,7 +118,7 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
       [{ placeholderContainerId: 'no-such-placeholder' }, 'TargetNotAllowed', 'no-such-placeholder'],
       [{ hash: 'never-taken' }, 'CheckpointNotFound', 'never-taken'],
       [{ hash: '../etc' }, 'TargetNotAllowed', 'not a valid checkpoint hash'],
-      [{ restoreMarkerFile: '../escape' }, 'InvalidSpec', 'restore marker'],
+      [{ restoreMarkerFile: '../escape' }, 'InvalidSpec', 'Restore marker'],
     ];
     for (const [change, type, text] of refusals) {
       const failure = await failureOf(activities.restoreIntoPlaceholder({ hash: HASH, placeholderContainerId: 'waiting', ...change }));

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
+import { CHECKPOINT_DONE_MARKER, IMAGES_DIR, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
 import { pathExists } from '../store/file-digests.js';
@@ -18,7 +18,7 @@ export const CONTAINER_RECORD = 'container.json';
 /** The files of a container checkpoint directory, staged or committed. */
 export function containerCheckpointFiles(dir: string) {
   return {
-    imageDir: path.join(dir, 'images'),
+    imageDir: path.join(dir, IMAGES_DIR),
     workDir: path.join(dir, 'work'),
     rootfsDiff: path.join(dir, 'rootfs-diff.tar'),
     devShm: path.join(dir, 'dev-shm.tar'),
@@ -57,15 +57,15 @@ export async function committedContainerCheckpoint(
   const files = containerCheckpointFiles(dir);
   if (!(await pathExists(files.marker))) {
     if (await pathExists(dir)) {
-      throw torporFailure('CheckpointCorrupt', `checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
+      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
     }
-    throw torporFailure('CheckpointNotFound', `checkpoint ${hash} does not exist on node ${nodeName}`);
+    throw torporFailure('CheckpointNotFound', `Checkpoint ${hash} does not exist on node ${nodeName}`);
   }
   try {
     const manifest = parseManifest(await readFile(files.manifest, 'utf8'));
     const record = JSON.parse(await readFile(files.record, 'utf8')) as ContainerCheckpointRecord;
     return { dir, manifest, record };
   } catch (err) {
-    throw torporFailure('InvalidSpec', `checkpoint ${hash} is not a container checkpoint (${(err as Error).message})`);
+    throw torporFailure('InvalidSpec', `Checkpoint ${hash} is not a container checkpoint (${(err as Error).message})`);
   }
 }

@@ -1,9 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { noContainerRuntime } from '../../../contract/containers.js';
 import type { NodeAgentConfig } from '../agent-config.js';
 import { StoreLayout } from '../store/layout.js';
 import { createContainerActivities } from './activities.js';
+import { signalPodActivities } from './signal-pod.js';
 import type { ContainerAgentConfig } from './types.js';
 
 /**
@@ -22,23 +22,13 @@ export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentCon
   };
 }
 
+/** The container activities of a node agent: without a container runtime, dump and restore refuse typed. */
 export function nodeContainerActivities(config: NodeAgentConfig) {
   const layout = new StoreLayout(config.storageRoot, config.signalDir);
   const containers = containerAgentConfig(config);
   const refuse = async () => Promise.reject(noContainerRuntime(config.nodeName));
   const steps: ReturnType<typeof createContainerActivities> = containers
-    ? createContainerActivities(containers)
-    : { dumpContainer: refuse, restoreContainer: refuse, restoreIntoPlaceholder: refuse };
-  return {
-    ...steps,
-    /**
-     * Tells a checkpoint pod its checkpoint is committed (ChReK: the DaemonSet writes the signal
-     * file): `<signal dir>/<hash>.done`, the host directory the Job mounts at /checkpoint-signal.
-     */
-    async signalCheckpointPod({ hash }: { hash: string }): Promise<void> {
-      const file = layout.signalFile(hash);
-      await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, `${hash}\n`);
-    },
-  };
+    ? createContainerActivities(containers, layout)
+    : { dumpContainer: refuse, restoreIntoPlaceholder: refuse };
+  return { ...steps, ...signalPodActivities(layout) };
 }

@@ -8,7 +8,7 @@ export const DEFAULT_RESTORE_MARKER = '/tmp/dynamo-restored';
 export function checkMarkerPath(marker: string): string {
   const normal = path.posix.normalize(marker);
   if (!path.posix.isAbsolute(marker) || normal !== marker || marker.endsWith('/') || marker.split('/').includes('..')) {
-    throw torporFailure('InvalidSpec', `restore marker "${marker}" must be an absolute, normalized file path`);
+    throw torporFailure('InvalidSpec', `Restore marker "${marker}" must be an absolute, normalized file path`);
   }
   return marker;
 }
@@ -29,12 +29,12 @@ export async function writeMarkerInRoot(root: string, marker: string, content: s
     if (info?.isSymbolicLink()) {
       throw torporFailure(
         'TargetNotAllowed',
-        `the restore marker path ${marker} goes through a symlink at /${parts.slice(0, index + 1).join('/')}`,
+        `The restore marker path ${marker} goes through a symlink at /${parts.slice(0, index + 1).join('/')}`,
       );
     }
     if (!last && !info) await mkdir(current, { mode: 0o755 });
     else if (!last && !info?.isDirectory()) {
-      throw torporFailure('InvalidSpec', `the restore marker path ${marker}: /${parts.slice(0, index + 1).join('/')} is not a directory`);
+      throw torporFailure('InvalidSpec', `The restore marker path ${marker}: /${parts.slice(0, index + 1).join('/')} is not a directory`);
     }
   }
   const file = await open(current, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);

@@ -18,7 +18,7 @@ export async function overlayRootfs(rootfs: string, what: string): Promise<Overl
   if (!overlay) {
     throw torporFailure(
       'TargetNotAllowed',
-      `the rootfs of ${what} (${rootfs}) is not an overlay mount; its written files cannot be told from its image`,
+      `The rootfs of ${what} (${rootfs}) is not an overlay mount; its written files cannot be told from its image`,
     );
   }
   return overlay;
@@ -77,12 +77,12 @@ export async function replayRootfsDiffThrough(root: string, tarFile: string): Pr
   } catch (err) {
     throw torporFailure(
       'TargetNotAllowed',
-      `the checkpoint's rootfs changes cannot be replayed into the placeholder: ${(err as Error).message}`,
+      `The checkpoint's rootfs changes cannot be replayed into the placeholder: ${(err as Error).message}`,
     );
   }
   for (const rel of whiteouts) {
     const link = await symlinkedParent(root, rel);
-    if (link) throw torporFailure('TargetNotAllowed', `the deleted path ${rel} lies under a symlink (${link}) in the placeholder`);
+    if (link) throw torporFailure('TargetNotAllowed', `The deleted path ${rel} lies under a symlink (${link}) in the placeholder`);
     await rm(path.join(root, rel), { recursive: true, force: true });
   }
 }

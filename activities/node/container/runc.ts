@@ -6,6 +6,7 @@ import type { NetworkLockMethod } from '../../../contract/network.js';
 import { criuLogExcerpt } from '../criu/args.js';
 import { heartbeating } from '../heartbeat.js';
 import { readBundleSpec } from './placeholder-mounts.js';
+import { checkContainerId } from './target-policy.js';
 import type { ContainerAgentConfig, RuncContainer } from './types.js';
 
 /**
@@ -18,14 +19,6 @@ export function criuDumpConfig(lock: NetworkLockMethod): string[] {
   return ['tcp-close', `network-lock ${lock}`];
 }
 
-/**
- * CRIU 4's default mount engine fails to restore a rootfs whose /lib is a merged-/usr symlink
- * ("mnt-v2: Failed to move_mount ... Invalid argument"); the compat engine restores it.
- */
-export function criuRestoreConfig(lock: NetworkLockMethod): string[] {
-  return ['mntns-compat-mode', 'tcp-close', `network-lock ${lock}`];
-}
-
 type RuncConfig = Pick<ContainerAgentConfig, 'runcPath' | 'runcRoot' | 'criuPath'>;
 
 function runcEnv(config: RuncConfig, criuConfigFile?: string): Record<string, string> {
@@ -36,16 +29,8 @@ function runcEnv(config: RuncConfig, criuConfigFile?: string): Record<string, st
   return env;
 }
 
-/**
- * Runs runc; with `stdioLog`, under bash so that runc's (and so the container's) stdout and stderr
- * are a pipe drained into that file: CRIU can hand a restored process a new pipe, not a socket.
- */
-async function runc(config: RuncConfig, args: string[], criuConfigFile?: string, signal?: AbortSignal, stdioLog?: string) {
-  const command = [config.runcPath, '--root', config.runcRoot, '--criu', config.criuPath, ...args];
-  const [file = 'runc', ...argv] = stdioLog
-    ? ['bash', '-c', 'log="$1"; shift; exec "$@" > >(exec cat >> "$log" 2>/dev/null) 2>&1', 'bash', stdioLog, ...command]
-    : command;
-  const child = execa(file, argv, {
+async function runc(config: RuncConfig, args: string[], criuConfigFile?: string, signal?: AbortSignal) {
+  const child = execa(config.runcPath, ['--root', config.runcRoot, '--criu', config.criuPath, ...args], {
     reject: false,
     stdin: 'ignore',
     env: runcEnv(config, criuConfigFile),
@@ -63,7 +48,9 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
   const result = await runc(config, ['state', id]);
   if (result.exitCode !== 0) {
     if (/does not exist|not exist|no such/i.test(String(result.stderr))) return undefined;
-    throw new Error(`runc state ${id} failed: ${result.stderr}`);
+    throw torporFailure('TargetNotAllowed', `Could not ask runc about container ${id} (runc root ${config.runcRoot}): ${result.stderr}`, {
+      containerId: id,
+    });
   }
   const state = JSON.parse(String(result.stdout)) as { id: string; pid: number; status: string; bundle: string; rootfs: string };
   const spec = await readBundleSpec(state.bundle);
@@ -78,6 +65,16 @@ export async function runcState(config: RuncConfig, id: string): Promise<RuncCon
     env: spec.process?.env ?? [],
     mounts: spec.mounts ?? [],
   };
+}
+
+/** The container `containerId` names, as runc under this agent's root knows it; refused when runc does not know it here. */
+export async function requireContainer(config: RuncConfig, containerId: string, what: string): Promise<RuncContainer> {
+  const id = checkContainerId(containerId);
+  const container = await runcState(config, id);
+  if (!container) {
+    throw torporFailure('TargetNotAllowed', `No ${what} "${id}" runs on this node (runc root ${config.runcRoot})`, { containerId: id });
+  }
+  return container;
 }
 
 export async function runcVersion(config: RuncConfig): Promise<string> {
@@ -103,20 +100,5 @@ export async function runcCheckpoint(config: RuncConfig, id: string, paths: Runc
   const result = await runc(config, args, paths.criuConfigFile, paths.signal);
   if (result.exitCode === 0) return;
   const excerpt = await failureExcerpt(path.join(paths.workDir, 'dump.log'), `${result.stderr}`);
-  throw torporFailure('DumpFailed', `runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });
-}
-
-/**
- * `runc restore --detach`: a new container from `bundle`, whose process tree is the checkpointed
- * one; its output goes to container.log in the work directory.
- */
-export async function runcRestore(config: RuncConfig, id: string, bundle: string, paths: RuncCheckpointPaths): Promise<void> {
-  const args = ['restore', '--detach', '--image-path', paths.imageDir, '--work-path', paths.workDir, '--bundle', bundle, id];
-  const result = await runc(config, args, paths.criuConfigFile, paths.signal, path.join(paths.workDir, 'container.log'));
-  if (result.exitCode === 0) return;
-  const excerpt = await failureExcerpt(
-    path.join(paths.workDir, 'restore.log'),
-    await readFile(path.join(paths.workDir, 'container.log'), 'utf8').catch(() => ''),
-  );
-  throw torporFailure('RestoreFailed', `runc restore of container ${id} failed: ${excerpt}`, { containerId: id });
+  throw torporFailure('DumpFailed', `The runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });
 }

@@ -17,7 +17,7 @@ export function checkContainerId(raw: string): string {
 /** A request names the node it means; an agent serves only its own. */
 export function checkNode(requested: string | undefined, own: string): void {
   if (requested !== undefined && requested !== own) {
-    throw torporFailure('TargetNotAllowed', `the request is for node "${requested}", but this agent serves node "${own}"`);
+    throw torporFailure('TargetNotAllowed', `The request is for node "${requested}", but this agent serves node "${own}"`);
   }
 }
 
@@ -53,14 +53,25 @@ export function checkPod(
   const name = `${labels.podNamespace}/${labels.podName}`;
   const details = { containerId, ...labels };
   if (!pod)
-    throw torporFailure('TargetNotAllowed', `container ${containerId} claims pod ${name}, which the Kubernetes API does not know`, details);
+    throw torporFailure('TargetNotAllowed', `Container ${containerId} claims pod ${name}, which the Kubernetes API does not know`, details);
   if (pod.nodeName !== nodeName) {
-    throw torporFailure('TargetNotAllowed', `pod ${name} runs on node "${pod.nodeName}", not on this agent's node "${nodeName}"`, details);
+    throw torporFailure('TargetNotAllowed', `Pod ${name} runs on node "${pod.nodeName}", not on this agent's node "${nodeName}"`, details);
   }
   if (!pod.containerIds.includes(containerId)) {
-    throw torporFailure('TargetNotAllowed', `pod ${name} does not list container ${containerId} in its status`, details);
+    throw torporFailure('TargetNotAllowed', `Pod ${name} does not list container ${containerId} in its status`, details);
   }
   return pod.labels;
+}
+
+/** The container's pod must be in a namespace this agent serves; `what` names it in the refusal. */
+export function checkNamespace(what: string, labels: ContainerLabels, allowedNamespaces: string[], containerId: string): void {
+  if (!labels.podNamespace || !allowedNamespaces.includes(labels.podNamespace)) {
+    throw torporFailure(
+      'TargetNotAllowed',
+      `${what} is in pod namespace "${labels.podNamespace}", which this agent does not allow (allowed: ${allowedNamespaces.join(', ') || 'none'})`,
+      { containerId, ...labels },
+    );
+  }
 }
 
 export interface TargetPolicy {
@@ -81,18 +92,12 @@ export function verifyContainerTarget(
   const details = { containerId: container.id, ...labels };
   const podLabels = pod ? checkPod(container.id, labels, pod.facts, pod.nodeName) : container.annotations;
   if (podLabels[policy.checkpointSourceLabel] !== 'true') {
-    const where = pod ? `pod ${labels.podNamespace}/${labels.podName}` : `container ${container.id}`;
+    const where = pod ? `Pod ${labels.podNamespace}/${labels.podName}` : `Container ${container.id}`;
     throw torporFailure('TargetNotAllowed', `${where} does not carry ${policy.checkpointSourceLabel}: "true"`, details);
   }
-  if (!labels.podNamespace || !policy.allowedNamespaces.includes(labels.podNamespace)) {
-    throw torporFailure(
-      'TargetNotAllowed',
-      `container ${container.id} is in pod namespace "${labels.podNamespace}", which this agent does not allow (allowed: ${policy.allowedNamespaces.join(', ') || 'none'})`,
-      details,
-    );
-  }
+  checkNamespace(`Container ${container.id}`, labels, policy.allowedNamespaces, container.id);
   if (container.status !== 'running' || container.initPid <= 0) {
-    throw torporFailure('TargetNotAllowed', `container ${container.id} is ${container.status}, not running`, details);
+    throw torporFailure('TargetNotAllowed', `Container ${container.id} is ${container.status}, not running`, details);
   }
   return { ...container, labels };
 }

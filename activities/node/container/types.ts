@@ -80,20 +80,6 @@ export interface DumpContainerResult {
   alreadyCommitted: boolean;
 }
 
-export interface RestoreContainerInput extends NodeBound {
-  hash: string;
-  /** The placeholder's bundle: same image (overlay lower layers) as the checkpointed container, not yet started. */
-  placeholderBundle: string;
-  /** The ID of the restored container. */
-  containerId: string;
-}
-
-export interface RestoreContainerResult {
-  containerId: string;
-  initPid: number;
-  restoreMs: number;
-}
-
 export interface RestoreIntoPlaceholderInput extends NodeBound {
   hash: string;
   /** The running placeholder container (same image, a command that waits) the process tree is restored into. */

@@ -1,8 +1,6 @@
-import path from 'node:path';
-import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { GpuTarget } from '../../../contract/gpu-types.js';
-import { isRunning, type ProcessIdentity, readEnviron } from '../proc/identity.js';
+import { carriesHash, isRunning, type ProcessIdentity } from '../proc/identity.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type RestoredRecord, readRecord, type WorkloadRecord } from '../store/run-records.js';
 
@@ -22,16 +20,15 @@ export async function resolveGpuTarget(layout: StoreLayout, target: GpuTarget): 
   const { hash, restoreId } = target;
   const record =
     restoreId === undefined
-      ? await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json'))
-      : await readRecord<RestoredRecord>(path.join(layout.restoreDir(hash, restoreId), 'restored.json'));
+      ? await readRecord<WorkloadRecord>(layout.workloadRecord(hash))
+      : await readRecord<RestoredRecord>(layout.restoreFiles(hash, restoreId).record);
   if (record === null) {
     const what = restoreId === undefined ? `No workload for checkpoint ${hash}` : `Restore ${restoreId} of ${hash}`;
     throw torporFailure('TargetNotAllowed', `${what} was not made by this agent`);
   }
   const id: ProcessIdentity = { pid: record.pid, startTime: record.startTime };
   if (!(await isRunning(id))) return { id, running: false };
-  const env = await readEnviron(id.pid).catch(() => ({}) as Record<string, string>);
-  if (env[ChrekEnv.hash] !== hash) {
+  if (!(await carriesHash(id.pid, hash))) {
     throw torporFailure('TargetNotAllowed', `Process ${id.pid} is not a workload of checkpoint ${hash}`);
   }
   return { id, running: true };

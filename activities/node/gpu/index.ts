@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { torporFailure } from '../../../contract/failures.js';
 import type {
@@ -42,7 +41,7 @@ export function gpuActivities(config: NodeAgentConfig, layout: StoreLayout, deps
     return driver;
   };
   const recordFile = ({ hash, restoreId }: GpuTarget) =>
-    path.join(restoreId === undefined ? layout.runDir(hash) : layout.restoreDir(hash, restoreId), 'gpu.json');
+    restoreId === undefined ? layout.workloadGpuRecord(hash) : layout.restoreFiles(hash, restoreId).gpuRecord;
 
   /** Read before the lock and kept on disk: once checkpointed, the process holds no GPU memory to measure. */
   async function gpuRecord(target: GpuTarget, pid: number): Promise<GpuCheckpointRecord> {

@@ -1,6 +1,4 @@
 import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
-import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import { ESTABLISHED_POLICIES, type EstablishedPolicy, type NetworkPolicy } from '../../../contract/network.js';
 import type { DumpResult, DumpWorkloadInput } from '../../../contract/types.js';
@@ -9,7 +7,7 @@ import { criuDumpArgs } from '../criu/args.js';
 import { criuVersion, runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
 import { activityRunOptions } from '../heartbeat.js';
-import { ioUringHolders, isRunning, readEnviron } from '../proc/identity.js';
+import { carriesHash, ioUringHolders, isRunning } from '../proc/identity.js';
 import { directoryBytes } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
@@ -26,13 +24,12 @@ export function dumpNetworkPolicy(established: unknown, config: Pick<NodeAgentCo
 export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
   /** The agent checks the target itself: its own record, the same process, the same hash in its environment. */
   async function verifiedTarget(hash: string): Promise<WorkloadRecord> {
-    const record = await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json'));
+    const record = await readRecord<WorkloadRecord>(layout.workloadRecord(hash));
     if (record === null) throw torporFailure('TargetNotAllowed', `No workload for checkpoint ${hash} was started by this agent`);
     if (!(await isRunning(record))) {
       throw torporFailure('WorkloadExited', `Workload ${hash} (pid ${record.pid}) exited before it could be dumped`);
     }
-    const env = await readEnviron(record.pid).catch(() => ({}) as Record<string, string>);
-    if (env[ChrekEnv.hash] !== hash) {
+    if (!(await carriesHash(record.pid, hash))) {
       throw torporFailure('TargetNotAllowed', `Process ${record.pid} is not the workload of checkpoint ${hash}`);
     }
     const uring = await ioUringHolders(record.pid);
@@ -56,20 +53,24 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
      */
     async dumpWorkload({ hash, dumpId, established }: DumpWorkloadInput): Promise<DumpResult> {
       const network = dumpNetworkPolicy(established, config);
-      const finished = await readRecord<DumpRecord>(layout.dumpRecord(hash, dumpId));
+      const files = layout.dumpFiles(hash, dumpId);
+      const finished = await readRecord<DumpRecord>(files.record);
       if (finished) return { dumpId, imageBytes: finished.imageBytes, criuMs: finished.criuMs };
       const target = await verifiedTarget(hash);
-      const tmp = layout.tmpDir(hash, dumpId);
-      await killStrayCriu(tmp);
-      await rm(tmp, { recursive: true, force: true });
-      const imagesDir = path.join(tmp, 'images');
-      const workDir = path.join(tmp, 'logs');
-      await mkdir(imagesDir, { recursive: true });
-      await mkdir(workDir, { recursive: true });
-      const args = criuDumpArgs({ pid: target.pid, imagesDir, workDir, network, extra: config.extraDumpArgs });
+      await killStrayCriu(files.dir);
+      await rm(files.dir, { recursive: true, force: true });
+      await mkdir(files.imagesDir, { recursive: true });
+      await mkdir(files.logsDir, { recursive: true });
+      const args = criuDumpArgs({
+        pid: target.pid,
+        imagesDir: files.imagesDir,
+        workDir: files.logsDir,
+        network,
+        extra: config.extraDumpArgs,
+      });
       const run = await runCriu(config.criuPath, args, {
-        logFile: path.join(workDir, 'dump.log'),
-        ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(imagesDir) })),
+        logFile: files.criuLog,
+        ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(files.imagesDir) })),
       });
       if (!run.ok) {
         if (!(await isRunning(target))) {
@@ -79,7 +80,7 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
           criuLog: run.excerpt,
         });
       }
-      const imageBytes = await directoryBytes(imagesDir);
+      const imageBytes = await directoryBytes(files.imagesDir);
       const record: DumpRecord = {
         pid: target.pid,
         workload: target.workload,
@@ -90,7 +91,7 @@ export function dumpActivities(config: NodeAgentConfig, layout: StoreLayout) {
         criuMs: run.durationMs,
         network,
       };
-      await writeRecord(layout.dumpRecord(hash, dumpId), record);
+      await writeRecord(files.record, record);
       return { dumpId, imageBytes, criuMs: run.durationMs };
     },
   };

@@ -14,6 +14,7 @@ import type {
   WorkloadContractFiles,
   WorkloadExit,
 } from '../../../contract/types.js';
+import { pollUntil } from '../heartbeat.js';
 import { holdsOpen, identify, isRunning } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
 import { terminateGroup } from '../proc/terminate.js';
@@ -22,20 +23,8 @@ import type { StoreLayout } from '../store/layout.js';
 import { readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 import { resolveProgram } from './spec-hash.js';
 
-const POLL_MS = 200;
 /** The agent's own variables a workload inherits; everything else comes from the spec. */
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'PYTHONPATH'];
-
-export function contractFiles(layout: StoreLayout, hash: string): WorkloadContractFiles {
-  const run = layout.runDir(hash);
-  return {
-    readyFile: path.join(run, 'ready'),
-    signalFile: layout.signalFile(hash),
-    restoreMarkerFile: path.join(run, 'restored'),
-    logFile: path.join(run, 'workload.log'),
-    location: layout.checkpointDir(hash),
-  };
-}
 
 function contractEnv(hash: string, files: WorkloadContractFiles): Record<string, string> {
   return {
@@ -56,7 +45,7 @@ function contractEnv(hash: string, files: WorkloadContractFiles): Record<string,
 export function localWorkloadActivities(layout: StoreLayout, launcher?: string) {
   /** Exit codes of workloads this agent process started (lost on agent restart, then reported as null). */
   const exitCodes = new Map<number, number | null>();
-  const recordFile = (hash: string) => path.join(layout.runDir(hash), 'workload.json');
+  const recordFile = (hash: string) => layout.workloadRecord(hash);
 
   async function requireRecord(hash: string): Promise<WorkloadRecord> {
     const record = await readRecord<WorkloadRecord>(recordFile(hash));
@@ -122,7 +111,7 @@ export function localWorkloadActivities(layout: StoreLayout, launcher?: string) 
         throw await exitedFailure(existing, 'before it became ready');
       }
       if (existing) await terminateGroup(existing);
-      const files = contractFiles(layout, input.hash);
+      const files = layout.workloadFiles(input.hash);
       await rm(layout.runDir(input.hash), { recursive: true, force: true });
       await rm(files.signalFile, { force: true });
       await mkdir(layout.runDir(input.hash), { recursive: true });
@@ -137,24 +126,23 @@ export function localWorkloadActivities(layout: StoreLayout, launcher?: string) 
     /** Waits for the ready file, heartbeating; fails fast when the workload exits instead. */
     async waitWorkloadReady({ hash, timeoutMs }: WaitInput): Promise<WaitedFor> {
       const record = await requireRecord(hash);
-      const ctx = Context.current();
-      const started = Date.now();
-      for (;;) {
-        if (!(await isRunning(record))) throw await exitedFailure(record, 'before it became ready');
-        // Ready once the file exists and is closed: CRIU would otherwise dump an fd to a file that
-        // the clean-up removes, and the restore could not reopen it.
-        if ((await pathExists(record.contract.readyFile)) && !(await holdsOpen(record.pid, record.contract.readyFile))) {
-          return { waitedMs: Date.now() - started };
-        }
-        const waitedMs = Date.now() - started;
-        if (waitedMs > timeoutMs) {
+      const { waitedMs } = await pollUntil(
+        'waiting-ready',
+        timeoutMs,
+        async () => {
+          if (!(await isRunning(record))) throw await exitedFailure(record, 'before it became ready');
+          // Ready once the file exists and is closed: CRIU would otherwise dump an fd to a file that
+          // the clean-up removes, and the restore could not reopen it.
+          const { readyFile } = record.contract;
+          return (await pathExists(readyFile)) && !(await holdsOpen(record.pid, readyFile)) ? true : undefined;
+        },
+        async () => {
           throw torporFailure('WorkloadNotReady', `Workload ${hash} wrote no ready file within ${timeoutMs} ms`, {
             logTail: await logTail(record.contract.logFile),
           });
-        }
-        ctx.heartbeat({ phase: 'waiting-ready', waitedMs });
-        await ctx.sleep(POLL_MS);
-      }
+        },
+      );
+      return { waitedMs };
     },
 
     /** Writes the signal file the app waits for after its checkpoint (ChReK: checkpoint complete, exit). */
@@ -168,15 +156,13 @@ export function localWorkloadActivities(layout: StoreLayout, launcher?: string) 
 
     async waitWorkloadExit({ hash, timeoutMs }: WaitInput): Promise<WorkloadExit> {
       const record = await requireRecord(hash);
-      const ctx = Context.current();
-      const started = Date.now();
-      while (await isRunning(record)) {
-        const waitedMs = Date.now() - started;
-        if (waitedMs > timeoutMs) return { exited: false, exitCode: null, waitedMs };
-        ctx.heartbeat({ phase: 'waiting-exit', waitedMs });
-        await ctx.sleep(POLL_MS);
-      }
-      return { exited: true, exitCode: exitCodes.get(record.pid) ?? null, waitedMs: Date.now() - started };
+      const { value: exited, waitedMs } = await pollUntil(
+        'waiting-exit',
+        timeoutMs,
+        async () => ((await isRunning(record)) ? undefined : true),
+        async () => false,
+      );
+      return { exited, exitCode: exited ? (exitCodes.get(record.pid) ?? null) : null, waitedMs };
     },
 
     /** Stops the checkpoint workload if it still runs. Already gone is success. */

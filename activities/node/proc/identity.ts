@@ -1,4 +1,5 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { ChrekEnv } from '../../../contract/chrek.js';
 
 /** A PID alone can be reused; PID plus start time (clock ticks since boot) names one process. */
 export interface ProcessIdentity {
@@ -49,6 +50,15 @@ export async function readEnviron(pid: number): Promise<Record<string, string>> 
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
   return env;
+}
+
+/**
+ * True when `pid` runs with DYN_CHECKPOINT_HASH=<hash> in its environment: how the agent tells its
+ * own workloads and restored copies from any other process that got their PID.
+ */
+export async function carriesHash(pid: number, hash: string): Promise<boolean> {
+  const env = await readEnviron(pid).catch(() => ({}) as Record<string, string>);
+  return env[ChrekEnv.hash] === hash;
 }
 
 export async function readComm(pid: number): Promise<string> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { workloadNameOf } from '../../../contract/retention.js';
@@ -17,7 +17,7 @@ import { byteHeartbeat } from '../heartbeat.js';
 import { isRunning } from '../proc/identity.js';
 import { fsyncPath } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
-import { parseManifest } from './manifest.js';
+import { readCommitted } from './manifest.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
 import { type CriuProcess, criuProcesses, entries, liveUses, removeTree, restoreUse } from './scan.js';
 
@@ -42,29 +42,40 @@ export function summarize(manifest: CheckpointManifest, usedBy: CheckpointUse[])
  * sees a half-deleted checkpoint with its marker) and then removes it; one a running restore uses
  * is refused with CheckpointInUse.
  */
-export function retentionActivities(config: NodeAgentConfig, layout: StoreLayout) {
-  const trashDir = path.join(layout.root, '.trash');
-
-  async function committed(hash: string): Promise<CheckpointManifest | null> {
-    if (!(await stat(layout.doneMarker(hash)).catch(() => null))) return null;
-    return readFile(layout.manifestFile(hash), 'utf8').then(parseManifest, () => null);
+/**
+ * Moves checkpoint directory `hash` out of place into the trash in one rename, so no reader ever
+ * sees a half-deleted checkpoint with its marker; returns where it went, or null when it was gone.
+ */
+export async function trashCheckpoint(layout: StoreLayout, hash: string): Promise<string | null> {
+  await mkdir(layout.trashDir(), { recursive: true });
+  const trashed = path.join(layout.trashDir(), `${hash}.${randomUUID().slice(0, 8)}`);
+  try {
+    await rename(layout.checkpointDir(hash), trashed);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
+  await fsyncPath(layout.root);
+  return trashed;
+}
 
+export function retentionActivities(config: NodeAgentConfig, layout: StoreLayout) {
   async function info(hash: string, criu: readonly CriuProcess[]): Promise<CheckpointInfo | null> {
-    const manifest = await committed(hash);
+    // An unreadable manifest is listed as nothing here; verify and restore report it as corrupt.
+    const manifest = await readCommitted(layout, hash).catch(() => null);
     return manifest && { summary: summarize(manifest, await liveUses(layout, hash, criu)), manifest };
   }
 
   /** After the checkpoint is gone: the files of restores that no longer run, and of a workload that no longer runs. */
   async function removeLeftovers(hash: string, criu: readonly CriuProcess[]): Promise<void> {
-    const restores = path.join(layout.root, '.restores', hash);
+    const restores = layout.restoresOf(hash);
     for (const restoreId of await entries(restores)) {
       if ((await restoreUse(layout, hash, restoreId, criu)) === null)
         await rm(path.join(restores, restoreId), { recursive: true, force: true });
     }
     // Only once empty: a restore still running keeps its directory.
     await rmdir(restores).catch(() => undefined);
-    const workload = await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json')).catch(() => null);
+    const workload = await readRecord<WorkloadRecord>(layout.workloadRecord(hash)).catch(() => null);
     if (workload === null || !(await isRunning(workload))) {
       await rm(layout.runDir(hash), { recursive: true, force: true });
       await rm(layout.signalFile(hash), { force: true });
@@ -92,27 +103,18 @@ export function retentionActivities(config: NodeAgentConfig, layout: StoreLayout
 
     /** Deletes checkpoint `hash` (committed or left incomplete). Already gone is success (`removed: false`). */
     async removeCheckpoint({ hash }: HashInput): Promise<RemovedCheckpoint> {
-      const dir = layout.checkpointDir(hash);
+      layout.checkpointDir(hash);
       const criu = await criuProcesses();
       const uses = await liveUses(layout, hash, criu);
       if (uses.length > 0) {
         const by = uses.map((u) => `restore ${u.restoreId} (pid ${u.pid}, ${u.state})`).join(', ');
         throw torporFailure('CheckpointInUse', `Checkpoint ${hash} on node ${config.nodeName} is used by ${by}`, { usedBy: uses });
       }
-      await mkdir(trashDir, { recursive: true });
-      const trashed = path.join(trashDir, `${hash}.${randomUUID().slice(0, 8)}`);
-      let removed = true;
-      try {
-        await rename(dir, trashed);
-        await fsyncPath(layout.root);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        removed = false;
-      }
+      const trashed = await trashCheckpoint(layout, hash);
       const beat = byteHeartbeat('deleting');
-      const freedBytes = removed ? await removeTree(trashed, beat.add) : 0;
+      const freedBytes = trashed ? await removeTree(trashed, beat.add) : 0;
       await removeLeftovers(hash, criu);
-      return { hash, node: config.nodeName, removed, freedBytes };
+      return { hash, node: config.nodeName, removed: trashed !== null, freedBytes };
     },
   };
 }

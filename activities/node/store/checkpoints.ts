@@ -8,7 +8,7 @@ import type { NodeAgentConfig } from '../agent-config.js';
 import { byteHeartbeat } from '../heartbeat.js';
 import { digestFiles, fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
-import { manifestMismatches, parseManifest, totalBytes } from './manifest.js';
+import { manifestMismatches, parseManifest, readCommitted, totalBytes } from './manifest.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
 
 /** Hashes every file below `dir` (except the manifest and marker) and compares with `manifest`. */
@@ -20,11 +20,6 @@ async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase
 }
 
 export function checkpointStoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
-  async function readCommitted(hash: string): Promise<CheckpointManifest | null> {
-    if (!(await pathExists(layout.doneMarker(hash)))) return null;
-    return parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
-  }
-
   /** A rename that crashed before its marker: finish it if the files are intact, else remove it. */
   async function finishInterruptedCommit(hash: string): Promise<CheckpointManifest | null> {
     const dir = layout.checkpointDir(hash);
@@ -45,7 +40,7 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
   return {
     /** The committed checkpoint for `hash`, or null. Never returns one without its marker. */
     async findCheckpoint({ hash }: HashInput): Promise<CheckpointManifest | null> {
-      return readCommitted(hash);
+      return readCommitted(layout, hash);
     },
 
     /**
@@ -54,7 +49,7 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
      */
     async commitCheckpoint(input: CommitInput): Promise<CheckpointManifest> {
       const started = Date.now();
-      const committed = (await readCommitted(input.hash)) ?? (await finishInterruptedCommit(input.hash));
+      const committed = (await readCommitted(layout, input.hash)) ?? (await finishInterruptedCommit(input.hash));
       if (committed) return committed;
       const tmp = layout.tmpDir(input.hash, input.dumpId);
       const dump = await readRecord<DumpRecord>(layout.dumpRecord(input.hash, input.dumpId));

@@ -1,14 +1,108 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rmdir, stat } from 'node:fs/promises';
+import { rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { HASH_PATTERN } from '../../../contract/spec.js';
 import type { GarbageInput, GarbageReport } from '../../../contract/types.js';
 import { isRunning } from '../proc/identity.js';
 import { terminateGroup } from '../proc/terminate.js';
+import { trashCheckpoint } from './catalog.js';
 import type { StoreLayout } from './layout.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
 import { type CriuProcess, criuIn, criuProcesses, entries, liveUses, newestMtimeMs, removeTree, restoreUse } from './scan.js';
+
+/** One collection: what it found, and the removals it makes, reported as it goes. */
+class Sweep {
+  readonly report: GarbageReport = { removed: [], stoppedWorkloads: [], busy: [], freedBytes: 0 };
+  private readonly now = Date.now();
+
+  constructor(
+    private readonly layout: StoreLayout,
+    readonly input: GarbageInput,
+    readonly criu: readonly CriuProcess[],
+  ) {}
+
+  quietForMs = async (p: string) => this.now - (await newestMtimeMs(p));
+  busy = (p: string) => this.report.busy.push(path.relative(this.layout.root, p));
+
+  async remove(p: string, name = path.relative(this.layout.root, p)): Promise<void> {
+    this.report.freedBytes += await removeTree(p);
+    this.report.removed.push(name);
+    Context.current().heartbeat({ phase: 'collecting', removed: this.report.removed.length });
+  }
+
+  /** Removes `p` once it has been untouched for `maxAgeMs`; a path CRIU works in is busy. */
+  async removeWhenQuiet(p: string, maxAgeMs: number, criuInside?: CriuProcess): Promise<void> {
+    if (criuInside) this.busy(p);
+    else if ((await this.quietForMs(p)) >= maxAgeMs) await this.remove(p);
+  }
+}
+
+/** Deletes that stopped half-way, and dumps never committed. */
+async function sweepTrashAndTmp(layout: StoreLayout, sweep: Sweep): Promise<void> {
+  for (const entry of await entries(layout.trashDir())) await sweep.remove(path.join(layout.trashDir(), entry));
+  for (const entry of await entries(layout.tmpRoot())) {
+    const p = path.join(layout.tmpRoot(), entry);
+    await sweep.removeWhenQuiet(p, sweep.input.tmpMaxAgeMs, criuIn(sweep.criu, p));
+  }
+}
+
+/** Checkpoint directories without their marker: a commit that never finished. */
+async function sweepUncommitted(layout: StoreLayout, sweep: Sweep): Promise<void> {
+  for (const hash of (await entries(layout.root)).filter((e) => HASH_PATTERN.test(e))) {
+    const dir = layout.checkpointDir(hash);
+    if (await stat(layout.doneMarker(hash)).catch(() => null)) continue;
+    if (criuIn(sweep.criu, dir) || (await sweep.quietForMs(dir)) < sweep.input.tmpMaxAgeMs) continue;
+    // Out of place first, as a delete does: no reader may meet it half-removed.
+    const trashed = await trashCheckpoint(layout, hash);
+    if (trashed) await sweep.remove(trashed, hash);
+  }
+}
+
+/** Restore directories whose process is gone. */
+async function sweepRestores(layout: StoreLayout, sweep: Sweep): Promise<void> {
+  for (const hash of await entries(layout.restoresRoot())) {
+    const restores = path.join(layout.restoresRoot(), hash);
+    for (const restoreId of await entries(restores)) {
+      const dir = path.join(restores, restoreId);
+      if (await restoreUse(layout, hash, restoreId, sweep.criu)) sweep.busy(dir);
+      else await sweep.removeWhenQuiet(dir, sweep.input.runMaxAgeMs);
+    }
+    await rmdir(restores).catch(() => undefined);
+  }
+}
+
+/** Run directories of checkpoint workloads; one still running past `runMaxAgeMs` was left by a vanished agent. */
+async function sweepRuns(layout: StoreLayout, sweep: Sweep): Promise<void> {
+  for (const hash of (await entries(layout.runsRoot())).filter((e) => HASH_PATTERN.test(e))) {
+    const runDir = layout.runDir(hash);
+    // A restored copy reads its restore marker from the run directory of its checkpoint.
+    if ((await liveUses(layout, hash, sweep.criu)).length > 0) {
+      sweep.busy(runDir);
+      continue;
+    }
+    const recordFile = layout.workloadRecord(hash);
+    const record = await readRecord<WorkloadRecord>(recordFile).catch(() => null);
+    if (!record || !(await isRunning(record))) {
+      await sweep.removeWhenQuiet(runDir, sweep.input.runMaxAgeMs);
+    } else if ((await sweep.quietForMs(recordFile)) < sweep.input.runMaxAgeMs) {
+      sweep.busy(runDir);
+    } else {
+      await terminateGroup(record);
+      sweep.report.stoppedWorkloads.push(hash);
+      await sweep.remove(runDir);
+    }
+  }
+}
+
+/** Signal files of workloads that no longer run. */
+async function sweepSignals(layout: StoreLayout, sweep: Sweep): Promise<void> {
+  for (const entry of await entries(layout.signalsDir())) {
+    const hash = entry.replace(/\.done$/, '');
+    const record = HASH_PATTERN.test(hash) ? await readRecord<WorkloadRecord>(layout.workloadRecord(hash)).catch(() => null) : null;
+    if (record && (await isRunning(record))) continue;
+    await sweep.removeWhenQuiet(path.join(layout.signalsDir(), entry), sweep.input.tmpMaxAgeMs);
+  }
+}
 
 /**
  * Garbage collection on one node: what interrupted or abandoned steps left in the storage root.
@@ -22,75 +116,15 @@ import { type CriuProcess, criuIn, criuProcesses, entries, liveUses, newestMtime
  * Anything a live process uses is left alone and reported as busy.
  */
 export function garbageActivities(layout: StoreLayout) {
-  const at = (...segments: string[]) => path.join(layout.root, ...segments);
-
   return {
-    async collectGarbage({ tmpMaxAgeMs, runMaxAgeMs }: GarbageInput): Promise<GarbageReport> {
-      const ctx = Context.current();
-      const now = Date.now();
-      const criu = await criuProcesses();
-      const report: GarbageReport = { removed: [], stoppedWorkloads: [], busy: [], freedBytes: 0 };
-      const quietFor = async (p: string) => now - (await newestMtimeMs(p));
-      const remove = async (p: string) => {
-        report.freedBytes += await removeTree(p);
-        report.removed.push(path.relative(layout.root, p));
-        ctx.heartbeat({ phase: 'collecting', removed: report.removed.length });
-      };
-      const sweep = async (p: string, maxAgeMs: number, busy?: CriuProcess) => {
-        if (busy) report.busy.push(path.relative(layout.root, p));
-        else if ((await quietFor(p)) >= maxAgeMs) await remove(p);
-      };
-
-      for (const entry of await entries(at('.trash'))) await remove(at('.trash', entry));
-      for (const entry of await entries(at('.tmp'))) await sweep(at('.tmp', entry), tmpMaxAgeMs, criuIn(criu, at('.tmp', entry)));
-      for (const hash of (await entries(layout.root)).filter((e) => HASH_PATTERN.test(e))) {
-        if (await stat(layout.doneMarker(hash)).catch(() => null)) continue;
-        if (criuIn(criu, layout.checkpointDir(hash)) || (await quietFor(layout.checkpointDir(hash))) < tmpMaxAgeMs) continue;
-        // Out of place first, as a delete does: no reader may meet it half-removed.
-        await mkdir(at('.trash'), { recursive: true });
-        const trashed = at('.trash', `${hash}.${randomUUID().slice(0, 8)}`);
-        await rename(layout.checkpointDir(hash), trashed);
-        report.freedBytes += await removeTree(trashed);
-        report.removed.push(hash);
-      }
-      for (const hash of await entries(at('.restores'))) {
-        for (const restoreId of await entries(at('.restores', hash))) {
-          const dir = at('.restores', hash, restoreId);
-          if (await restoreUse(layout, hash, restoreId, criu)) report.busy.push(path.relative(layout.root, dir));
-          else await sweep(dir, runMaxAgeMs);
-        }
-        await rmdir(at('.restores', hash)).catch(() => undefined);
-      }
-      for (const hash of (await entries(at('.runs'))).filter((e) => HASH_PATTERN.test(e))) {
-        // A restored copy reads its restore marker from the run directory of its checkpoint.
-        if ((await liveUses(layout, hash, criu)).length > 0) {
-          report.busy.push(path.relative(layout.root, layout.runDir(hash)));
-          continue;
-        }
-        const recordFile = path.join(layout.runDir(hash), 'workload.json');
-        const record = await readRecord<WorkloadRecord>(recordFile).catch(() => null);
-        const recordAge = now - ((await stat(recordFile).catch(() => null))?.mtimeMs ?? 0);
-        if (record && (await isRunning(record))) {
-          if (recordAge < runMaxAgeMs) {
-            report.busy.push(path.relative(layout.root, layout.runDir(hash)));
-            continue;
-          }
-          await terminateGroup(record);
-          report.stoppedWorkloads.push(hash);
-          await remove(layout.runDir(hash));
-        } else {
-          await sweep(layout.runDir(hash), runMaxAgeMs);
-        }
-      }
-      for (const entry of await entries(layout.signalsDir())) {
-        const hash = entry.replace(/\.done$/, '');
-        const record = HASH_PATTERN.test(hash)
-          ? await readRecord<WorkloadRecord>(path.join(layout.runDir(hash), 'workload.json')).catch(() => null)
-          : null;
-        if (record && (await isRunning(record))) continue;
-        await sweep(path.join(layout.signalsDir(), entry), tmpMaxAgeMs);
-      }
-      return report;
+    async collectGarbage(input: GarbageInput): Promise<GarbageReport> {
+      const sweep = new Sweep(layout, input, await criuProcesses());
+      await sweepTrashAndTmp(layout, sweep);
+      await sweepUncommitted(layout, sweep);
+      await sweepRestores(layout, sweep);
+      await sweepRuns(layout, sweep);
+      await sweepSignals(layout, sweep);
+      return sweep.report;
     },
   };
 }

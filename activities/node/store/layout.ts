@@ -2,13 +2,41 @@ import path from 'node:path';
 import { CHECKPOINT_DONE_MARKER, IMAGES_DIR, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import { HASH_PATTERN } from '../../../contract/spec.js';
+import type { WorkloadContractFiles } from '../../../contract/types.js';
 
 const DUMP_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9-]{1,40}$/;
 
+/** The files a restore keeps in `.restores/<hash>/<restoreId>/`. */
+export interface RestoreFiles {
+  dir: string;
+  /** `restored.json`: the process the restore brought back (a RestoredRecord). */
+  record: string;
+  /** CRIU's --pidfile: the restored process's PID, written before the record. */
+  pidFile: string;
+  /** The restored process's fresh stdout and stderr. */
+  appLog: string;
+  /** CRIU's restore log (its --log-file inside its --work-dir, `dir`). */
+  criuLog: string;
+  /** The GPU state the restore thawed (gpu/). */
+  gpuRecord: string;
+}
+
+/** The files of a dump in `.tmp/<dumpId>/` while it is written, before the commit renames it into place. */
+export interface DumpFiles {
+  dir: string;
+  imagesDir: string;
+  /** CRIU's --work-dir, with its dump.log. */
+  logsDir: string;
+  criuLog: string;
+  /** `.tmp/<dumpId>.json`: written when CRIU finished, read by the commit. */
+  record: string;
+}
+
 /**
- * Where everything lives under the agent's storage root. Committed checkpoints sit at `<root>/<hash>`
- * (ChReK's layout); Torpor's own files use dot-directories, which no valid hash can name.
- * Every path is built from validated names and checked to stay inside the root.
+ * Where everything lives under the agent's storage root: every on-disk path of the agent comes from
+ * here. Committed checkpoints sit at `<root>/<hash>` (ChReK's layout); Torpor's own files use
+ * dot-directories, which no valid hash can name. Every path is built from validated names and
+ * checked to stay inside the root.
  */
 export class StoreLayout {
   constructor(
@@ -39,13 +67,50 @@ export class StoreLayout {
   dumpRecord(hash: string, dumpId: string): string {
     return `${this.tmpDir(hash, dumpId)}.json`;
   }
+  dumpFiles(hash: string, dumpId: string): DumpFiles {
+    const dir = this.tmpDir(hash, dumpId);
+    const logsDir = path.join(dir, 'logs');
+    return {
+      dir,
+      imagesDir: path.join(dir, IMAGES_DIR),
+      logsDir,
+      criuLog: path.join(logsDir, 'dump.log'),
+      record: this.dumpRecord(hash, dumpId),
+    };
+  }
   tmpRoot(): string {
     return this.inside('.tmp');
+  }
+  /** Checkpoints being deleted: renamed here in one step, then removed. */
+  trashDir(): string {
+    return this.inside('.trash');
   }
 
   /** Files of the checkpoint workload: ready file, log, process record, restore marker. */
   runDir(hash: string): string {
     return this.inside('.runs', checkHash(hash));
+  }
+  runsRoot(): string {
+    return this.inside('.runs');
+  }
+  /** The ChReK files of a local checkpoint workload: in its run directory, the signal file in the signal directory. */
+  workloadFiles(hash: string): WorkloadContractFiles {
+    const run = this.runDir(hash);
+    return {
+      readyFile: path.join(run, 'ready'),
+      signalFile: this.signalFile(hash),
+      restoreMarkerFile: path.join(run, 'restored'),
+      logFile: path.join(run, 'workload.log'),
+      location: this.checkpointDir(hash),
+    };
+  }
+  /** `.runs/<hash>/workload.json`: the checkpoint workload this agent started (a WorkloadRecord). */
+  workloadRecord(hash: string): string {
+    return path.join(this.runDir(hash), 'workload.json');
+  }
+  /** `.runs/<hash>/gpu.json`: the GPU state of the checkpoint workload (gpu/). */
+  workloadGpuRecord(hash: string): string {
+    return path.join(this.runDir(hash), 'gpu.json');
   }
   signalFile(hash: string): string {
     return path.join(this.signalsDir(), `${checkHash(hash)}.done`);
@@ -55,6 +120,24 @@ export class StoreLayout {
   }
   restoreDir(hash: string, restoreId: string): string {
     return this.inside('.restores', checkHash(hash), checkHash(restoreId));
+  }
+  /** `.restores/<hash>`: one directory per restore of that checkpoint. */
+  restoresOf(hash: string): string {
+    return this.inside('.restores', checkHash(hash));
+  }
+  restoresRoot(): string {
+    return this.inside('.restores');
+  }
+  restoreFiles(hash: string, restoreId: string): RestoreFiles {
+    const dir = this.restoreDir(hash, restoreId);
+    return {
+      dir,
+      record: path.join(dir, 'restored.json'),
+      pidFile: path.join(dir, 'pid'),
+      appLog: path.join(dir, 'app.log'),
+      criuLog: path.join(dir, 'restore.log'),
+      gpuRecord: path.join(dir, 'gpu.json'),
+    };
   }
 
   private inside(...segments: string[]): string {

@@ -1,6 +1,9 @@
+import { readFile } from 'node:fs/promises';
 import { torporFailure } from '../../../contract/failures.js';
 import { ESTABLISHED_POLICIES, NETWORK_LOCK_METHODS, type NetworkLockMethod, type NetworkPolicy } from '../../../contract/network.js';
 import type { CheckpointManifest, ManifestFile } from '../../../contract/types.js';
+import { pathExists } from './file-digests.js';
+import type { StoreLayout } from './layout.js';
 
 /** Compares files on disk with the manifest; returns what differs, empty when they match. */
 export function manifestMismatches(expected: ManifestFile[], actual: ManifestFile[]): string[] {
@@ -21,13 +24,28 @@ export function totalBytes(files: ManifestFile[]): number {
   return files.reduce((sum, f) => sum + f.sizeBytes, 0);
 }
 
-/** Reads a manifest written by this code; anything else is reported, not trusted. */
+/** Reads a manifest written by this code; anything else is refused as CheckpointCorrupt, not trusted. */
 export function parseManifest(text: string): CheckpointManifest {
-  const value = JSON.parse(text) as Partial<CheckpointManifest>;
+  let value: Partial<CheckpointManifest>;
+  try {
+    value = JSON.parse(text) as Partial<CheckpointManifest>;
+  } catch (err) {
+    throw torporFailure('CheckpointCorrupt', `manifest.json is not JSON: ${(err as Error).message}`);
+  }
   if (value.formatVersion !== 1 || typeof value.hash !== 'string' || !Array.isArray(value.files)) {
-    throw new Error('manifest.json is not a Torpor manifest (formatVersion 1)');
+    throw torporFailure('CheckpointCorrupt', 'manifest.json is not a Torpor manifest (formatVersion 1)');
   }
   return value as CheckpointManifest;
+}
+
+/**
+ * The manifest of committed checkpoint `hash`, or null while it is not committed (no
+ * checkpoint.done marker, or no manifest). A committed manifest that cannot be read is CheckpointCorrupt.
+ */
+export async function readCommitted(layout: StoreLayout, hash: string): Promise<CheckpointManifest | null> {
+  if (!(await pathExists(layout.doneMarker(hash)))) return null;
+  const text = await readFile(layout.manifestFile(hash), 'utf8').catch(() => null);
+  return text === null ? null : parseManifest(text);
 }
 
 /**

@@ -1,9 +1,8 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ChrekEnv } from '../../../contract/chrek.js';
 import type { CheckpointUse } from '../../../contract/types.js';
-import { identify, isRunning, readEnviron } from '../proc/identity.js';
-import type { StoreLayout } from './layout.js';
+import { carriesHash, identify, isRunning } from '../proc/identity.js';
+import type { RestoreFiles, StoreLayout } from './layout.js';
 import { type RestoredRecord, readRecord } from './run-records.js';
 
 /** A CRIU process and its arguments, to tell which directories it works in. */
@@ -43,7 +42,7 @@ export async function entries(dir: string): Promise<string[]> {
  */
 export async function liveUses(layout: StoreLayout, hash: string, criu: readonly CriuProcess[]): Promise<CheckpointUse[]> {
   const uses: CheckpointUse[] = [];
-  for (const restoreId of await entries(path.join(layout.root, '.restores', hash))) {
+  for (const restoreId of await entries(layout.restoresOf(hash))) {
     const use = await restoreUse(layout, hash, restoreId, criu);
     if (use) uses.push(use);
   }
@@ -54,21 +53,20 @@ export async function liveUses(layout: StoreLayout, hash: string, criu: readonly
 
 /** The live process of one restore directory, or null when nothing of it runs. */
 export async function restoreUse(layout: StoreLayout, hash: string, restoreId: string, criu: readonly CriuProcess[]) {
-  let dir: string;
+  let files: RestoreFiles;
   try {
-    dir = layout.restoreDir(hash, restoreId);
+    files = layout.restoreFiles(hash, restoreId);
   } catch {
     return null;
   }
-  const record = await readRecord<RestoredRecord>(path.join(dir, 'restored.json')).catch(() => null);
+  const record = await readRecord<RestoredRecord>(files.record).catch(() => null);
   if (record && (await isRunning(record))) return { restoreId, pid: record.pid, state: 'running' } satisfies CheckpointUse;
-  const busy = criuIn(criu, dir);
+  const busy = criuIn(criu, files.dir);
   if (busy) return { restoreId, pid: busy.pid, state: 'restoring' } satisfies CheckpointUse;
   if (record) return null;
-  const pid = Number((await readFile(path.join(dir, 'pid'), 'utf8').catch(() => '')).trim());
+  const pid = Number((await readFile(files.pidFile, 'utf8').catch(() => '')).trim());
   if (!Number.isInteger(pid) || pid <= 0 || (await identify(pid)) === null) return null;
-  const env = await readEnviron(pid).catch(() => ({}) as Record<string, string>);
-  return env[ChrekEnv.hash] === hash ? ({ restoreId, pid, state: 'running' } satisfies CheckpointUse) : null;
+  return (await carriesHash(pid, hash)) ? ({ restoreId, pid, state: 'running' } satisfies CheckpointUse) : null;
 }
 
 /** The newest modification time below `p` (itself included), in ms; 0 when it is gone. */

@@ -1,0 +1,65 @@
+import { readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { torporFailure } from '../../../contract/failures.js';
+import { type CgroupDir, cgroupDirs, parseCgroupMounts, parseProcCgroup } from './cgroups.js';
+import { requireContainer } from './runc.js';
+import { checkNamespace, checkPod, containerLabels } from './target-policy.js';
+import type { ContainerAgentConfig, ContainerLabels, RuncContainer } from './types.js';
+
+/** A running placeholder container the agent may restore into, with the cgroups it is in on this host. */
+export interface Placeholder extends RuncContainer {
+  labels: ContainerLabels;
+  cgroups: CgroupDir[];
+}
+
+/** Finds the placeholder through runc under this agent's root, and checks its pod before anything is written into it. */
+export async function resolvePlaceholder(config: ContainerAgentConfig, containerId: string): Promise<Placeholder> {
+  const container = await requireContainer(config, containerId, 'placeholder container');
+  const { id } = container;
+  const labels = containerLabels(container.annotations);
+  checkNamespace(`Placeholder ${id}`, labels, config.allowedNamespaces, id);
+  if (container.status !== 'running' || container.initPid <= 0) {
+    throw torporFailure(
+      'TargetNotAllowed',
+      `Placeholder ${id} is ${container.status}, not running: it must be waiting to be restored into`,
+    );
+  }
+  if (config.pods) checkPod(id, labels, await config.pods(labels.podNamespace, labels.podName), config.nodeName);
+  const membership = parseProcCgroup(await readFile(`/proc/${container.initPid}/cgroup`, 'utf8'));
+  const cgroups = cgroupDirs(membership, parseCgroupMounts(await readFile('/proc/self/mountinfo', 'utf8')));
+  if (cgroups.length === 0) {
+    throw torporFailure('TargetNotAllowed', `Cannot find the cgroups of placeholder ${id} on this host`, { containerId: id });
+  }
+  return { ...container, labels, cgroups };
+}
+
+function statusField(status: string, name: string): string | undefined {
+  return new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(status)?.[1];
+}
+
+export interface RestoredRoot {
+  /** The restored root process, as the host sees it and as the placeholder's own PID namespace sees it. */
+  hostPid: number;
+  placeholderPid: number;
+}
+
+/**
+ * The root of a tree restored into the placeholder: a child of the placeholder's init that lives
+ * in its own (nested) PID namespace, inside the placeholder's cgroup. Read from the kernel, so a
+ * repeated activity finds what an earlier attempt restored.
+ */
+export async function restoredRoot(placeholder: Placeholder): Promise<RestoredRoot | undefined> {
+  const init = placeholder.initPid;
+  const initNs = await readlink(`/proc/${init}/ns/pid`);
+  const initDepth = (statusField(await readFile(`/proc/${init}/status`, 'utf8'), 'NSpid') ?? '').split(/\s+/).length - 1;
+  const procs = await readFile(path.join(placeholder.cgroups[0]?.dir ?? '', 'cgroup.procs'), 'utf8');
+  for (const pid of procs.split('\n').filter(Boolean).map(Number)) {
+    if (pid === init) continue;
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const ns = await readlink(`/proc/${pid}/ns/pid`).catch(() => initNs);
+    if (ns === initNs || Number(statusField(status, 'PPid')) !== init) continue;
+    const nsPids = (statusField(status, 'NSpid') ?? '').split(/\s+/).map(Number);
+    return { hostPid: pid, placeholderPid: nsPids[initDepth] ?? pid };
+  }
+  return undefined;
+}
