@@ -22,7 +22,12 @@ describe('determinism guard: recorded histories replay against the current workf
     expect(recorded.map((r) => r.name)).toEqual([
       'checkpoint-created.json',
       'checkpoint-existing.json',
+      'checkpoint-kubernetes-created.json',
+      'checkpoint-kubernetes-pull-failed-compensated.json',
+      'checkpoint-kubernetes-unpatched-created.json',
       'checkpoint-not-ready-compensated.json',
+      'restore-kubernetes-ready.json',
+      'restore-kubernetes-unpatched-ready.json',
       'restore-not-found.json',
       'restore-ready.json',
     ]);

@@ -1,26 +1,50 @@
+import { patched } from '@temporalio/workflow';
 import { torporFailure } from '../contract/failures.js';
-import type { CheckpointSpec } from '../contract/spec.js';
-import { clusterActivities, type nodeActivities } from './activity-policies.js';
+import type { PodPlacement } from '../contract/kubernetes.js';
+import { type CheckpointSpec, establishedPolicy } from '../contract/spec.js';
+import { clusterActivities, KUBERNETES_CONTAINER_STEPS, type nodeActivities } from './activity-policies.js';
+
+type NodeAgent = ReturnType<typeof nodeActivities>;
 
 /**
- * The only steps that differ between runtimes: how the checkpoint workload is started, when it is
- * ready, when it has exited, and how it is removed. Everything node-side is the same.
+ * The steps of a checkpoint that differ between runtimes: how the workload is started, when it is
+ * ready, when it has exited, and how it is removed; what the node agent does to it once it is ready
+ * comes from `waitReady`. Committing and the GPU steps are the same everywhere.
  */
 export interface CheckpointWorkload {
   start(): Promise<unknown>;
-  waitReady(): Promise<unknown>;
+  /** Waits until the app has initialized; the answer holds the node steps on what is now running. */
+  waitReady(): Promise<ReadyWorkload>;
   /** True when it exited by itself after the signal; false when it had to be stopped. */
   waitExit(): Promise<boolean>;
   /** Stops it if still running and removes what it left (also its compensation). */
   remove(): Promise<unknown>;
 }
 
+/** The node agent's steps on a ready workload. */
+export interface ReadyWorkload {
+  /** Whether its GPU state is frozen before the dump and thawed after; when not, the manifest records no GPU. */
+  readonly freezesGpu: boolean;
+  /** Dumps it into the temporary dump `dumpId`. */
+  dump(dumpId: string): Promise<{ imageBytes: number; dumpMs: number }>;
+  /** Tells the app to exit. */
+  signal(): Promise<unknown>;
+}
+
+/** The request's runtime. */
+export function checkpointWorkload(spec: CheckpointSpec, agent: NodeAgent): CheckpointWorkload {
+  return spec.runtime === 'kubernetes' ? kubernetesCheckpointWorkload(spec, agent) : localCheckpointWorkload(spec, agent);
+}
+
 /** `local`: a process the node agent starts on its own host. */
-export function localCheckpointWorkload(spec: CheckpointSpec, agent: ReturnType<typeof nodeActivities>): CheckpointWorkload {
+function localCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): CheckpointWorkload {
   const { hash } = spec;
   return {
     start: () => agent.quick.startWorkload({ hash, workload: spec.workload }),
-    waitReady: () => agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs }),
+    async waitReady() {
+      await agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs });
+      return processSteps(spec, agent);
+    },
     async waitExit() {
       const exit = await agent.wait(spec.exitTimeoutMs).waitWorkloadExit({ hash, timeoutMs: spec.exitTimeoutMs });
       if (!exit.exited) await agent.quick.stopWorkload({ hash });
@@ -31,7 +55,7 @@ export function localCheckpointWorkload(spec: CheckpointSpec, agent: ReturnType<
 }
 
 /** `kubernetes`: ChReK's checkpoint Job, pinned to the request's node, created by the control worker. */
-export function kubernetesCheckpointWorkload(spec: CheckpointSpec): CheckpointWorkload {
+function kubernetesCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): CheckpointWorkload {
   const { hash, node } = spec;
   const section = spec.kubernetes;
   if (section === undefined) throw torporFailure('InvalidSpec', 'kubernetes is required for the kubernetes runtime');
@@ -45,12 +69,40 @@ export function kubernetesCheckpointWorkload(spec: CheckpointSpec): CheckpointWo
       if (pod.nodeName !== node) {
         throw torporFailure('TargetNotAllowed', `Checkpoint pod ${namespace}/${pod.podName} runs on ${pod.nodeName}, not on ${node}`);
       }
-      return pod;
+      // Histories from before the patch dumped the pod's process as the local runtime does.
+      return patched(KUBERNETES_CONTAINER_STEPS) ? containerSteps(spec, agent, pod) : processSteps(spec, agent);
     },
     async waitExit() {
       const exit = await cluster.wait(spec.exitTimeoutMs).waitForCheckpointPodExit({ hash, namespace, timeoutMs: spec.exitTimeoutMs });
       return exit.exited;
     },
     remove: () => cluster.quick.deleteCheckpointJob({ hash, namespace }),
+  };
+}
+
+/** A process tree the agent dumps with CRIU and signals through the workload's signal file. */
+function processSteps(spec: CheckpointSpec, agent: NodeAgent): ReadyWorkload {
+  const { hash } = spec;
+  const established = establishedPolicy(spec);
+  return {
+    freezesGpu: true,
+    async dump(dumpId) {
+      const { imageBytes, criuMs } = await agent.heavy.dumpWorkload({ hash, dumpId, established });
+      return { imageBytes, dumpMs: criuMs };
+    },
+    signal: () => agent.quick.signalWorkload({ hash }),
+  };
+}
+
+/**
+ * The pod's container, which the agent finds from the ID in the pod's status and signals through
+ * the file the Job waits for. Its GPU state is not handled yet, so the manifest records none.
+ */
+function containerSteps(spec: CheckpointSpec, agent: NodeAgent, pod: PodPlacement): ReadyWorkload {
+  const { hash, node } = spec;
+  return {
+    freezesGpu: false,
+    dump: (dumpId) => agent.heavy.dumpContainer({ containerId: pod.containerId, hash, dumpId, nodeName: node, workload: spec.workload }),
+    signal: () => agent.quick.signalCheckpointPod({ hash }),
   };
 }

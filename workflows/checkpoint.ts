@@ -1,10 +1,9 @@
-import { patched, uuid4 } from '@temporalio/workflow';
+import { uuid4 } from '@temporalio/workflow';
 import type { GpuFreezeResult } from '../contract/gpu-types.js';
-import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointRequest, establishedPolicy, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointResult } from '../contract/types.js';
-import { KUBERNETES_CONTAINER_STEPS, nodeActivities } from './activity-policies.js';
-import { kubernetesCheckpointWorkload, localCheckpointWorkload } from './checkpoint-workloads.js';
+import { nodeActivities } from './activity-policies.js';
+import { checkpointWorkload } from './checkpoint-workloads.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
@@ -21,7 +20,7 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
   // keep: the dump ends the original while its connections stay locked for the restore to take over.
   const established = establishedPolicy(spec);
   const agent = nodeActivities(node, spec.agentTimeoutMs);
-  const workload = spec.runtime === 'kubernetes' ? kubernetesCheckpointWorkload(spec) : localCheckpointWorkload(spec, agent);
+  const workload = checkpointWorkload(spec, agent);
   tracker.identify(hash, node);
   const undo = new Compensations();
   try {
@@ -36,26 +35,15 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     const ready = await tracker.step('waiting-ready', () => workload.waitReady());
     const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
 
-    // kubernetes: the node steps work on the pod's container, which the agent finds from the ID in
-    // the pod's status; its GPU state is not handled yet.
-    const pod = spec.runtime === 'kubernetes' && patched(KUBERNETES_CONTAINER_STEPS) ? (ready as PodPlacement) : undefined;
-
     let frozen: GpuFreezeResult | undefined;
-    if (!pod) {
+    if (ready.freezesGpu) {
       undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
       frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
     }
 
     const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
-    const dump = await tracker.step('dumping', async () => {
-      if (!pod) {
-        const { imageBytes, criuMs } = await agent.heavy.dumpWorkload({ hash, dumpId, established });
-        return { imageBytes, dumpMs: criuMs };
-      }
-      const { containerId } = pod;
-      return agent.heavy.dumpContainer({ containerId, hash, dumpId, nodeName: node, workload: spec.workload });
-    });
+    const dump = await tracker.step('dumping', () => ready.dump(dumpId));
     tracker.progress.bytesWritten = dump.imageBytes;
     const manifest = await tracker.step('committing', () =>
       agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.dumpMs, gpu: frozen?.gpu ?? null }),
@@ -64,7 +52,7 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     // `keep` dump has ended it already.
     if (frozen && frozen.after !== 'none' && established !== 'keep') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
 
-    await tracker.step('signalling', () => (pod ? agent.quick.signalCheckpointPod({ hash }) : agent.quick.signalWorkload({ hash })));
+    await tracker.step('signalling', () => ready.signal());
     const exited = await tracker.step('waiting-exit', () => workload.waitExit());
     await workload.remove();
     tracker.set('done');

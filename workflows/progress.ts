@@ -37,3 +37,5 @@ export function trackProgress() {
     set: enter,
   };
 }
+
+export type ProgressTracker = ReturnType<typeof trackProgress>;

@@ -1,11 +1,10 @@
-import { patched } from '@temporalio/workflow';
-import type { PodPlacement } from '../contract/kubernetes.js';
 import { parseRestoreRequest, type RestoreRequest } from '../contract/spec.js';
 import type { RestoreResult } from '../contract/types.js';
-import { clusterActivities, KUBERNETES_CONTAINER_STEPS, nodeActivities } from './activity-policies.js';
+import { nodeActivities } from './activity-policies.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
+import { restoreWorkload } from './restore-workloads.js';
 
 /**
  * restore: validate → verify the checkpoint (marker + checksums) → check the node's GPUs
@@ -19,46 +18,17 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   tracker.identify(hash, node);
   const undo = new Compensations();
+  const workload = restoreWorkload(spec, agent, { tracker, undo });
   try {
     const verified = await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
     tracker.progress.bytesWritten = verified.verifiedBytes;
     const gpu = verified.manifest.gpu ?? null;
     await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu }));
-    const placeholder = spec.kubernetes && {
-      cluster: clusterActivities(spec.agentTimeoutMs),
-      namespace: spec.kubernetes.namespace,
-      kubernetes: { ...spec.kubernetes, node, command: spec.workload?.command ?? [], env: spec.workload?.env ?? {} },
-    };
-    let pod: PodPlacement | undefined;
-    if (placeholder) {
-      // kubernetes: the placeholder pod (same image, this node) is what the process is restored into.
-      const { cluster, namespace, kubernetes } = placeholder;
-      undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace }));
-      await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes }));
-      pod = await tracker.step('waiting-ready', () =>
-        cluster
-          .wait(spec.readyTimeoutMs)
-          .waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until: 'running' }),
-      );
-    }
-    // kubernetes: the tree goes into the placeholder's container; deleting the pod (above) undoes it.
-    const intoContainer = pod !== undefined && patched(KUBERNETES_CONTAINER_STEPS);
-    if (!intoContainer) undo.add('stop the restored process', () => agent.quick.stopRestored({ hash, restoreId }));
-    const restored = await tracker.step('restoring', async () => {
-      if (!intoContainer || !pod) return agent.heavy.restoreCheckpoint({ hash, restoreId });
-      const placeholderContainerId = pod.containerId;
-      const into = await agent.heavy.restoreIntoPlaceholder({ hash, placeholderContainerId, nodeName: node });
-      return { pid: into.hostPid, logFile: '', criuMs: into.restoreMs };
-    });
+    const target = await workload.prepareTarget();
+    const restored = await target.restore();
     // The restored app blocks in its first CUDA call until its GPU state is back.
     if (gpu) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, restoreId }));
-    await tracker.step<unknown>('waiting-restored-ready', () =>
-      placeholder
-        ? placeholder.cluster
-            .wait(spec.readyTimeoutMs)
-            .waitForRestorePod({ hash, restoreId, namespace: placeholder.namespace, timeoutMs: spec.readyTimeoutMs, until: 'ready' })
-        : agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
-    );
+    await tracker.step('waiting-restored-ready', () => target.waitReady());
     tracker.set('done');
     return {
       hash,

@@ -9,11 +9,12 @@ import { clusterActivities } from '../../activities/cluster/index.js';
 import { checkpointJobName, HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import type { NodeActivities } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
-import { nodeTaskQueue } from '../../contract/naming.js';
+import { checkpointWorkflowId, nodeTaskQueue, restoreWorkflowId } from '../../contract/naming.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 import { createControlWorker } from '../../workers/control.js';
 import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
+import { recordHistory } from '../support/record-history.js';
 import { TestKubelet } from '../support/test-kubelet.js';
 
 // Real Temporal and a real Kubernetes control plane. The node steps (CRIU inside containers) are
@@ -24,6 +25,7 @@ const NS = 'ml';
 let cluster: KubeCluster;
 let kubelet: TestKubelet;
 let core: CoreV1Api;
+let client: Client;
 let torpor: TorporClient;
 const workers: Worker[] = [];
 const running: Promise<void>[] = [];
@@ -143,7 +145,8 @@ beforeAll(async () => {
   const { Worker: W } = await import('@temporalio/worker');
   workers.push(await W.create({ connection, namespace: 'default', taskQueue: nodeTaskQueue(NODE), activities: fakeNodeActivities() }));
   for (const w of workers) running.push(w.run());
-  torpor = new TorporClient(new Client({ connection: await Connection.connect({ address }) }));
+  client = new Client({ connection: await Connection.connect({ address }) });
+  torpor = new TorporClient(client);
   void kubeletLoop();
 }, 180_000);
 afterAll(async () => {
@@ -181,6 +184,7 @@ describe('workflows in kubernetes mode', () => {
     expect(containerIds).toHaveLength(1);
     expect(containerIds[0]).toMatch(/^containerd:\/\/[0-9a-f]+$/);
     expect(await jobGone('k8s-ckpt-1')).toBe(true);
+    await recordHistory(client.workflow.getHandle(checkpointWorkflowId('k8s-ckpt-1')), 'checkpoint-kubernetes-created');
   });
 
   it("restores into a placeholder pod on the checkpoint's node, which ends Ready", async () => {
@@ -201,6 +205,7 @@ describe('workflows in kubernetes mode', () => {
     expect(containerIds[0]).toMatch(/^containerd:\/\//);
     const pods: V1Pod[] = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'torpor.dev/restore-id=r1' })).items;
     expect(pods.map((p) => [p.spec?.nodeName, p.status?.conditions?.find((c) => c.type === 'Ready')?.status])).toEqual([[NODE, 'True']]);
+    await recordHistory(client.workflow.getHandle(restoreWorkflowId('k8s-ckpt-1', 'r1')), 'restore-kubernetes-ready');
   });
 
   it('fails a pod whose image cannot be pulled with the event text, and deletes its Job', async () => {
@@ -210,6 +215,7 @@ describe('workflows in kubernetes mode', () => {
     await kubelet.failImagePull(pod, 'Back-off pulling image "registry.example/missing:9"');
     await expect(run).rejects.toMatchObject({ type: 'WorkloadStartFailed', message: expect.stringContaining('Back-off pulling image') });
     expect(await jobGone(hash)).toBe(true);
+    await recordHistory(client.workflow.getHandle(checkpointWorkflowId(hash)), 'checkpoint-kubernetes-pull-failed-compensated');
   });
 
   it('refuses a namespace the control worker may not use, before creating anything', async () => {
