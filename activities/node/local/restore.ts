@@ -17,16 +17,22 @@ import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
 import { probeOnce } from './readiness.js';
 
-export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
-  async function requireRecord({ hash, restoreId }: RestoreInput): Promise<RestoredRecord> {
-    const record = await readRecord<RestoredRecord>(layout.restoreFiles(hash, restoreId).record);
+/** Local restores: CRIU brings the process back on this host, with its PID. */
+class LocalRestores {
+  constructor(
+    private readonly config: NodeAgentConfig,
+    private readonly layout: StoreLayout,
+  ) {}
+
+  private async requireRecord({ hash, restoreId }: RestoreInput): Promise<RestoredRecord> {
+    const record = await readRecord<RestoredRecord>(this.layout.restoreFiles(hash, restoreId).record);
     if (record === null) throw torporFailure('TargetNotAllowed', `Restore ${restoreId} of ${hash} was not made by this agent`);
     return record;
   }
 
   /** CRIU wrote its pidfile, so the process it names is ours once its environment shows the hash. */
-  async function adoptRestored(input: RestoreInput, logFile: string, criuMs: number): Promise<RestoredRecord> {
-    const files = layout.restoreFiles(input.hash, input.restoreId);
+  private async adoptRestored(input: RestoreInput, logFile: string, criuMs: number): Promise<RestoredRecord> {
+    const files = this.layout.restoreFiles(input.hash, input.restoreId);
     const pid = Number((await readFile(files.pidFile, 'utf8')).trim());
     const id = await identify(pid);
     if (id === null || !(await carriesHash(pid, input.hash))) {
@@ -38,9 +44,9 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
   }
 
   /** The committed checkpoint, once its PID is free: a local restore keeps the checkpointed PID. */
-  async function restorable(hash: string): Promise<CheckpointManifest> {
-    const manifest = await readCommitted(layout, hash);
-    if (manifest === null) throw torporFailure('CheckpointNotFound', `No committed checkpoint ${hash} on node ${config.nodeName}`);
+  private async restorable(hash: string): Promise<CheckpointManifest> {
+    const manifest = await readCommitted(this.layout, hash);
+    if (manifest === null) throw torporFailure('CheckpointNotFound', `No committed checkpoint ${hash} on node ${this.config.nodeName}`);
     const { pid } = manifest.process;
     const holder = await readProcStat(pid);
     if (holder?.state === 'Z') {
@@ -56,17 +62,17 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
   }
 
   /** Runs CRIU restore, detached, with a fresh log for the process; undoes the marker and pidfile on failure. */
-  async function runRestore(manifest: CheckpointManifest, files: RestoreFiles, marker: string): Promise<number> {
+  private async runRestore(manifest: CheckpointManifest, files: RestoreFiles, marker: string): Promise<number> {
     const log = await open(files.appLog, 'a');
     const args = criuRestoreArgs({
-      imagesDir: layout.imagesDir(manifest.hash),
+      imagesDir: this.layout.imagesDir(manifest.hash),
       workDir: files.dir,
       pidFile: files.pidFile,
       inherit: [{ fd: 3, dumpedPath: manifest.contract.logFile }],
-      network: restoreNetworkPolicy(manifest, config),
-      extra: config.extraRestoreArgs,
+      network: restoreNetworkPolicy(manifest, this.config),
+      extra: this.config.extraRestoreArgs,
     });
-    const run = await runCriu(config.criuPath, args, {
+    const run = await runCriu(this.config.criuPath, args, {
       logFile: files.criuLog,
       extraFds: [log.fd],
       orphanRestoredTree: true,
@@ -80,65 +86,72 @@ export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) 
     return run.durationMs;
   }
 
+  /**
+   * Restores a committed checkpoint with CRIU, detached: writes the restore marker where the app
+   * looks for it first (ChReK's restore-entrypoint order), and gives the process a fresh log.
+   * A retry after CRIU succeeded adopts the restored process instead of restoring twice.
+   */
+  async restore(input: RestoreInput): Promise<RestoredProcess> {
+    const { hash, restoreId } = input;
+    const files = this.layout.restoreFiles(hash, restoreId);
+    const logFile = files.appLog;
+    const previous = await readRecord<RestoredRecord>(files.record);
+    if (previous && (await isRunning(previous))) return { pid: previous.pid, logFile, criuMs: previous.criuMs };
+    if (await stat(files.pidFile).catch(() => null)) return this.adoptRestored(input, logFile, 0);
+    await killStrayCriu(files.dir);
+
+    const manifest = await this.restorable(hash);
+    await mkdir(files.dir, { recursive: true });
+    const marker = manifest.contract.restoreMarkerFile;
+    await mkdir(path.dirname(marker), { recursive: true });
+    await rm(manifest.contract.signalFile, { force: true });
+    await writeFileAtomic(marker, `${restoreId}\n`);
+    const criuMs = await this.runRestore(manifest, files, marker);
+    const record = await this.adoptRestored(input, logFile, criuMs);
+    return { pid: record.pid, logFile, criuMs };
+  }
+
+  /** Waits until the restored process passes its readiness probe, heartbeating; fails if it exits. */
+  async waitReady(input: RestoredReadyInput): Promise<WaitedFor> {
+    // The agent checks the probe itself: an http probe must stay on its own loopback.
+    const readiness = parseOrReject(readinessSchema, input.readiness, 'readiness probe');
+    const record = await this.requireRecord(input);
+    const { waitedMs } = await pollUntil(
+      'waiting-restored-ready',
+      input.timeoutMs,
+      async () => {
+        if (!(await isRunning(record))) {
+          const tail = await logTail(record.logFile);
+          throw torporFailure('WorkloadExited', `Restored ${input.hash} (pid ${record.pid}) exited. Log tail:\n${tail}`);
+        }
+        return (await probeOnce(readiness)) ? true : undefined;
+      },
+      async () => {
+        throw torporFailure('WorkloadNotReady', `Restored ${input.hash} did not pass its readiness probe within ${input.timeoutMs} ms`);
+      },
+    );
+    return { waitedMs };
+  }
+
+  /** Stops a restored process (compensation, or a caller's stop). Already gone is success. */
+  async stop(input: RestoreInput): Promise<{ stopped: boolean }> {
+    // CRIU may have restored before the record was written: then its pidfile names the process.
+    const record =
+      (await readRecord<RestoredRecord>(this.layout.restoreFiles(input.hash, input.restoreId).record)) ??
+      (await this.adoptRestored(input, '', 0).catch(() => null));
+    const stopped = record !== null && (await terminateGroup(record));
+    // The marker told that copy it was restored; a later copy gets a fresh one from its own restore.
+    const manifest = await readCommitted(this.layout, input.hash).catch(() => null);
+    if (manifest) await rm(manifest.contract.restoreMarkerFile, { force: true });
+    return { stopped };
+  }
+}
+
+export function restoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
+  const restores = new LocalRestores(config, layout);
   return {
-    /**
-     * Restores a committed checkpoint with CRIU, detached: writes the restore marker where the app
-     * looks for it first (ChReK's restore-entrypoint order), and gives the process a fresh log.
-     * A retry after CRIU succeeded adopts the restored process instead of restoring twice.
-     */
-    async restoreCheckpoint(input: RestoreInput): Promise<RestoredProcess> {
-      const { hash, restoreId } = input;
-      const files = layout.restoreFiles(hash, restoreId);
-      const logFile = files.appLog;
-      const previous = await readRecord<RestoredRecord>(files.record);
-      if (previous && (await isRunning(previous))) return { pid: previous.pid, logFile, criuMs: previous.criuMs };
-      if (await stat(files.pidFile).catch(() => null)) return adoptRestored(input, logFile, 0);
-      await killStrayCriu(files.dir);
-
-      const manifest = await restorable(hash);
-      await mkdir(files.dir, { recursive: true });
-      const marker = manifest.contract.restoreMarkerFile;
-      await mkdir(path.dirname(marker), { recursive: true });
-      await rm(manifest.contract.signalFile, { force: true });
-      await writeFileAtomic(marker, `${restoreId}\n`);
-      const criuMs = await runRestore(manifest, files, marker);
-      const record = await adoptRestored(input, logFile, criuMs);
-      return { pid: record.pid, logFile, criuMs };
-    },
-
-    /** Waits until the restored process passes its readiness probe, heartbeating; fails if it exits. */
-    async waitRestoredReady(input: RestoredReadyInput): Promise<WaitedFor> {
-      // The agent checks the probe itself: an http probe must stay on its own loopback.
-      const readiness = parseOrReject(readinessSchema, input.readiness, 'readiness probe');
-      const record = await requireRecord(input);
-      const { waitedMs } = await pollUntil(
-        'waiting-restored-ready',
-        input.timeoutMs,
-        async () => {
-          if (!(await isRunning(record))) {
-            const tail = await logTail(record.logFile);
-            throw torporFailure('WorkloadExited', `Restored ${input.hash} (pid ${record.pid}) exited. Log tail:\n${tail}`);
-          }
-          return (await probeOnce(readiness)) ? true : undefined;
-        },
-        async () => {
-          throw torporFailure('WorkloadNotReady', `Restored ${input.hash} did not pass its readiness probe within ${input.timeoutMs} ms`);
-        },
-      );
-      return { waitedMs };
-    },
-
-    /** Stops a restored process (compensation, or a caller's stop). Already gone is success. */
-    async stopRestored(input: RestoreInput): Promise<{ stopped: boolean }> {
-      // CRIU may have restored before the record was written: then its pidfile names the process.
-      const record =
-        (await readRecord<RestoredRecord>(layout.restoreFiles(input.hash, input.restoreId).record)) ??
-        (await adoptRestored(input, '', 0).catch(() => null));
-      const stopped = record !== null && (await terminateGroup(record));
-      // The marker told that copy it was restored; a later copy gets a fresh one from its own restore.
-      const manifest = await readCommitted(layout, input.hash).catch(() => null);
-      if (manifest) await rm(manifest.contract.restoreMarkerFile, { force: true });
-      return { stopped };
-    },
+    restoreCheckpoint: (input: RestoreInput) => restores.restore(input),
+    waitRestoredReady: (input: RestoredReadyInput) => restores.waitReady(input),
+    stopRestored: (input: RestoreInput) => restores.stop(input),
   };
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
-import type { CheckpointManifest, CommitInput, HashInput, VerifiedCheckpoint } from '../../../contract/types.js';
+import type { CheckpointManifest, CommitInput, HashInput, ManifestFile, VerifiedCheckpoint } from '../../../contract/types.js';
 import type { NodeAgentConfig } from '../agent-config.js';
 import { byteHeartbeat } from '../heartbeat.js';
 import { digestFiles, fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
@@ -19,15 +19,47 @@ async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase
   return { problems: manifestMismatches(manifest.files, actual), bytes: beat.bytes };
 }
 
-export function checkpointStoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
+/** The manifest of a finished dump: what it is, every file's size and sha256, tools and timings. */
+export function buildManifest(
+  input: CommitInput,
+  dump: DumpRecord,
+  files: ManifestFile[],
+  node: { nodeName: string; torporVersion: string; kernel: string; nodeVersion: string; createdAt: string; commitMs: number },
+): CheckpointManifest {
+  return {
+    formatVersion: 1,
+    hash: input.hash,
+    node: node.nodeName,
+    runtime: dump.runtime ?? 'local',
+    createdAt: node.createdAt,
+    workload: dump.workload,
+    contract: dump.contract,
+    process: { pid: dump.pid },
+    files,
+    totalBytes: totalBytes(files),
+    tools: { criu: dump.criuVersion, kernel: node.kernel, node: node.nodeVersion, torpor: node.torporVersion },
+    timings: { startToReadyMs: input.startToReadyMs, dumpMs: input.dumpMs, commitMs: node.commitMs },
+    criu: { dumpArgs: dump.criuArgs },
+    gpu: input.gpu,
+    network: dump.network,
+  };
+}
+
+/** Commit, find and verify: the steps that make a dump a checkpoint and check one before use. */
+class CheckpointStore {
+  constructor(
+    private readonly config: NodeAgentConfig,
+    private readonly layout: StoreLayout,
+  ) {}
+
   /** A rename that crashed before its marker: finish it if the files are intact, else remove it. */
-  async function finishInterruptedCommit(hash: string): Promise<CheckpointManifest | null> {
-    const dir = layout.checkpointDir(hash);
+  private async finishInterruptedCommit(hash: string): Promise<CheckpointManifest | null> {
+    const dir = this.layout.checkpointDir(hash);
     if (!(await pathExists(dir))) return null;
     try {
-      const manifest = parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
+      const manifest = parseManifest(await readFile(this.layout.manifestFile(hash), 'utf8'));
       if ((await mismatchesOnDisk(dir, manifest, 'rechecking')).problems.length === 0) {
-        await writeFileAtomic(layout.doneMarker(hash), `${manifest.createdAt}\n`);
+        await writeFileAtomic(this.layout.doneMarker(hash), `${manifest.createdAt}\n`);
         return manifest;
       }
     } catch {
@@ -37,91 +69,86 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
     return null;
   }
 
+  /**
+   * Turns a finished dump into a committed checkpoint: digests, manifest, atomic rename, marker last.
+   * Idempotent: a second call for a committed hash returns the committed manifest.
+   */
+  async commit(input: CommitInput): Promise<CheckpointManifest> {
+    const { config, layout } = this;
+    const started = Date.now();
+    const committed = (await readCommitted(layout, input.hash)) ?? (await this.finishInterruptedCommit(input.hash));
+    if (committed) return committed;
+    const tmp = layout.tmpDir(input.hash, input.dumpId);
+    const dump = await readRecord<DumpRecord>(layout.dumpRecord(input.hash, input.dumpId));
+    if (dump === null) {
+      throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
+    }
+    const beat = byteHeartbeat('committing');
+    const files = await digestFiles(
+      tmp,
+      (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE),
+      beat.add,
+    );
+    const manifest = buildManifest(input, dump, files, {
+      nodeName: config.nodeName,
+      torporVersion: config.torporVersion,
+      kernel: os.release(),
+      nodeVersion: process.version,
+      createdAt: new Date().toISOString(),
+      commitMs: Date.now() - started,
+    });
+    const manifestPath = path.join(tmp, MANIFEST_FILE);
+    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+    await fsyncPath(manifestPath);
+    await rename(tmp, layout.checkpointDir(input.hash));
+    await fsyncPath(config.storageRoot);
+    await writeFileAtomic(layout.doneMarker(input.hash), `${manifest.createdAt}\n`);
+    await removeRecord(layout.dumpRecord(input.hash, input.dumpId));
+    return manifest;
+  }
+
+  /** Removes a dump that was never committed. Already gone is success. */
+  async discard(input: { hash: string; dumpId: string }): Promise<void> {
+    await rm(this.layout.tmpDir(input.hash, input.dumpId), { recursive: true, force: true });
+    await removeRecord(this.layout.dumpRecord(input.hash, input.dumpId));
+  }
+
+  /** Checks the marker and every file's size and sha256 before anything is restored from it. */
+  async verify({ hash }: HashInput): Promise<VerifiedCheckpoint> {
+    const started = Date.now();
+    const dir = this.layout.checkpointDir(hash);
+    if (!(await pathExists(dir))) {
+      throw torporFailure('CheckpointNotFound', `No checkpoint ${hash} on node ${this.config.nodeName}`);
+    }
+    if (!(await pathExists(this.layout.doneMarker(hash)))) {
+      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
+    }
+    let manifest: CheckpointManifest;
+    try {
+      manifest = parseManifest(await readFile(this.layout.manifestFile(hash), 'utf8'));
+    } catch (err) {
+      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has an unreadable manifest: ${(err as Error).message}`);
+    }
+    if (manifest.hash !== hash) {
+      throw torporFailure('CheckpointCorrupt', `Checkpoint directory ${hash} holds the manifest of ${manifest.hash}`);
+    }
+    const { problems, bytes } = await mismatchesOnDisk(dir, manifest, 'verifying');
+    if (problems.length > 0) {
+      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`, {
+        problems,
+      });
+    }
+    return { manifest, verifiedBytes: bytes, verifyMs: Date.now() - started };
+  }
+}
+
+export function checkpointStoreActivities(config: NodeAgentConfig, layout: StoreLayout) {
+  const store = new CheckpointStore(config, layout);
   return {
     /** The committed checkpoint for `hash`, or null. Never returns one without its marker. */
-    async findCheckpoint({ hash }: HashInput): Promise<CheckpointManifest | null> {
-      return readCommitted(layout, hash);
-    },
-
-    /**
-     * Turns a finished dump into a committed checkpoint: digests, manifest, atomic rename, marker last.
-     * Idempotent: a second call for a committed hash returns the committed manifest.
-     */
-    async commitCheckpoint(input: CommitInput): Promise<CheckpointManifest> {
-      const started = Date.now();
-      const committed = (await readCommitted(layout, input.hash)) ?? (await finishInterruptedCommit(input.hash));
-      if (committed) return committed;
-      const tmp = layout.tmpDir(input.hash, input.dumpId);
-      const dump = await readRecord<DumpRecord>(layout.dumpRecord(input.hash, input.dumpId));
-      if (dump === null) {
-        throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
-      }
-      const beat = byteHeartbeat('committing');
-      const files = await digestFiles(
-        tmp,
-        (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE),
-        beat.add,
-      );
-      const manifest: CheckpointManifest = {
-        formatVersion: 1,
-        hash: input.hash,
-        node: config.nodeName,
-        runtime: dump.runtime ?? 'local',
-        createdAt: new Date().toISOString(),
-        workload: dump.workload,
-        contract: dump.contract,
-        process: { pid: dump.pid },
-        files,
-        totalBytes: totalBytes(files),
-        tools: { criu: dump.criuVersion, kernel: os.release(), node: process.version, torpor: config.torporVersion },
-        timings: { startToReadyMs: input.startToReadyMs, dumpMs: input.dumpMs, commitMs: 0 },
-        criu: { dumpArgs: dump.criuArgs },
-        gpu: input.gpu,
-        network: dump.network,
-      };
-      manifest.timings.commitMs = Date.now() - started;
-      const manifestPath = path.join(tmp, MANIFEST_FILE);
-      await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-      await fsyncPath(manifestPath);
-      await rename(tmp, layout.checkpointDir(input.hash));
-      await fsyncPath(config.storageRoot);
-      await writeFileAtomic(layout.doneMarker(input.hash), `${manifest.createdAt}\n`);
-      await removeRecord(layout.dumpRecord(input.hash, input.dumpId));
-      return manifest;
-    },
-
-    /** Removes a dump that was never committed. Already gone is success. */
-    async discardDump(input: { hash: string; dumpId: string }): Promise<void> {
-      await rm(layout.tmpDir(input.hash, input.dumpId), { recursive: true, force: true });
-      await removeRecord(layout.dumpRecord(input.hash, input.dumpId));
-    },
-
-    /** Checks the marker and every file's size and sha256 before anything is restored from it. */
-    async verifyCheckpoint({ hash }: HashInput): Promise<VerifiedCheckpoint> {
-      const started = Date.now();
-      const dir = layout.checkpointDir(hash);
-      if (!(await pathExists(dir))) {
-        throw torporFailure('CheckpointNotFound', `No checkpoint ${hash} on node ${config.nodeName}`);
-      }
-      if (!(await pathExists(layout.doneMarker(hash)))) {
-        throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
-      }
-      let manifest: CheckpointManifest;
-      try {
-        manifest = parseManifest(await readFile(layout.manifestFile(hash), 'utf8'));
-      } catch (err) {
-        throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has an unreadable manifest: ${(err as Error).message}`);
-      }
-      if (manifest.hash !== hash) {
-        throw torporFailure('CheckpointCorrupt', `Checkpoint directory ${hash} holds the manifest of ${manifest.hash}`);
-      }
-      const { problems, bytes } = await mismatchesOnDisk(dir, manifest, 'verifying');
-      if (problems.length > 0) {
-        throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`, {
-          problems,
-        });
-      }
-      return { manifest, verifiedBytes: bytes, verifyMs: Date.now() - started };
-    },
+    findCheckpoint: ({ hash }: HashInput) => readCommitted(layout, hash),
+    commitCheckpoint: (input: CommitInput) => store.commit(input),
+    discardDump: (input: { hash: string; dumpId: string }) => store.discard(input),
+    verifyCheckpoint: (input: HashInput) => store.verify(input),
   };
 }

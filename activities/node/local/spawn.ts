@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { open, stat } from 'node:fs/promises';
+import { ChrekEnv } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
+import type { StartWorkloadInput, WorkloadContractFiles } from '../../../contract/types.js';
+import { resolveProgram } from './spec-hash.js';
+
+/** The agent's own variables a workload inherits; everything else comes from the spec. */
+const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'PYTHONPATH'];
+
+function contractEnv(hash: string, files: WorkloadContractFiles): Record<string, string> {
+  return {
+    [ChrekEnv.signalFile]: files.signalFile,
+    [ChrekEnv.readyFile]: files.readyFile,
+    [ChrekEnv.hash]: hash,
+    [ChrekEnv.location]: files.location,
+    // A directory on the node, which is what ChReK's "pvc" type means to the app.
+    [ChrekEnv.storageType]: 'pvc',
+    [ChrekEnv.restoreMarkerFile]: files.restoreMarkerFile,
+  };
+}
+
+/** Exit codes of workloads this agent process started (lost on agent restart, then reported as null). */
+export type ExitCodes = Map<number, number | null>;
+
+/**
+ * Starts the workload detached with the ChReK environment, its output appended to its log, through
+ * `launcher` when the agent has one (torpor-no-io-uring execs the command: the process keeps its PID).
+ */
+export async function spawnWorkload(
+  input: StartWorkloadInput,
+  files: WorkloadContractFiles,
+  exitCodes: ExitCodes,
+  launcher?: string,
+): Promise<number> {
+  const [program, ...args] = input.workload.command as [string, ...string[]];
+  const cwd = input.workload.cwd ?? process.cwd();
+  if (
+    !(await stat(cwd).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  ) {
+    throw torporFailure('WorkloadStartFailed', `Working directory ${cwd} does not exist on this node`);
+  }
+  const inherited = Object.fromEntries(INHERITED_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
+  const env = { ...inherited, ...input.workload.env, ...contractEnv(input.hash, files) };
+  // Through a launcher, a missing program would only show as its exit code: look it up first.
+  if (launcher && (await resolveProgram(program, cwd, env.PATH ?? '')) === null) {
+    throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ENOENT (not an executable file on PATH or relative to ${cwd})`);
+  }
+  const [file, argv] = launcher ? [launcher, [program, ...args]] : [program, args];
+  const log = await open(files.logFile, 'a');
+  try {
+    // A detached child leads its own session and process group, as CRIU wants its dump root to.
+    const child = spawn(file, argv, { cwd, detached: true, stdio: ['ignore', log.fd, log.fd], env });
+    const [outcome] = (await Promise.race([once(child, 'spawn').then(() => ['spawned']), once(child, 'error')])) as [
+      'spawned' | NodeJS.ErrnoException,
+    ];
+    if (outcome !== 'spawned') throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ${outcome.code ?? outcome.message}`);
+    const pid = child.pid as number;
+    exitCodes.set(pid, null);
+    child.on('exit', (code, signal) => exitCodes.set(pid, code ?? (signal ? 128 : null)));
+    child.unref();
+    return pid;
+  } finally {
+    await log.close();
+  }
+}
