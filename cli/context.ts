@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { Client, Connection } from '@temporalio/client';
+import type { Command } from 'commander';
 import { scheduleUiUrl, TorporClient, workflowUiUrl } from '../client/index.js';
 import { normalizeNodeName } from '../workers/node-agent-config.js';
 
@@ -28,6 +29,9 @@ export interface WorkflowRef {
   runId: string;
   ui: string;
 }
+
+/** How a command's action finds the context, given the command commander passes it. */
+export type ContextOf = (cmd: Command) => CliContext;
 
 /** What a command runs with: the client, where to print, how to link to the Temporal UI. */
 export class CliContext {

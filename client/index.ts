@@ -1,29 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandleWithFirstExecutionRunId as StartedWorkflow, WorkflowStartOptions } from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
-import {
-  type ContainerCheckpointRequest,
-  type ContainerRestoreRequest,
-  parseContainerCheckpointRequest,
-  parseContainerRestoreRequest,
-} from '../contract/containers.js';
-import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../contract/naming.js';
-import {
-  type CheckpointRequest,
-  checkpointRefSchema,
-  type GcRequest,
-  gcRequestSchema,
-  nodeRequestSchema,
-  parseCheckpointRequest,
-  parseOrReject,
-  parseRestoreRequest,
-  type RefreshRequest,
-  type RefreshScheduleRequest,
-  type RestoreRequest,
-  refreshRequestSchema,
-  type SpecHashRequest,
-  specHashRequestSchema,
-} from '../contract/spec.js';
+import type { Client } from '@temporalio/client';
+import type { ContainerCheckpointRequest, ContainerRestoreRequest } from '../contract/containers.js';
+import type { CheckpointRequest, GcRequest, RefreshRequest, RefreshScheduleRequest, SpecHashRequest } from '../contract/spec.js';
 import type {
   CheckpointInfo,
   CheckpointResult,
@@ -46,11 +23,23 @@ import type {
   listCheckpoints,
   refresh,
   restore,
-  specHash,
 } from '../workflows/index.js';
-import { toTorporError, validated } from './errors.js';
+import {
+  type RestoreStart,
+  startCheckpointWorkflow,
+  startDeleteWorkflow,
+  startGcWorkflow,
+  startInspectWorkflow,
+  startListWorkflow,
+  startRefreshWorkflow,
+  startRestoreWorkflow,
+  startSpecHashWorkflow,
+  type Target,
+} from './checkpoint-workflows.js';
+import { startContainerCheckpointWorkflow, startContainerRestoreWorkflow } from './container-workflows.js';
+import { toTorporError } from './errors.js';
 import { type RefreshSchedule, RefreshSchedules, type TriggeredRefresh } from './schedules.js';
-import { workflowIds } from './workflow-ids.js';
+import type { StartedWorkflow } from './start-workflow.js';
 
 export type { ContainerCheckpointRequest, ContainerRestoreRequest } from '../contract/containers.js';
 export type {
@@ -74,16 +63,16 @@ export type {
   SpecHashResult,
 } from '../contract/types.js';
 export type { ContainerCheckpointResult, ContainerRestoreResult } from '../workflows/containers.js';
+export type { RestoreStart } from './checkpoint-workflows.js';
 export { TorporError } from './errors.js';
 export type { RefreshSchedule, TriggeredRefresh } from './schedules.js';
+export { scheduleUiUrl, workflowUiUrl } from './ui-links.js';
 
-export type RestoreStart = Omit<RestoreRequest, 'restoreId'> & { restoreId?: string };
 export interface CheckpointFilter {
   node: string;
   /** Only the spec hashes of this workload name. */
   name?: string;
 }
-type Target = { agentTimeoutMs?: number };
 
 /**
  * What other services import: start checkpoints and restores, list, inspect and delete checkpoints,
@@ -103,29 +92,11 @@ export class TorporClient {
    * in-flight hash joins it; one for a committed hash returns that checkpoint without dumping again.
    */
   async startCheckpoint(request: CheckpointRequest): Promise<StartedWorkflow<typeof checkpoint>> {
-    validated(() => parseCheckpointRequest(request));
-    return this.client.workflow.start<typeof checkpoint>('checkpoint', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: checkpointWorkflowId(request.hash),
-      args: [request],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: `Checkpoint ${request.hash} on ${request.node}`,
-      staticDetails: `Checkpoint of \`${request.workload.command.join(' ')}\` (${request.runtime} runtime) into hash **${request.hash}** on node **${request.node}**.`,
-    });
+    return startCheckpointWorkflow(this.client, request);
   }
 
   async startRestore(request: RestoreStart): Promise<StartedWorkflow<typeof restore>> {
-    const full: RestoreRequest = { ...request, restoreId: request.restoreId ?? randomUUID().slice(0, 8) };
-    validated(() => parseRestoreRequest(full));
-    return this.client.workflow.start<typeof restore>('restore', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: restoreWorkflowId(full.hash, full.restoreId),
-      args: [full],
-      workflowIdConflictPolicy: 'FAIL',
-      staticSummary: `Restore ${full.hash} on ${full.node}`,
-      staticDetails: `Restore ${full.restoreId} of checkpoint **${full.hash}** on node **${full.node}** (${full.runtime} runtime).`,
-    });
+    return startRestoreWorkflow(this.client, request);
   }
 
   /**
@@ -133,26 +104,12 @@ export class TorporClient {
    * running). One workflow per hash and node: a second request joins the first.
    */
   async startContainerCheckpoint(request: ContainerCheckpointRequest): Promise<StartedWorkflow<typeof containerCheckpoint>> {
-    const spec = validated(() => parseContainerCheckpointRequest(request));
-    return this.start<typeof containerCheckpoint>(
-      'containerCheckpoint',
-      workflowIds.containerCheckpoint(spec.hash, spec.node),
-      request,
-      `Checkpoint container ${spec.containerId} as ${spec.hash} on ${spec.node}`,
-      { join: true },
-    );
+    return startContainerCheckpointWorkflow(this.client, request);
   }
 
   /** Restores a container checkpoint into a running placeholder container; a second request for the same placeholder joins the first. */
   async startContainerRestore(request: ContainerRestoreRequest): Promise<StartedWorkflow<typeof containerRestore>> {
-    const spec = validated(() => parseContainerRestoreRequest(request));
-    return this.start<typeof containerRestore>(
-      'containerRestore',
-      workflowIds.containerRestore(spec.hash, spec.placeholderContainerId),
-      request,
-      `Restore ${spec.hash} into container ${spec.placeholderContainerId} on ${spec.node}`,
-      { join: true },
-    );
+    return startContainerRestoreWorkflow(this.client, request);
   }
 
   async checkpointContainer(request: ContainerCheckpointRequest): Promise<ContainerCheckpointResult> {
@@ -177,14 +134,7 @@ export class TorporClient {
   }
 
   async startInspect(hash: string, node: string, target: Target = {}): Promise<StartedWorkflow<typeof inspectCheckpoint>> {
-    const request = { hash, node, ...target };
-    validated(() => parseOrReject(checkpointRefSchema, request, 'inspect request'));
-    return this.start<typeof inspectCheckpoint>(
-      'inspectCheckpoint',
-      workflowIds.inspect(hash, node),
-      request,
-      `Inspect ${hash} on ${node}`,
-    );
+    return startInspectWorkflow(this.client, hash, node, target);
   }
 
   /** The committed checkpoints on `filter.node`, newest first. */
@@ -194,9 +144,7 @@ export class TorporClient {
   }
 
   async startList(node: string, target: Target = {}): Promise<StartedWorkflow<typeof listCheckpoints>> {
-    const request = { node, ...target };
-    validated(() => parseOrReject(nodeRequestSchema, request, 'list request'));
-    return this.start<typeof listCheckpoints>('listCheckpoints', workflowIds.list(node), request, `List checkpoints on ${node}`);
+    return startListWorkflow(this.client, node, target);
   }
 
   /** Deletes checkpoint `hash` on `node`. TorporError CheckpointNotFound if there is none, CheckpointInUse while a restore runs from it. */
@@ -205,18 +153,12 @@ export class TorporClient {
   }
 
   async startDelete(hash: string, node: string, target: Target = {}): Promise<StartedWorkflow<typeof deleteCheckpoint>> {
-    const request = { hash, node, ...target };
-    validated(() => parseOrReject(checkpointRefSchema, request, 'delete request'));
-    return this.start<typeof deleteCheckpoint>('deleteCheckpoint', workflowIds.delete(hash, node), request, `Delete ${hash} on ${node}`, {
-      join: true,
-    });
+    return startDeleteWorkflow(this.client, hash, node, target);
   }
 
   /** The spec hash `request.node` derives for a workload (contract/spec-hash.ts), without checkpointing it. */
   async deriveSpecHash(request: SpecHashRequest): Promise<SpecHashResult> {
-    validated(() => parseOrReject(specHashRequestSchema, request, 'spec hash request'));
-    const id = workflowIds.specHash(request.name, request.node);
-    return this.result(await this.start<typeof specHash>('specHash', id, request, `Spec hash of ${request.name} on ${request.node}`));
+    return this.result(await startSpecHashWorkflow(this.client, request));
   }
 
   /** One refresh now (what a schedule runs): checkpoint the current spec when missing, then apply retention. Joins one in flight. */
@@ -225,9 +167,7 @@ export class TorporClient {
   }
 
   async startRefresh(request: RefreshRequest): Promise<StartedWorkflow<typeof refresh>> {
-    validated(() => parseOrReject(refreshRequestSchema, request, 'refresh request'));
-    const id = workflowIds.refresh(request.name, request.node);
-    return this.start<typeof refresh>('refresh', id, request, `Refresh ${request.name} on ${request.node}`, { join: true });
+    return startRefreshWorkflow(this.client, request);
   }
 
   /** Garbage collection on `request.node`; joins one in flight. */
@@ -236,8 +176,7 @@ export class TorporClient {
   }
 
   async startGc(request: GcRequest): Promise<StartedWorkflow<typeof gc>> {
-    validated(() => parseOrReject(gcRequestSchema, request, 'gc request'));
-    return this.start<typeof gc>('gc', workflowIds.gc(request.node), request, `Garbage collection on ${request.node}`, { join: true });
+    return startGcWorkflow(this.client, request);
   }
 
   /** Creates or updates the Temporal Schedule that refreshes `request.name` on `request.node` every `request.every`. */
@@ -275,27 +214,4 @@ export class TorporClient {
   async result<T>(handle: { workflowId: string; result(): Promise<T> }): Promise<T> {
     return handle.result().catch((err: unknown) => Promise.reject(toTorporError(err, handle.workflowId)));
   }
-
-  private start<W extends Workflow>(type: string, workflowId: string, request: object, summary: string, options: { join?: boolean } = {}) {
-    const startOptions = {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId,
-      args: [request],
-      workflowIdConflictPolicy: options.join ? 'USE_EXISTING' : 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: summary,
-    } as unknown as WorkflowStartOptions<W>;
-    return this.client.workflow.start<W>(type, startOptions);
-  }
-}
-
-/** The Temporal Web UI page of a workflow execution. */
-export function workflowUiUrl(uiBase: string, namespace: string, workflowId: string, runId?: string): string {
-  const base = `${uiBase.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-  return runId ? `${base}/${runId}/history` : base;
-}
-
-/** The Temporal Web UI page of a schedule. */
-export function scheduleUiUrl(uiBase: string, namespace: string, scheduleId: string): string {
-  return `${uiBase.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/schedules/${encodeURIComponent(scheduleId)}`;
 }

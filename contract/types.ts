@@ -1,42 +1,11 @@
 import type { GpuCheckpointRecord } from './gpu-types.js';
-import type { EstablishedPolicy, NetworkPolicy } from './network.js';
+import type { CheckpointManifest } from './manifest-types.js';
+import type { EstablishedPolicy } from './network.js';
 import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
 
-/** One file of a committed checkpoint, relative to the checkpoint directory. */
-export interface ManifestFile {
-  path: string;
-  sizeBytes: number;
-  sha256: string;
-}
-
-/** The files an app was given under the ChReK contract; a restore writes the marker where the app looks. */
-export interface WorkloadContractFiles {
-  readyFile: string;
-  signalFile: string;
-  restoreMarkerFile: string;
-  logFile: string;
-  location: string;
-}
-
-export interface CheckpointManifest {
-  formatVersion: 1;
-  hash: string;
-  node: string;
-  runtime: Runtime;
-  createdAt: string;
-  workload: WorkloadSpec;
-  contract: WorkloadContractFiles;
-  process: { pid: number };
-  files: ManifestFile[];
-  totalBytes: number;
-  tools: { criu: string; kernel: string; node: string; torpor: string };
-  timings: { startToReadyMs: number; dumpMs: number; commitMs: number };
-  criu: { dumpArgs: string[] };
-  /** The GPUs and driver the process ran on; null for a process without CUDA state. */
-  gpu: GpuCheckpointRecord | null;
-  /** What the dump did with established connections; absent in manifests written before CRIU 4.2 (nothing was saved). */
-  network?: NetworkPolicy;
-}
+export type { CheckpointInfo, CheckpointSummary, CheckpointUse, RemovedCheckpoint } from './catalog-types.js';
+export type { GarbageInput, GarbageReport, GcResult, RefreshOutcome, RefreshResult, RetentionReport } from './maintenance-types.js';
+export type { CheckpointManifest, ManifestFile, WorkloadContractFiles } from './manifest-types.js';
 
 export interface HashInput {
   hash: string;
@@ -180,80 +149,4 @@ export interface SpecHashInput {
 export interface SpecHashResult {
   hash: string;
   inputs: SpecHashInputs;
-}
-
-/** A restored copy of a checkpoint that still runs: the checkpoint may not be deleted meanwhile. */
-export interface CheckpointUse {
-  restoreId: string;
-  pid: number;
-  /** `restoring`: CRIU is still at work on it. */
-  state: 'running' | 'restoring';
-}
-
-/** One committed checkpoint as listings show it. */
-export interface CheckpointSummary {
-  hash: string;
-  node: string;
-  /** The workload name of a spec hash (`<name>-<16 hex>`); null for a hash chosen by hand. */
-  name: string | null;
-  createdAt: string;
-  totalBytes: number;
-  fileCount: number;
-  command: string[];
-  gpu: string | null;
-  usedBy: CheckpointUse[];
-}
-
-export interface CheckpointInfo {
-  summary: CheckpointSummary;
-  manifest: CheckpointManifest;
-}
-
-export interface RemovedCheckpoint {
-  hash: string;
-  node: string;
-  /** False when it was already gone (a retried delete). */
-  removed: boolean;
-  freedBytes: number;
-}
-
-export interface RetentionReport {
-  name: string;
-  keep: number;
-  kept: string[];
-  deleted: string[];
-  /** Past retention but used by a running restore: kept until a later run. */
-  inUse: string[];
-}
-
-export type RefreshOutcome = 'created' | 'unchanged' | 'joined';
-
-export interface RefreshResult {
-  name: string;
-  node: string;
-  hash: string;
-  outcome: RefreshOutcome;
-  /** The checkpoint workflow this refresh started or joined; null when the checkpoint already existed. */
-  checkpointWorkflowId: string | null;
-  retention: RetentionReport;
-}
-
-export interface GarbageInput {
-  tmpMaxAgeMs: number;
-  runMaxAgeMs: number;
-}
-
-/** What one garbage collection removed, as paths relative to the storage root. */
-export interface GarbageReport {
-  removed: string[];
-  /** Stale checkpoint workloads that were still running and were stopped. */
-  stoppedWorkloads: string[];
-  /** Left alone because a process still uses it (a CRIU run, a live restore). */
-  busy: string[];
-  freedBytes: number;
-}
-
-export interface GcResult extends GarbageReport {
-  node: string;
-  retention: RetentionReport[];
 }

@@ -96,7 +96,7 @@ function processSteps(spec: CheckpointSpec, agent: NodeAgent): ReadyWorkload {
 
 /**
  * The pod's container, which the agent finds from the ID in the pod's status and signals through
- * the file the Job waits for. Its GPU state is not handled yet, so the manifest records none.
+ * the file the Job waits for. A container's GPU state is not checkpointed: the manifest records none.
  */
 function containerSteps(spec: CheckpointSpec, agent: NodeAgent, pod: PodPlacement): ReadyWorkload {
   const { hash, node } = spec;

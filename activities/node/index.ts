@@ -10,7 +10,29 @@ import { checkpointStoreActivities } from './store/checkpoints.js';
 import { garbageActivities } from './store/garbage.js';
 import { StoreLayout } from './store/layout.js';
 
-/** Every activity the node agent registers on `torpor-node-<node>`. */
+/*
+ * Every activity the node agent registers on `torpor-node-<node>`, beside its file.
+ *
+ * checkpoint (workflows/checkpoint.ts)       restore (workflows/restore.ts)
+ *   findCheckpoint      store/checkpoints.ts   verifyCheckpoint        store/checkpoints.ts
+ *   startWorkload       local/workload.ts      gpuCheckRestore         gpu/index.ts
+ *   waitWorkloadReady   local/workload.ts      restoreCheckpoint       local/restore.ts
+ *   gpuFreeze           gpu/index.ts           restoreIntoPlaceholder  container/placeholder-restore.ts
+ *   dumpWorkload        local/dump.ts          gpuThaw                 gpu/index.ts
+ *   dumpContainer       container/dump.ts      waitRestoredReady       local/restore.ts
+ *   commitCheckpoint    store/checkpoints.ts   stopRestored (undo)     local/restore.ts
+ *   gpuThaw             gpu/index.ts
+ *   signalWorkload      local/workload.ts    catalog, refresh and gc (workflows/store.ts, refresh.ts, gc.ts)
+ *   signalCheckpointPod container/signal-pod.ts  deriveSpecHash      local/spec-hash.ts
+ *   waitWorkloadExit    local/workload.ts      listCommitted, describeCheckpoint,
+ *   stopWorkload        local/workload.ts        removeCheckpoint      store/catalog.ts
+ *   cleanupWorkload     local/workload.ts      collectGarbage          store/garbage.ts
+ *   discardDump (undo)  store/checkpoints.ts   gpuState, gpuInfo       gpu/index.ts
+ *
+ * Beside them: store/layout.ts names every path on disk, criu/ builds and runs CRIU command lines,
+ * proc/ reads /proc (identity, termination, log tails).
+ */
+
 /** `gpu` replaces the CUDA driver and nvidia-smi (tests on machines without a GPU). */
 export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityDeps) {
   const layout = new StoreLayout(config.storageRoot, config.signalDir);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { RefreshResult, RefreshSchedule } from '../../client/index.js';
-import type { CliContext } from '../context.js';
+import type { CliContext, ContextOf } from '../context.js';
 import { fields, formatMs, table } from '../format.js';
 import {
   collectEnv,
@@ -13,7 +13,7 @@ import {
   workloadRequest,
 } from '../options.js';
 
-type ContextOf = (cmd: Command) => CliContext;
+type CreateOptions = WorkloadOptions & { every: string; keep?: number; paused?: boolean };
 
 function refreshLines(r: RefreshResult, ui: string): string[] {
   return [
@@ -28,10 +28,74 @@ function refreshLines(r: RefreshResult, ui: string): string[] {
   ];
 }
 
-/** schedule create | list | delete | trigger | backfill: Temporal Schedules that run `refresh`. */
-export function registerScheduleCommands(program: Command, contextOf: ContextOf): void {
-  const schedule = program.command('schedule').description('Temporal Schedules that keep a checkpoint fresh and apply retention');
+function scheduleRows(schedules: Array<RefreshSchedule & { ui: string }>): string[][] {
+  return schedules.map((s) => [
+    s.scheduleId,
+    formatMs(s.everyMs),
+    String(s.keep),
+    String(s.numRuns),
+    s.paused ? 'paused' : (s.nextRunsAt[0] ?? '-'),
+    s.ui,
+  ]);
+}
 
+async function createAction(ctx: CliContext, name: string, command: string[], o: CreateOptions): Promise<void> {
+  const torpor = await ctx.torpor();
+  const created = await torpor.ensureRefreshSchedule({
+    name,
+    node: ctx.node,
+    runtime: 'local',
+    ...workloadRequest(command, o),
+    every: o.every,
+    paused: o.paused === true,
+    ...(o.keep === undefined ? {} : { keep: o.keep }),
+  });
+  const ui = ctx.scheduleUi(created.scheduleId);
+  ctx.print({ ...created, ui }, () => [
+    `schedule ${created.scheduleId}: refresh every ${formatMs(created.everyMs)}, keep ${created.keep}, overlap ${created.overlap}${created.paused ? ', paused' : ''}`,
+    ...fields([
+      ['next run', created.nextRunsAt[0] ?? '-'],
+      ['ui', ui],
+    ]),
+  ]);
+}
+
+async function listAction(ctx: CliContext, o: { all?: boolean }): Promise<void> {
+  const list: RefreshSchedule[] = await (await ctx.torpor()).listRefreshSchedules(o.all ? {} : { node: ctx.node });
+  const schedules = list.map((s) => ({ ...s, ui: ctx.scheduleUi(s.scheduleId) }));
+  ctx.print({ schedules }, () =>
+    schedules.length === 0
+      ? ['no refresh schedules']
+      : table(['SCHEDULE', 'EVERY', 'KEEP', 'RUNS', 'NEXT RUN', 'UI'], scheduleRows(schedules)),
+  );
+}
+
+async function deleteAction(ctx: CliContext, name: string): Promise<void> {
+  await (await ctx.torpor()).deleteRefreshSchedule(name, ctx.node);
+  ctx.print({ deleted: true, name, node: ctx.node }, () => [`deleted the refresh schedule of ${name} on ${ctx.node}`]);
+}
+
+async function triggerAction(ctx: CliContext, name: string, o: { wait: boolean }): Promise<void> {
+  const torpor = await ctx.torpor();
+  const triggered = await torpor.triggerRefreshSchedule(name, ctx.node);
+  if (triggered.skipped) {
+    ctx.print(triggered, () => [`skipped: a refresh of ${name} still runs (${triggered.runningWorkflowId ?? '?'})`]);
+    return;
+  }
+  const ref = ctx.workflowRef({ workflowId: triggered.workflowId, runId: triggered.runId });
+  ctx.note(`refresh of ${name} on ${ctx.node} started: ${ref.workflowId}`);
+  const result = o.wait ? await torpor.refreshResult(triggered.workflowId, triggered.runId) : null;
+  ctx.print({ ...triggered, ui: ref.ui, result }, () => (result ? refreshLines(result, ref.ui) : [`started ${ref.ui}`]));
+}
+
+async function backfillAction(ctx: CliContext, name: string, o: { start: Date; end: Date }): Promise<void> {
+  await (await ctx.torpor()).backfillRefreshSchedule(name, ctx.node, o);
+  ctx.print({ backfilled: true, name, node: ctx.node, start: o.start, end: o.end }, () => [
+    `backfill of ${name} requested for ${o.start.toISOString()} … ${o.end.toISOString()}`,
+  ]);
+}
+
+function registerCreate(schedule: Command, contextOf: ContextOf): void {
   schedule
     .command('create')
     .description('create (or update) the refresh schedule of a workload on this node')
@@ -45,83 +109,32 @@ export function registerScheduleCommands(program: Command, contextOf: ContextOf)
     .option('--ready-timeout <duration>', 'how long a checkpoint waits for the ready file (default 10m)', durationMs)
     .addOption(establishedOption())
     .option('--paused', 'create it paused (trigger and backfill still work)')
-    .action(
-      async (name: string, command: string[], o: WorkloadOptions & { every: string; keep?: number; paused?: boolean }, cmd: Command) => {
-        const ctx = contextOf(cmd);
-        const torpor = await ctx.torpor();
-        const created = await torpor.ensureRefreshSchedule({
-          name,
-          node: ctx.node,
-          runtime: 'local',
-          ...workloadRequest(command, o),
-          every: o.every,
-          paused: o.paused === true,
-          ...(o.keep === undefined ? {} : { keep: o.keep }),
-        });
-        const ui = ctx.scheduleUi(created.scheduleId);
-        ctx.print({ ...created, ui }, () => [
-          `schedule ${created.scheduleId}: refresh every ${formatMs(created.everyMs)}, keep ${created.keep}, overlap ${created.overlap}${created.paused ? ', paused' : ''}`,
-          ...fields([
-            ['next run', created.nextRunsAt[0] ?? '-'],
-            ['ui', ui],
-          ]),
-        ]);
-      },
-    );
+    .action((name: string, command: string[], o: CreateOptions, cmd: Command) => createAction(contextOf(cmd), name, command, o));
+}
+
+/** schedule create | list | delete | trigger | backfill: Temporal Schedules that run `refresh`. */
+export function registerScheduleCommands(program: Command, contextOf: ContextOf): void {
+  const schedule = program.command('schedule').description('Temporal Schedules that keep a checkpoint fresh and apply retention');
+  registerCreate(schedule, contextOf);
 
   schedule
     .command('list')
     .description('list the refresh schedules of this node (--all: of every node)')
     .option('--all', 'every node')
-    .action(async (o: { all?: boolean }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const list: RefreshSchedule[] = await (await ctx.torpor()).listRefreshSchedules(o.all ? {} : { node: ctx.node });
-      const schedules = list.map((s) => ({ ...s, ui: ctx.scheduleUi(s.scheduleId) }));
-      ctx.print({ schedules }, () =>
-        schedules.length === 0
-          ? ['no refresh schedules']
-          : table(
-              ['SCHEDULE', 'EVERY', 'KEEP', 'RUNS', 'NEXT RUN', 'UI'],
-              schedules.map((s) => [
-                s.scheduleId,
-                formatMs(s.everyMs),
-                String(s.keep),
-                String(s.numRuns),
-                s.paused ? 'paused' : (s.nextRunsAt[0] ?? '-'),
-                s.ui,
-              ]),
-            ),
-      );
-    });
+    .action((o: { all?: boolean }, cmd: Command) => listAction(contextOf(cmd), o));
 
   schedule
     .command('delete')
     .description('delete the refresh schedule of a workload (its checkpoints stay)')
     .argument('<name>', 'workload name')
-    .action(async (name: string, _: object, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      await (await ctx.torpor()).deleteRefreshSchedule(name, ctx.node);
-      ctx.print({ deleted: true, name, node: ctx.node }, () => [`deleted the refresh schedule of ${name} on ${ctx.node}`]);
-    });
+    .action((name: string, _: object, cmd: Command) => deleteAction(contextOf(cmd), name));
 
   schedule
     .command('trigger')
     .description('run the refresh now (skipped while one still runs) and wait for its result')
     .argument('<name>', 'workload name')
     .option('--no-wait', 'return once the refresh has started')
-    .action(async (name: string, o: { wait: boolean }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const torpor = await ctx.torpor();
-      const triggered = await torpor.triggerRefreshSchedule(name, ctx.node);
-      if (triggered.skipped) {
-        ctx.print(triggered, () => [`skipped: a refresh of ${name} still runs (${triggered.runningWorkflowId ?? '?'})`]);
-        return;
-      }
-      const ref = ctx.workflowRef({ workflowId: triggered.workflowId, runId: triggered.runId });
-      ctx.note(`refresh of ${name} on ${ctx.node} started: ${ref.workflowId}`);
-      const result = o.wait ? await torpor.refreshResult(triggered.workflowId, triggered.runId) : null;
-      ctx.print({ ...triggered, ui: ref.ui, result }, () => (result ? refreshLines(result, ref.ui) : [`started ${ref.ui}`]));
-    });
+    .action((name: string, o: { wait: boolean }, cmd: Command) => triggerAction(contextOf(cmd), name, o));
 
   schedule
     .command('backfill')
@@ -129,11 +142,5 @@ export function registerScheduleCommands(program: Command, contextOf: ContextOf)
     .argument('<name>', 'workload name')
     .requiredOption('--start <time>', 'ISO 8601 start', isoDate)
     .requiredOption('--end <time>', 'ISO 8601 end', isoDate)
-    .action(async (name: string, o: { start: Date; end: Date }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      await (await ctx.torpor()).backfillRefreshSchedule(name, ctx.node, o);
-      ctx.print({ backfilled: true, name, node: ctx.node, start: o.start, end: o.end }, () => [
-        `backfill of ${name} requested for ${o.start.toISOString()} … ${o.end.toISOString()}`,
-      ]);
-    });
+    .action((name: string, o: { start: Date; end: Date }, cmd: Command) => backfillAction(contextOf(cmd), name, o));
 }

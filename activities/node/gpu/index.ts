@@ -29,6 +29,18 @@ export interface GpuActivityDeps {
 
 const realDeps: GpuActivityDeps = { loadDriver: () => loadLibcudaDriver(), queryGpus, queryProcessGpuMemory };
 
+/** A driver call failed: the failure names the driver's error and the state the process was left in. */
+async function driverFailure(
+  type: 'GpuCheckpointFailed' | 'GpuRestoreFailed',
+  what: string,
+  driver: CudaCheckpointDriver,
+  pid: number,
+  err: unknown,
+) {
+  const stateAfterFailure = await readGpuState(driver, pid).catch(() => 'unknown');
+  return torporFailure(type, `${what} (pid ${pid}): ${describeGpuError(err)}`, { pid, stateAfterFailure });
+}
+
 /** The GPU steps on this node's processes, with the CUDA driver loaded on first use. */
 class GpuSteps {
   private driver: CudaCheckpointDriver | null | undefined;
@@ -71,11 +83,7 @@ class GpuSteps {
       Context.current().log.info('GPU state frozen', { hash: input.hash, pid: id.pid, ...step, gpuMemoryBytes: gpu.processMemoryBytes });
       return { pid: id.pid, ...step, gpu };
     } catch (err) {
-      const state = await readGpuState(driver, id.pid).catch(() => 'unknown');
-      throw torporFailure('GpuCheckpointFailed', `Cannot freeze the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
-        pid: id.pid,
-        stateAfterFailure: state,
-      });
+      throw await driverFailure('GpuCheckpointFailed', `Cannot freeze the GPU state of ${input.hash}`, driver, id.pid, err);
     }
   }
 
@@ -90,11 +98,7 @@ class GpuSteps {
       Context.current().log.info('GPU state thawed', { hash: input.hash, pid: id.pid, ...step });
       return { pid: id.pid, ...step };
     } catch (err) {
-      const state = await readGpuState(driver, id.pid).catch(() => 'unknown');
-      throw torporFailure('GpuRestoreFailed', `Cannot restore the GPU state of ${input.hash} (pid ${id.pid}): ${describeGpuError(err)}`, {
-        pid: id.pid,
-        stateAfterFailure: state,
-      });
+      throw await driverFailure('GpuRestoreFailed', `Cannot restore the GPU state of ${input.hash}`, driver, id.pid, err);
     }
   }
 

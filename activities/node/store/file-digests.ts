@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { torporFailure } from '../../../contract/failures.js';
 import type { ManifestFile } from '../../../contract/types.js';
 
 /** Every regular file below `dir`, as sorted paths relative to it. Symlinks and devices are refused. */
@@ -11,7 +12,8 @@ export async function listFiles(dir: string): Promise<string[]> {
   for (const entry of entries) {
     if (entry.isDirectory()) continue;
     const rel = path.relative(dir, path.join(entry.parentPath, entry.name));
-    if (!entry.isFile()) throw new Error(`unexpected non-regular file ${rel} in ${dir}`);
+    // A checkpoint holds regular files only: a link or device in it was not written by CRIU or the agent.
+    if (!entry.isFile()) throw torporFailure('CheckpointCorrupt', `Unexpected non-regular file ${rel} in ${dir}`);
     files.push(rel);
   }
   return files.sort();
