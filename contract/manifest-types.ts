@@ -6,7 +6,10 @@ import type { Runtime, WorkloadSpec } from './spec.js';
 export interface ManifestFile {
   path: string;
   sizeBytes: number;
-  sha256: string;
+  /** sha256 of each `chunkBytes` chunk of the file, in order (the last may be shorter): format 2. */
+  chunkSha256?: string[];
+  /** sha256 of the whole file: manifests of format 1. */
+  sha256?: string;
 }
 
 /** The files an app was given under the ChReK contract; a restore writes the marker where the app looks. */
@@ -19,7 +22,10 @@ export interface WorkloadContractFiles {
 }
 
 export interface CheckpointManifest {
-  formatVersion: 1;
+  /** 2: per-chunk digests, verified in parallel; 1: whole-file digests (read and verified as before). */
+  formatVersion: 1 | 2;
+  /** The chunk size of every file's `chunkSha256` (format 2). */
+  chunkBytes?: number;
   hash: string;
   node: string;
   runtime: Runtime;

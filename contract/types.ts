@@ -53,6 +53,15 @@ export interface CommitInput extends DumpInput {
   gpu: GpuCheckpointRecord | null;
 }
 
+export interface VerifyInput extends HashInput {
+  /**
+   * `now` (absent: histories from before it) hashes every byte; `at-restore` checks the marker, the
+   * manifest and every file's size here and leaves the bytes to the restore, which verifies them
+   * while CRIU reads the image and holds the process until they match.
+   */
+  contents?: 'now' | 'at-restore';
+}
+
 export interface VerifiedCheckpoint {
   manifest: CheckpointManifest;
   verifiedBytes: number;
@@ -66,6 +75,8 @@ export interface RestoredProcess {
   pid: number;
   logFile: string;
   criuMs: number;
+  /** Bytes the restore verified while CRIU read them (local restores); absent where the workflow verified first. */
+  verifiedBytes?: number;
 }
 
 export interface RestoredReadyInput extends RestoreInput {

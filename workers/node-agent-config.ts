@@ -5,6 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { NodeAgentConfig } from '../activities/node/agent-config.js';
 import { kubernetesPodLookup } from '../activities/node/container/pod-lookup.js';
 import type { PodLookup } from '../activities/node/container/target-policy.js';
+import { CHUNK_BYTES } from '../activities/node/store/chunk-digests.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NETWORK_LOCK_METHODS, type NetworkLockMethod } from '../contract/network.js';
 import { NODE_PATTERN } from '../contract/spec.js';
@@ -51,6 +52,14 @@ export function networkLockFromEnv(env: NodeJS.ProcessEnv, criuPath: string): Ne
   return findExecutable('iptables-restore', searchPath(env, criuPath)) ? 'iptables' : 'nftables';
 }
 
+function positiveIntFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, not "${raw}"`);
+  return value;
+}
+
 /** TORPOR_WORKLOAD_LAUNCHER: a path, or "none"; by default torpor-no-io-uring when it is on PATH. */
 function workloadLauncherFromEnv(env: NodeJS.ProcessEnv, criuPath: string): { workloadLauncher?: string } {
   const wanted = env.TORPOR_WORKLOAD_LAUNCHER;
@@ -85,6 +94,7 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
     networkLock: networkLockFromEnv(env, criuPath),
+    digestChunkBytes: positiveIntFromEnv(env, 'TORPOR_DIGEST_CHUNK_BYTES', CHUNK_BYTES),
     ...workloadLauncherFromEnv(env, criuPath),
     torporVersion: env.npm_package_version ?? '0.1.0',
     ...(env.TORPOR_RUNC_ROOT

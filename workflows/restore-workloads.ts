@@ -19,9 +19,20 @@ export interface RestoreSaga {
 
 /** The steps of a restore that differ between runtimes; verifying and the GPU steps are the same everywhere. */
 export interface RestoreWorkload {
+  /**
+   * True where the restore step verifies the checkpoint's bytes while CRIU reads them and holds the
+   * process until they match (local); the verifying step then checks marker, manifest and sizes only.
+   */
+  verifiesWhileRestoring(): boolean;
   /** What the process is restored into: kubernetes creates the placeholder pod and waits until it runs; local has nothing to prepare. */
   prepareTarget(): Promise<RestoreTarget>;
 }
+
+/**
+ * The patch under which a local restore verifies the bytes during the CRIU restore instead of in the
+ * verifying step before it; histories from before verify first, as they did.
+ */
+export const VERIFY_WHILE_RESTORING = 'verify-while-restoring';
 
 export interface RestoreTarget {
   /** The CRIU restore, its undo registered first. */
@@ -43,7 +54,7 @@ function localRestoreWorkload(spec: RestoreSpec, agent: NodeAgent, saga: Restore
     waitReady: () =>
       agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
   };
-  return { prepareTarget: async () => target };
+  return { verifiesWhileRestoring: () => patched(VERIFY_WHILE_RESTORING), prepareTarget: async () => target };
 }
 
 /** `kubernetes`: the placeholder pod (same image, this node), ready when the pod is. */
@@ -61,6 +72,8 @@ function kubernetesRestoreWorkload(
   const waitForPod = (until: 'running' | 'ready') =>
     cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until });
   return {
+    // The placeholder restore has no gate before the tree resumes: every byte is verified first.
+    verifiesWhileRestoring: () => false,
     async prepareTarget() {
       undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace }));
       await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes }));

@@ -7,9 +7,10 @@ import { trackProgress } from './progress.js';
 import { restoreWorkload } from './restore-workloads.js';
 
 /**
- * restore: validate → verify the checkpoint (marker + checksums) → check the node's GPUs
- * → (kubernetes: create the placeholder pod, wait until it runs) → CRIU restore → thaw the GPU
- * → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
+ * restore: validate → verify the checkpoint (marker, manifest, sizes; the checksums too, unless
+ * the restore verifies them while CRIU reads the image, holding the process until they match)
+ * → check the node's GPUs → (kubernetes: create the placeholder pod, wait until it runs)
+ * → CRIU restore → thaw the GPU → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
  */
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const tracker = trackProgress();
@@ -20,12 +21,16 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const undo = new Compensations();
   const workload = restoreWorkload(spec, agent, { tracker, undo });
   try {
-    const verified = await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
+    const contents = workload.verifiesWhileRestoring() ? 'at-restore' : 'now';
+    const verified = await tracker.step('verifying', () =>
+      agent.heavy.verifyCheckpoint(contents === 'now' ? { hash } : { hash, contents }),
+    );
     tracker.progress.bytesWritten = verified.verifiedBytes;
     const gpu = verified.manifest.gpu ?? null;
     await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu }));
     const target = await workload.prepareTarget();
     const restored = await target.restore();
+    if (restored.verifiedBytes !== undefined) tracker.progress.bytesWritten = restored.verifiedBytes;
     // The restored app blocks in its first CUDA call until its GPU state is back.
     if (gpu) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, restoreId }));
     await tracker.step('waiting-restored-ready', () => target.waitReady());

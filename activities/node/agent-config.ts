@@ -14,6 +14,8 @@ export interface NodeAgentConfig {
   /** Extra CRIU flags for this node's dumps and restores (for example --tcp-established). */
   extraDumpArgs: string[];
   extraRestoreArgs: string[];
+  /** The chunk size of the per-chunk digests a commit records (64 MiB; smaller in tests). */
+  digestChunkBytes: number;
   /** How CRIU locks the connections it saves (and a container's network namespace while it dumps). */
   networkLock: NetworkLockMethod;
   /**

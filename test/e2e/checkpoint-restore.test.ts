@@ -27,14 +27,18 @@ describe('checkpoint and restore of a real process (real Temporal, real CRIU)', 
     await h.stop();
   });
 
-  it('commits a checkpoint whose manifest lists every image file with its size and sha256', async () => {
+  it('commits a checkpoint whose manifest lists every image file with its size and the sha256 of each chunk', async () => {
     expect(checkpointed.outcome).toBe('created');
     const dir = path.join(h.storage, sample.hash);
     expect(await exists(path.join(dir, 'checkpoint.done'))).toBe(true);
     const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
     expect(manifest).toEqual(checkpointed.manifest);
     expect(manifest.files.some((f: { path: string }) => f.path.startsWith('images/pages-'))).toBe(true);
-    for (const f of manifest.files) expect(f.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest).toMatchObject({ formatVersion: 2, chunkBytes: h.config.digestChunkBytes });
+    for (const f of manifest.files) {
+      expect(f.chunkSha256).toHaveLength(Math.max(1, Math.ceil(f.sizeBytes / h.config.digestChunkBytes)));
+      for (const digest of f.chunkSha256 ?? []) expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    }
     expect(manifest.totalBytes).toBeGreaterThan(16 * 2 ** 20);
     expect(manifest.tools.criu).toMatch(/^4\./);
     expect(manifest.timings.dumpMs).toBeGreaterThan(0);

@@ -22,6 +22,7 @@ beforeAll(async () => {
     extraDumpArgs: [],
     extraRestoreArgs: [],
     networkLock: 'nftables',
+    digestChunkBytes: 1 << 20,
     torporVersion: 't',
   });
 });

@@ -51,6 +51,7 @@ beforeEach(async () => {
       extraDumpArgs: [],
       extraRestoreArgs: [],
       networkLock: 'nftables',
+      digestChunkBytes: 4,
       torporVersion: 'test',
     },
     new StoreLayout(root),
@@ -63,7 +64,12 @@ describe('committing a dump', () => {
     await fakeDump({ 'images/pages-1.img': 'hello', 'logs/dump.log': 'ok' });
     const manifest = await commit();
     expect(manifest.files.map((f) => f.path)).toEqual(['images/pages-1.img', 'logs/dump.log']);
-    expect(manifest.files[0]?.sha256).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+    // "hello" in chunks of 4 bytes: "hell" and "o".
+    expect(manifest).toMatchObject({ formatVersion: 2, chunkBytes: 4 });
+    expect(manifest.files[0]?.chunkSha256).toEqual([
+      '0ebdc3317b75839f643387d783535adc360ca01f33c75f7c1e7373adcd675c0b',
+      '65c74c15a686187bb6bbf9958f494fc6b80068034a659a9ad44991b08c58f2d2',
+    ]);
     expect(await exists(path.join(root, hash, 'checkpoint.done'))).toBe(true);
     expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
     expect(await env.run(store.findCheckpoint, { hash })).toEqual(manifest);

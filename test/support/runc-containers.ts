@@ -312,6 +312,7 @@ function storeSteps(world: RuncWorld) {
     extraDumpArgs: [],
     extraRestoreArgs: [],
     networkLock: 'nftables',
+    digestChunkBytes: 1 << 20,
     torporVersion: 'test',
   };
   return checkpointStoreActivities(config, new StoreLayout(world.store));

@@ -1,27 +1,63 @@
 import { describe, expect, it } from 'vitest';
 import { parseProcStat } from '../../activities/node/proc/identity.js';
-import { manifestMismatches, parseManifest, totalBytes } from '../../activities/node/store/manifest.js';
+import { chunkRanges } from '../../activities/node/store/chunk-digests.js';
+import { parseManifest, totalBytes } from '../../activities/node/store/manifest.js';
+import { contentMismatches, manifestChunkBytes } from '../../activities/node/store/verify-contents.js';
 
-const f = (path: string, sizeBytes: number, sha256: string) => ({ path, sizeBytes, sha256 });
+const f = (path: string, sizeBytes: number, chunkSha256: string[]) => ({ path, sizeBytes, chunkSha256 });
 
-describe('manifest comparison', () => {
-  const expected = [f('images/a.img', 10, 'aa'), f('images/b.img', 20, 'bb')];
-
-  it('finds no problem when files match', () => {
-    expect(manifestMismatches(expected, [...expected].reverse())).toEqual([]);
-    expect(totalBytes(expected)).toBe(30);
+describe('chunk ranges', () => {
+  it('cuts a file into equal chunks, the last one shorter, and an empty file into one empty chunk', () => {
+    expect(chunkRanges(10, 4)).toEqual([
+      { offset: 0, length: 4 },
+      { offset: 4, length: 4 },
+      { offset: 8, length: 2 },
+    ]);
+    expect(chunkRanges(8, 4)).toHaveLength(2);
+    expect(chunkRanges(0, 4)).toEqual([{ offset: 0, length: 0 }]);
+    expect(chunkRanges(10, Number.POSITIVE_INFINITY)).toEqual([{ offset: 0, length: 10 }]);
+    expect(() => chunkRanges(10, 0)).toThrow(RangeError);
   });
 
-  it('reports missing, resized, altered and extra files', () => {
-    const problems = manifestMismatches(expected, [f('images/a.img', 11, 'aa'), f('images/c.img', 1, 'cc')]);
+  it('takes the chunk size from a format 2 manifest; format 1 digests whole files', () => {
+    expect(manifestChunkBytes({ formatVersion: 2, chunkBytes: 64 })).toBe(64);
+    expect(manifestChunkBytes({ formatVersion: 1 })).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('manifest comparison', () => {
+  const expected = [f('images/a.img', 10, ['a0', 'a1', 'a2']), f('images/b.img', 4, ['b0'])];
+
+  it('finds no problem when files match', () => {
+    expect(contentMismatches(expected, [...expected].reverse(), 4)).toEqual([]);
+    expect(totalBytes(expected)).toBe(14);
+  });
+
+  it('reports missing, resized and extra files', () => {
+    const problems = contentMismatches(expected, [f('images/a.img', 11, ['a0', 'a1', 'a2']), f('images/c.img', 1, ['cc'])], 4);
     expect(problems).toEqual(['images/a.img has 11 bytes, expected 10', 'images/b.img is missing', 'images/c.img is not in the manifest']);
-    expect(manifestMismatches(expected, [f('images/a.img', 10, 'xx'), expected[1] as never])).toEqual([
-      'images/a.img has sha256 xx, expected aa',
+  });
+
+  it('names the chunk that differs and its bytes, the last one included', () => {
+    expect(contentMismatches(expected, [f('images/a.img', 10, ['a0', 'a1', 'xx']), expected[1] as never], 4)).toEqual([
+      'images/a.img has sha256 xx in chunk 2 of 3 (bytes 8-9), expected a2',
+    ]);
+    expect(contentMismatches(expected, [expected[0] as never, f('images/b.img', 4, ['yy'])], 4)).toEqual([
+      'images/b.img has sha256 yy, expected b0',
     ]);
   });
 
-  it('refuses JSON that is not a Torpor manifest', () => {
+  it('compares a format 1 manifest, whole-file sha256, against one digest per file', () => {
+    const v1 = [{ path: 'images/a.img', sizeBytes: 10, sha256: 'whole' }];
+    expect(contentMismatches(v1, [f('images/a.img', 10, ['whole'])], Number.POSITIVE_INFINITY)).toEqual([]);
+    expect(contentMismatches(v1, [f('images/a.img', 10, ['other'])], Number.POSITIVE_INFINITY)).toEqual([
+      'images/a.img has sha256 other, expected whole',
+    ]);
+  });
+
+  it('refuses JSON that is not a Torpor manifest, and a format 2 one without its chunk size', () => {
     expect(() => parseManifest('{"hash":"x"}')).toThrow(/formatVersion 1/);
+    expect(() => parseManifest('{"formatVersion":2,"hash":"x","files":[]}')).toThrow(/chunkBytes/);
     expect(() => parseManifest('not json')).toThrow();
   });
 });

@@ -27,6 +27,8 @@ export interface CriuRunOptions {
   orphanRestoredTree?: boolean;
   /** A command CRIU runs under (it ends by exec-ing the CRIU command line appended to it), to enter namespaces or cgroups first. */
   launcher?: string[];
+  /** Variables added to CRIU's environment (its action scripts read them). */
+  env?: Record<string, string>;
 }
 
 /** Runs CRIU once. Free of Temporal, so the GPU benchmark can drive it the same way the agent does. */
@@ -42,6 +44,7 @@ export async function runCriu(criuPath: string, args: string[], options: CriuRun
     stdio,
     forceKillAfterDelay: 5000,
     ...(options.signal ? { cancelSignal: options.signal } : {}),
+    ...(options.env ? { env: options.env } : {}),
   });
   const timer = options.onProgress && setInterval(() => void options.onProgress?.().catch(() => undefined), 1000);
   const result = await child.finally(() => clearInterval(timer));

@@ -7,6 +7,7 @@ import type { NodeAgentConfig } from '../agent-config.js';
 import { criuRestoreArgs } from '../criu/args.js';
 import { runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
+import { type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
 import { activityRunOptions, pollUntil } from '../heartbeat.js';
 import { carriesHash, identify, isRunning, readComm, readProcStat } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
@@ -15,6 +16,7 @@ import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
+import { verifyContents } from '../store/verify-contents.js';
 import { probeOnce } from './readiness.js';
 
 /** Local restores: CRIU brings the process back on this host, with its PID. */
@@ -61,8 +63,31 @@ class LocalRestores {
     return manifest;
   }
 
-  /** Runs CRIU restore, detached, with a fresh log for the process; undoes the marker and pidfile on failure. */
-  private async runRestore(manifest: CheckpointManifest, files: RestoreFiles, marker: string): Promise<number> {
+  /**
+   * Every byte of the checkpoint, hashed in parallel while CRIU reads the same files (one read from
+   * storage, the other from the page cache); the verdict releases or kills the tree CRIU holds.
+   */
+  private async verifyWhileRestoring(manifest: CheckpointManifest, gate: VerifiedResumeGate, progress: { bytes: number }) {
+    const dir = this.layout.checkpointDir(manifest.hash);
+    const problems = await verifyContents(dir, manifest, (n) => {
+      progress.bytes += n;
+    }).catch((err: unknown) => [`the files could not be read: ${(err as Error).message}`]);
+    await gate.decide(problems.length === 0);
+    return problems;
+  }
+
+  /**
+   * Runs CRIU restore, detached, with a fresh log for the process, and holds the tree before it
+   * resumes until the checkpoint's bytes are verified; undoes the marker and pidfile on failure.
+   */
+  private async runRestore(
+    manifest: CheckpointManifest,
+    files: RestoreFiles,
+    marker: string,
+  ): Promise<{ criuMs: number; verifiedBytes: number }> {
+    const gate = await verifiedResumeGate(files.dir);
+    const progress = { bytes: 0 };
+    const verification = this.verifyWhileRestoring(manifest, gate, progress);
     const log = await open(files.appLog, 'a');
     const args = criuRestoreArgs({
       imagesDir: this.layout.imagesDir(manifest.hash),
@@ -70,20 +95,31 @@ class LocalRestores {
       pidFile: files.pidFile,
       inherit: [{ fd: 3, dumpedPath: manifest.contract.logFile }],
       network: restoreNetworkPolicy(manifest, this.config),
-      extra: this.config.extraRestoreArgs,
+      extra: [...gate.args, ...this.config.extraRestoreArgs],
     });
     const run = await runCriu(this.config.criuPath, args, {
       logFile: files.criuLog,
       extraFds: [log.fd],
       orphanRestoredTree: true,
-      ...activityRunOptions(async () => ({ phase: 'restoring' })),
+      env: gate.env,
+      ...activityRunOptions(async () => ({ phase: 'restoring', verifiedBytes: progress.bytes })),
     }).finally(() => log.close());
-    if (!run.ok) {
-      await rm(marker, { force: true });
-      await rm(files.pidFile, { force: true });
-      throw torporFailure('RestoreFailed', `CRIU could not restore checkpoint ${manifest.hash}:\n${run.excerpt}`, { criuLog: run.excerpt });
+    const problems = await verification;
+    if (run.ok && problems.length === 0) return { criuMs: run.durationMs, verifiedBytes: progress.bytes };
+    await rm(marker, { force: true });
+    await rm(files.pidFile, { force: true });
+    if (problems.length > 0) {
+      // CRIU killed the tree at the gate: nothing of it ran. Its restore directory goes too.
+      await rm(files.dir, { recursive: true, force: true });
+      throw torporFailure(
+        'CheckpointCorrupt',
+        `Checkpoint ${manifest.hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`,
+        {
+          problems,
+        },
+      );
     }
-    return run.durationMs;
+    throw torporFailure('RestoreFailed', `CRIU could not restore checkpoint ${manifest.hash}:\n${run.excerpt}`, { criuLog: run.excerpt });
   }
 
   /**
@@ -106,9 +142,9 @@ class LocalRestores {
     await mkdir(path.dirname(marker), { recursive: true });
     await rm(manifest.contract.signalFile, { force: true });
     await writeFileAtomic(marker, `${restoreId}\n`);
-    const criuMs = await this.runRestore(manifest, files, marker);
+    const { criuMs, verifiedBytes } = await this.runRestore(manifest, files, marker);
     const record = await this.adoptRestored(input, logFile, criuMs);
-    return { pid: record.pid, logFile, criuMs };
+    return { pid: record.pid, logFile, criuMs, verifiedBytes };
   }
 
   /** Waits until the restored process passes its readiness probe, heartbeating; fails if it exits. */

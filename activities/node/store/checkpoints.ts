@@ -1,22 +1,35 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
-import type { CheckpointManifest, CommitInput, HashInput, ManifestFile, VerifiedCheckpoint } from '../../../contract/types.js';
+import type { CheckpointManifest, CommitInput, HashInput, ManifestFile, VerifiedCheckpoint, VerifyInput } from '../../../contract/types.js';
 import type { NodeAgentConfig } from '../agent-config.js';
 import { byteHeartbeat } from '../heartbeat.js';
-import { digestFiles, fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
+import { digestChunks } from './chunk-digests.js';
+import { fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
-import { manifestMismatches, parseManifest, readCommitted, totalBytes } from './manifest.js';
+import { parseManifest, readCommitted, totalBytes } from './manifest.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
+import { verifyContents } from './verify-contents.js';
 
 /** Hashes every file below `dir` (except the manifest and marker) and compares with `manifest`. */
 async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase: string): Promise<{ problems: string[]; bytes: number }> {
   const beat = byteHeartbeat(phase);
+  return { problems: await verifyContents(dir, manifest, beat.add), bytes: beat.bytes };
+}
+
+/** The cheap half of a verification: the same files with the same sizes (a restore hashes the bytes). */
+async function sizeMismatches(dir: string, manifest: CheckpointManifest): Promise<string[]> {
   const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== CHECKPOINT_DONE_MARKER);
-  const actual = await digestFiles(dir, rels, beat.add);
-  return { problems: manifestMismatches(manifest.files, actual), bytes: beat.bytes };
+  const onDisk = new Map(await Promise.all(rels.map(async (rel) => [rel, (await stat(path.join(dir, rel))).size] as const)));
+  const problems = manifest.files.flatMap((f) => {
+    const size = onDisk.get(f.path);
+    onDisk.delete(f.path);
+    if (size === undefined) return [`${f.path} is missing`];
+    return size === f.sizeBytes ? [] : [`${f.path} has ${size} bytes, expected ${f.sizeBytes}`];
+  });
+  return [...problems, ...[...onDisk.keys()].map((extra) => `${extra} is not in the manifest`)];
 }
 
 /** The manifest of a finished dump: what it is, every file's size and sha256, tools and timings. */
@@ -24,10 +37,19 @@ export function buildManifest(
   input: CommitInput,
   dump: DumpRecord,
   files: ManifestFile[],
-  node: { nodeName: string; torporVersion: string; kernel: string; nodeVersion: string; createdAt: string; commitMs: number },
+  node: {
+    nodeName: string;
+    torporVersion: string;
+    kernel: string;
+    nodeVersion: string;
+    createdAt: string;
+    commitMs: number;
+    chunkBytes: number;
+  },
 ): CheckpointManifest {
   return {
-    formatVersion: 1,
+    formatVersion: 2,
+    chunkBytes: node.chunkBytes,
     hash: input.hash,
     node: node.nodeName,
     runtime: dump.runtime ?? 'local',
@@ -84,11 +106,8 @@ class CheckpointStore {
       throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
     }
     const beat = byteHeartbeat('committing');
-    const files = await digestFiles(
-      tmp,
-      (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE),
-      beat.add,
-    );
+    const rels = (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE);
+    const files = await digestChunks(tmp, rels, beat.add, config.digestChunkBytes);
     const manifest = buildManifest(input, dump, files, {
       nodeName: config.nodeName,
       torporVersion: config.torporVersion,
@@ -96,6 +115,7 @@ class CheckpointStore {
       nodeVersion: process.version,
       createdAt: new Date().toISOString(),
       commitMs: Date.now() - started,
+      chunkBytes: config.digestChunkBytes,
     });
     const manifestPath = path.join(tmp, MANIFEST_FILE);
     await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -113,8 +133,8 @@ class CheckpointStore {
     await removeRecord(this.layout.dumpRecord(input.hash, input.dumpId));
   }
 
-  /** Checks the marker and every file's size and sha256 before anything is restored from it. */
-  async verify({ hash }: HashInput): Promise<VerifiedCheckpoint> {
+  /** Checks the marker and every file's size and sha256 (or, `at-restore`, its size) before anything is restored from it. */
+  async verify({ hash, contents = 'now' }: VerifyInput): Promise<VerifiedCheckpoint> {
     const started = Date.now();
     const dir = this.layout.checkpointDir(hash);
     if (!(await pathExists(dir))) {
@@ -132,7 +152,10 @@ class CheckpointStore {
     if (manifest.hash !== hash) {
       throw torporFailure('CheckpointCorrupt', `Checkpoint directory ${hash} holds the manifest of ${manifest.hash}`);
     }
-    const { problems, bytes } = await mismatchesOnDisk(dir, manifest, 'verifying');
+    const { problems, bytes } =
+      contents === 'at-restore'
+        ? { problems: await sizeMismatches(dir, manifest), bytes: 0 }
+        : await mismatchesOnDisk(dir, manifest, 'verifying');
     if (problems.length > 0) {
       throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`, {
         problems,
@@ -149,6 +172,6 @@ export function checkpointStoreActivities(config: NodeAgentConfig, layout: Store
     findCheckpoint: ({ hash }: HashInput) => readCommitted(layout, hash),
     commitCheckpoint: (input: CommitInput) => store.commit(input),
     discardDump: (input: { hash: string; dumpId: string }) => store.discard(input),
-    verifyCheckpoint: (input: HashInput) => store.verify(input),
+    verifyCheckpoint: (input: VerifyInput) => store.verify(input),
   };
 }

@@ -3,7 +3,6 @@ import { createReadStream } from 'node:fs';
 import { open, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
-import type { ManifestFile } from '../../../contract/types.js';
 
 /** Every regular file below `dir`, as sorted paths relative to it. Symlinks and devices are refused. */
 export async function listFiles(dir: string): Promise<string[]> {
@@ -26,16 +25,6 @@ export async function sha256File(file: string, onBytes: (n: number) => void): Pr
     onBytes(chunk.length);
   }
   return hash.digest('hex');
-}
-
-export async function digestFiles(dir: string, relPaths: string[], onBytes: (n: number) => void): Promise<ManifestFile[]> {
-  const out: ManifestFile[] = [];
-  for (const rel of relPaths) {
-    const abs = path.join(dir, rel);
-    const { size } = await stat(abs);
-    out.push({ path: rel, sizeBytes: size, sha256: await sha256File(abs, onBytes) });
-  }
-  return out;
 }
 
 export async function directoryBytes(dir: string): Promise<number> {

@@ -5,21 +5,6 @@ import type { CheckpointManifest, ManifestFile } from '../../../contract/types.j
 import { pathExists } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
 
-/** Compares files on disk with the manifest; returns what differs, empty when they match. */
-export function manifestMismatches(expected: ManifestFile[], actual: ManifestFile[]): string[] {
-  const problems: string[] = [];
-  const onDisk = new Map(actual.map((f) => [f.path, f]));
-  for (const want of expected) {
-    const got = onDisk.get(want.path);
-    if (got === undefined) problems.push(`${want.path} is missing`);
-    else if (got.sizeBytes !== want.sizeBytes) problems.push(`${want.path} has ${got.sizeBytes} bytes, expected ${want.sizeBytes}`);
-    else if (got.sha256 !== want.sha256) problems.push(`${want.path} has sha256 ${got.sha256}, expected ${want.sha256}`);
-    onDisk.delete(want.path);
-  }
-  for (const extra of onDisk.keys()) problems.push(`${extra} is not in the manifest`);
-  return problems;
-}
-
 export function totalBytes(files: ManifestFile[]): number {
   return files.reduce((sum, f) => sum + f.sizeBytes, 0);
 }
@@ -32,8 +17,10 @@ export function parseManifest(text: string): CheckpointManifest {
   } catch (err) {
     throw torporFailure('CheckpointCorrupt', `manifest.json is not JSON: ${(err as Error).message}`);
   }
-  if (value.formatVersion !== 1 || typeof value.hash !== 'string' || !Array.isArray(value.files)) {
-    throw torporFailure('CheckpointCorrupt', 'manifest.json is not a Torpor manifest (formatVersion 1)');
+  const known =
+    value.formatVersion === 1 || (value.formatVersion === 2 && Number.isSafeInteger(value.chunkBytes) && (value.chunkBytes ?? 0) > 0);
+  if (!known || typeof value.hash !== 'string' || !Array.isArray(value.files)) {
+    throw torporFailure('CheckpointCorrupt', 'manifest.json is not a Torpor manifest (formatVersion 1, or 2 with its chunkBytes)');
   }
   return value as CheckpointManifest;
 }

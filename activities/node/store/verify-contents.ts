@@ -1,0 +1,53 @@
+import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
+import type { CheckpointManifest, ManifestFile } from '../../../contract/types.js';
+import { chunkRanges, digestChunks } from './chunk-digests.js';
+import { listFiles } from './file-digests.js';
+
+/** The chunk size a manifest's digests were taken with: format 2 records it; format 1 hashed whole files. */
+export function manifestChunkBytes(manifest: Pick<CheckpointManifest, 'formatVersion' | 'chunkBytes'>): number {
+  return manifest.formatVersion >= 2 && manifest.chunkBytes ? manifest.chunkBytes : Number.POSITIVE_INFINITY;
+}
+
+function expectedChunks(file: ManifestFile): string[] {
+  return file.chunkSha256 ?? (file.sha256 === undefined ? [] : [file.sha256]);
+}
+
+/**
+ * What differs between the manifest and the files on disk, each problem a sentence; empty when they
+ * match. `actual` was hashed with the manifest's own chunk size, so chunk i of both covers the same bytes.
+ */
+export function contentMismatches(expected: ManifestFile[], actual: ManifestFile[], chunkBytes: number): string[] {
+  const problems: string[] = [];
+  const onDisk = new Map(actual.map((f) => [f.path, f]));
+  for (const want of expected) {
+    const got = onDisk.get(want.path);
+    onDisk.delete(want.path);
+    if (got === undefined) {
+      problems.push(`${want.path} is missing`);
+      continue;
+    }
+    if (got.sizeBytes !== want.sizeBytes) {
+      problems.push(`${want.path} has ${got.sizeBytes} bytes, expected ${want.sizeBytes}`);
+      continue;
+    }
+    const wanted = expectedChunks(want);
+    const ranges = chunkRanges(want.sizeBytes, chunkBytes);
+    const bad = ranges.findIndex((_, i) => got.chunkSha256?.[i] !== wanted[i]);
+    if (bad >= 0 || wanted.length !== ranges.length) {
+      const i = Math.max(bad, 0);
+      const range = ranges[i] ?? { offset: 0, length: 0 };
+      const where =
+        ranges.length > 1 ? ` in chunk ${i} of ${ranges.length} (bytes ${range.offset}-${range.offset + range.length - 1})` : '';
+      problems.push(`${want.path} has sha256 ${got.chunkSha256?.[i] ?? '?'}${where}, expected ${wanted[i] ?? '(none recorded)'}`);
+    }
+  }
+  for (const extra of onDisk.keys()) problems.push(`${extra} is not in the manifest`);
+  return problems;
+}
+
+/** Hashes every file of the checkpoint in `dir` (but the manifest and marker) in parallel and compares it with `manifest`. */
+export async function verifyContents(dir: string, manifest: CheckpointManifest, onBytes: (n: number) => void): Promise<string[]> {
+  const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== CHECKPOINT_DONE_MARKER);
+  const chunkBytes = manifestChunkBytes(manifest);
+  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes), chunkBytes);
+}
