@@ -47,7 +47,7 @@ export function activityRunOptions(details: () => Promise<unknown>): { signal: A
   return { signal: ctx.cancellationSignal, onProgress: async () => ctx.heartbeat(await details()) };
 }
 
-const POLL_MS = 200;
+const POLL_MS = 50;
 
 /**
  * Asks `check` every 200 ms, heartbeating `phase` and the time waited, until it returns a value;

@@ -12,14 +12,18 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { criuDumpArgs, criuRestoreArgs } from '../../activities/node/criu/args.js';
 import { runCriu } from '../../activities/node/criu/runner.js';
+import { verifiedResumeGate } from '../../activities/node/criu/verified-resume.js';
 import { queryGpus, queryProcessGpuMemory } from '../../activities/node/gpu/gpu-info.js';
 import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-steps.js';
 import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
-import { identify, isRunning, type ProcessIdentity } from '../../activities/node/proc/identity.js';
+import { identify, isRunning, type ProcessIdentity, readProcStat } from '../../activities/node/proc/identity.js';
 import { terminateGroup } from '../../activities/node/proc/terminate.js';
-import { directoryBytes } from '../../activities/node/store/file-digests.js';
+import { CHUNK_BYTES, digestChunks, digestThreads } from '../../activities/node/store/chunk-digests.js';
+import { directoryBytes, listFiles } from '../../activities/node/store/file-digests.js';
+import { verifyContents } from '../../activities/node/store/verify-contents.js';
 import type { NetworkPolicy } from '../../contract/network.js';
-import { appFiles, dropPageCache, logTail, measureDisk, readJson, startApp, waitForFile } from './bench-host.js';
+import type { CheckpointManifest, ManifestFile } from '../../contract/types.js';
+import { type AppFiles, appFiles, dropPageCache, logTail, measureDisk, readJson, startApp, waitForFile } from './bench-host.js';
 import { type BenchResults, formatTable, type Generation } from './bench-table.js';
 
 const env = process.env;
@@ -50,6 +54,46 @@ async function coldStart(runDir: string) {
   step(`app started, pid ${id.pid}`);
   await waitForFile(files.readyFile, id, readyTimeoutMs, files.logFile);
   return { id, files, coldStartMs: performance.now() - started, pageCacheDropped };
+}
+
+/** What a format 2 manifest holds of the images: enough for the agent's own verification. */
+function chunkManifest(files: ManifestFile[]): CheckpointManifest {
+  return { formatVersion: 2, chunkBytes: CHUNK_BYTES, files } as CheckpointManifest;
+}
+
+/**
+ * CRIU restore as the agent runs it: every chunk verified on all cores while CRIU reads the same
+ * files, the tree held at post-restore until the verdict.
+ */
+async function verifiedRestore(imagesDir: string, manifest: CheckpointManifest, files: AppFiles, name: string) {
+  const restoreDir = path.join(workDir, 'run', name);
+  await mkdir(restoreDir, { recursive: true });
+  await writeFile(files.restoreMarkerFile, 'restored\n');
+  const pidFile = path.join(restoreDir, 'pid');
+  const gate = await verifiedResumeGate(restoreDir);
+  const started = performance.now();
+  const verification = verifyContents(imagesDir, manifest, () => undefined).then(async (problems) => {
+    await gate.decide(problems.length === 0);
+    return { problems, ms: performance.now() - started };
+  });
+  const log = await open(path.join(restoreDir, 'app.log'), 'a');
+  const restoreArgs = criuRestoreArgs({
+    imagesDir,
+    workDir: restoreDir,
+    pidFile,
+    inherit: [{ fd: 3, dumpedPath: files.logFile }],
+    network: NETWORK,
+    extra: [...gate.args, ...CRIU_EXTRA],
+  });
+  const restore = await runCriu(criu, restoreArgs, {
+    logFile: path.join(restoreDir, 'restore.log'),
+    extraFds: [log.fd],
+    env: gate.env,
+  }).finally(() => log.close());
+  const verified = await verification;
+  if (verified.problems.length > 0) throw new Error(`the image does not match its digests: ${verified.problems.join('; ')}`);
+  if (!restore.ok) throw new Error(`CRIU restore failed:\n${restore.excerpt}`);
+  return { restore, verifyMs: verified.ms, pidFile, restoreDir };
 }
 
 async function report(results: BenchResults): Promise<void> {
@@ -87,27 +131,17 @@ async function main(): Promise<void> {
   const imageBytes = await directoryBytes(imagesDir);
   step(`CRIU dump ${dump.durationMs} ms, ${imageBytes} bytes`);
 
+  // What the agent's commit does: per-chunk sha256 of every image file, on one worker per core.
+  const commitStarted = performance.now();
+  const manifest = chunkManifest(await digestChunks(imagesDir, await listFiles(imagesDir), () => undefined));
+  const commitMs = performance.now() - commitStarted;
+  step(`commit digests ${commitMs.toFixed(0)} ms on ${digestThreads()} threads`);
+
   // The checkpointed PID must be free again: a restore keeps it.
   await terminateGroup(id, 2000);
   const restorePageCacheDropped = await dropPageCache();
-  const restoreDir = path.join(workDir, 'run', 'restore');
-  await mkdir(restoreDir, { recursive: true });
-  await writeFile(files.restoreMarkerFile, 'restored\n');
-  const pidFile = path.join(restoreDir, 'pid');
-  const log = await open(path.join(restoreDir, 'app.log'), 'a');
-  const restoreArgs = criuRestoreArgs({
-    imagesDir,
-    workDir: restoreDir,
-    pidFile,
-    inherit: [{ fd: 3, dumpedPath: files.logFile }],
-    network: NETWORK,
-    extra: CRIU_EXTRA,
-  });
   const restoreStarted = performance.now();
-  const restore = await runCriu(criu, restoreArgs, { logFile: path.join(restoreDir, 'restore.log'), extraFds: [log.fd] }).finally(() =>
-    log.close(),
-  );
-  if (!restore.ok) throw new Error(`CRIU restore failed:\n${restore.excerpt}`);
+  const { restore, verifyMs, pidFile, restoreDir } = await verifiedRestore(imagesDir, manifest, files, 'restore');
   const restored = (await identify(Number((await readFile(pidFile, 'utf8')).trim()))) as ProcessIdentity;
   live.add(restored);
   step(`CRIU restore ${restore.durationMs} ms, pid ${restored.pid}, GPU state ${await readGpuState(driver, restored.pid)}`);
@@ -120,6 +154,15 @@ async function main(): Promise<void> {
   const after = await readJson<Generation>(afterFile);
   const restoredAlive = await isRunning(restored);
   await terminateGroup(restored, 2000);
+  // A second replica on the same node: the image is in the page cache now. Its PID must be free
+  // first (the host's init reaps the orphaned tree only after a while).
+  for (let i = 0; i < 600 && (await readProcStat(restored.pid)) !== null; i++) await new Promise((r) => setTimeout(r, 50));
+  const warm = await verifiedRestore(imagesDir, manifest, files, 'restore-warm');
+  const warmPid = (await identify(Number((await readFile(warm.pidFile, 'utf8')).trim()))) as ProcessIdentity;
+  live.add(warmPid);
+  step(`warm CRIU restore ${warm.restore.durationMs} ms (verify ${warm.verifyMs.toFixed(0)} ms)`);
+  await thawGpu(driver, warmPid.pid);
+  await terminateGroup(warmPid, 2000);
 
   const results: BenchResults = {
     gpus,
@@ -131,7 +174,10 @@ async function main(): Promise<void> {
     processGpuMemoryBytes,
     frozen,
     criuDumpMs: dump.durationMs,
+    commitMs,
     imageBytes,
+    verifyMs,
+    warmCriuRestoreMs: warm.restore.durationMs,
     restorePageCacheDropped,
     criuRestoreMs: restore.durationMs,
     thawed,
