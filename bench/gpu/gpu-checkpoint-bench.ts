@@ -18,7 +18,7 @@ import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-
 import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
 import { identify, isRunning, type ProcessIdentity, readProcStat } from '../../activities/node/proc/identity.js';
 import { terminateGroup } from '../../activities/node/proc/terminate.js';
-import { CHUNK_BYTES, digestChunks, digestThreads } from '../../activities/node/store/chunk-digests.js';
+import { CHUNK_BYTES, digestChunks, digestThreads, verifyThreads } from '../../activities/node/store/chunk-digests.js';
 import { directoryBytes, listFiles } from '../../activities/node/store/file-digests.js';
 import { verifyContents } from '../../activities/node/store/verify-contents.js';
 import type { NetworkPolicy } from '../../contract/network.js';
@@ -72,7 +72,7 @@ async function verifiedRestore(imagesDir: string, manifest: CheckpointManifest, 
   const pidFile = path.join(restoreDir, 'pid');
   const gate = await verifiedResumeGate(restoreDir);
   const started = performance.now();
-  const verification = verifyContents(imagesDir, manifest, () => undefined).then(async (problems) => {
+  const verification = verifyContents(imagesDir, manifest, () => undefined, verifyThreads()).then(async (problems) => {
     await gate.decide(problems.length === 0);
     return { problems, ms: performance.now() - started };
   });

@@ -12,6 +12,7 @@ import { activityRunOptions, pollUntil } from '../heartbeat.js';
 import { carriesHash, identify, isRunning, readComm, readProcStat } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
 import { terminateGroup } from '../proc/terminate.js';
+import { verifyThreads } from '../store/chunk-digests.js';
 import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
@@ -69,9 +70,12 @@ class LocalRestores {
    */
   private async verifyWhileRestoring(manifest: CheckpointManifest, gate: VerifiedResumeGate, progress: { bytes: number }) {
     const dir = this.layout.checkpointDir(manifest.hash);
-    const problems = await verifyContents(dir, manifest, (n) => {
+    const onBytes = (n: number) => {
       progress.bytes += n;
-    }).catch((err: unknown) => [`the files could not be read: ${(err as Error).message}`]);
+    };
+    const problems = await verifyContents(dir, manifest, onBytes, verifyThreads()).catch((err: unknown) => [
+      `the files could not be read: ${(err as Error).message}`,
+    ]);
     await gate.decide(problems.length === 0);
     return problems;
   }

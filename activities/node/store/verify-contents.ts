@@ -46,8 +46,13 @@ export function contentMismatches(expected: ManifestFile[], actual: ManifestFile
 }
 
 /** Hashes every file of the checkpoint in `dir` (but the manifest and marker) in parallel and compares it with `manifest`. */
-export async function verifyContents(dir: string, manifest: CheckpointManifest, onBytes: (n: number) => void): Promise<string[]> {
+export async function verifyContents(
+  dir: string,
+  manifest: CheckpointManifest,
+  onBytes: (n: number) => void,
+  lanes?: number,
+): Promise<string[]> {
   const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== CHECKPOINT_DONE_MARKER);
   const chunkBytes = manifestChunkBytes(manifest);
-  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes), chunkBytes);
+  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes, lanes), chunkBytes);
 }
