@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeActivities, type NodeActivities } from '../../activities/node/index.js';
 import { identify } from '../../activities/node/proc/identity.js';
 import { writeRecord } from '../../activities/node/store/run-records.js';
+import { testAgentConfig } from '../support/agent-config.js';
 
 // The privileged agent checks every target itself, whatever a workflow (or anyone able to
 // schedule activities on its queue) sends it: these call its real activities directly.
@@ -15,16 +16,7 @@ const env = new MockActivityEnvironment();
 
 beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'torpor-agent-'));
-  agent = createNodeActivities({
-    nodeName: 'n1',
-    storageRoot: root,
-    criuPath: 'criu',
-    extraDumpArgs: [],
-    extraRestoreArgs: [],
-    networkLock: 'nftables',
-    digestChunkBytes: 1 << 20,
-    torporVersion: 't',
-  });
+  agent = createNodeActivities(testAgentConfig(root));
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 

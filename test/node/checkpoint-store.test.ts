@@ -7,6 +7,7 @@ import { checkpointStoreActivities } from '../../activities/node/store/checkpoin
 import { StoreLayout } from '../../activities/node/store/layout.js';
 import { writeRecord } from '../../activities/node/store/run-records.js';
 import type { CheckpointManifest } from '../../contract/types.js';
+import { testAgentConfig } from '../support/agent-config.js';
 
 // Real files on a real filesystem; the "dump" is a directory of files written here instead of by CRIU.
 let root: string;
@@ -43,19 +44,7 @@ const exists = (p: string) =>
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'torpor-store-'));
-  store = checkpointStoreActivities(
-    {
-      nodeName: 'n1',
-      storageRoot: root,
-      criuPath: 'criu',
-      extraDumpArgs: [],
-      extraRestoreArgs: [],
-      networkLock: 'nftables',
-      digestChunkBytes: 4,
-      torporVersion: 'test',
-    },
-    new StoreLayout(root),
-  );
+  store = checkpointStoreActivities(testAgentConfig(root, { digestChunkBytes: 4 }), new StoreLayout(root));
 });
 afterEach(() => rm(root, { recursive: true, force: true }));
 

@@ -2,12 +2,12 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
-import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
 import type { createContainerActivities } from '../../activities/node/container/activities.js';
 import type { ContainerAgentConfig } from '../../activities/node/container/types.js';
 import { checkpointStoreActivities } from '../../activities/node/store/checkpoints.js';
 import { StoreLayout } from '../../activities/node/store/layout.js';
 import type { CheckpointManifest, VerifiedCheckpoint } from '../../contract/types.js';
+import { testAgentConfig } from './agent-config.js';
 
 const TORPOR_BIN = path.resolve('.torpor/bin');
 const SMART_ENTRYPOINT = path.resolve('deploy/images/smart-entrypoint.sh');
@@ -305,16 +305,7 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
 
 /** The node agent's store steps over this world's store, run as activities (they heartbeat). */
 function storeSteps(world: RuncWorld) {
-  const config: NodeAgentConfig = {
-    nodeName: 'node-a',
-    storageRoot: world.store,
-    criuPath: path.join(TORPOR_BIN, 'criu'),
-    extraDumpArgs: [],
-    extraRestoreArgs: [],
-    networkLock: 'nftables',
-    digestChunkBytes: 1 << 20,
-    torporVersion: 'test',
-  };
+  const config = testAgentConfig(world.store, { nodeName: 'node-a', criuPath: path.join(TORPOR_BIN, 'criu') });
   return checkpointStoreActivities(config, new StoreLayout(world.store));
 }
 
