@@ -13,9 +13,10 @@ echo "smart-entrypoint: checkpoint $DYN_CHECKPOINT_HASH found; waiting for the n
 # As the container's PID 1 this shell adopts the restored process tree. `wait` reaps every child,
 # adopted ones too, so nothing lingers as a zombie. Once a restored process has been seen, the
 # container lives as long as one does; its exit status is not visible here, so the exit is 1.
+# It looks five times a second, so that a restored process that runs only briefly is still seen.
 seen=""
 while :; do
-  sleep 1 &
+  sleep 0.2 &
   wait
   others=0
   for dir in /proc/[0-9]*; do

@@ -105,7 +105,12 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
     expect(again).toMatchObject({ alreadyRestored: true, hostPid: restored.hostPid });
     expect((await world.exec('restore-1', ['ps', '-eo', 'args'])).stdout.match(/^python3 \/app\/app\.py/gm)).toHaveLength(1);
 
-    // When the restored app exits, the smart entrypoint reaps it and the container stops.
+    // When the restored app exits, the smart entrypoint reaps it and the container stops (once it
+    // has seen the restored tree: it looks five times a second).
+    await eventually(
+      async () => ((await world.output('restore-1')).includes('restored process running') ? true : undefined),
+      'the smart entrypoint to see the restored tree',
+    );
     process.kill(restored.hostPid, 'SIGKILL');
     await eventually(async () => ((await world.state('restore-1')) === 'stopped' ? true : undefined), 'the placeholder to stop');
     expect(await world.output('restore-1')).toContain('the restored process tree has exited');
