@@ -54,17 +54,19 @@ interface ChunkAnswer {
 class DigestPool {
   private readonly workers: Worker[] = [];
   private readonly waiting = new Map<number, (answer: ChunkAnswer) => void>();
+  private readonly inFlight: number[] = [];
   private nextId = 0;
 
   private worker(lane: number): Worker {
     let worker = this.workers[lane];
     if (worker === undefined) {
       worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.unref();
       worker.on('message', (answer: ChunkAnswer) => {
         this.waiting.get(answer.id)?.(answer);
         this.waiting.delete(answer.id);
       });
+      // An idle worker must not keep the agent (or a CLI, a test, the demo) from exiting.
+      worker.unref();
       this.workers[lane] = worker;
     }
     return worker;
@@ -73,9 +75,17 @@ class DigestPool {
   /** Hashes one chunk on the worker of `lane`; a lane has one chunk in flight at a time. */
   hash(lane: number, task: ChunkTask): Promise<ChunkAnswer> {
     const id = this.nextId++;
-    return new Promise((resolve) => {
+    const worker = this.worker(lane);
+    // Referenced while a chunk is in flight on it (two verifications may share a lane's worker),
+    // so the process waits for the answers.
+    this.inFlight[lane] = (this.inFlight[lane] ?? 0) + 1;
+    worker.ref();
+    return new Promise<ChunkAnswer>((resolve) => {
       this.waiting.set(id, resolve);
-      this.worker(lane).postMessage({ id, ...task });
+      worker.postMessage({ id, ...task });
+    }).finally(() => {
+      this.inFlight[lane] = (this.inFlight[lane] ?? 1) - 1;
+      if (this.inFlight[lane] === 0) worker.unref();
     });
   }
 }
