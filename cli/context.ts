@@ -2,6 +2,8 @@ import os from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
 import { scheduleUiUrl, TorporClient, workflowUiUrl } from '../client/index.js';
+import { torporDataConverter } from '../client/payload-codec.js';
+import { tlsFromEnv } from '../workers/connection.js';
 import { normalizeNodeName } from '../workers/node-agent-config.js';
 
 /** The global options every command shares (each also read from the environment). */
@@ -52,8 +54,10 @@ export class CliContext {
   async torpor(): Promise<TorporClient> {
     if (!this.torporClient) {
       // Lazy: input is validated before anything goes over the network.
-      this.connection = Connection.lazy({ address: this.options.address, connectTimeout: '5 seconds' });
-      this.torporClient = new TorporClient(new Client({ connection: this.connection, namespace: this.options.namespace }));
+      const tls = tlsFromEnv();
+      this.connection = Connection.lazy({ address: this.options.address, connectTimeout: '5 seconds', ...(tls ? { tls } : {}) });
+      const client = new Client({ connection: this.connection, namespace: this.options.namespace, dataConverter: torporDataConverter() });
+      this.torporClient = new TorporClient(client);
     }
     return this.torporClient;
   }

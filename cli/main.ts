@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { TorporError, workflowUiUrl } from '../client/index.js';
 import { registerCheckpointCommands, UsageError } from './commands/checkpoints.js';
+import { registerCodecServerCommand } from './commands/codec-server.js';
 import { registerContainerCommands } from './commands/containers.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { CliContext, type GlobalOptions, globalDefaults } from './context.js';
@@ -28,6 +29,7 @@ function buildProgram(contextOf: (cmd: Command) => CliContext, json: boolean): C
   registerCheckpointCommands(program, contextOf);
   registerScheduleCommands(program, contextOf);
   registerContainerCommands(program, contextOf);
+  registerCodecServerCommand(program);
   program
     .command('demo')
     .description('run the demo: checkpoint and restore the sample app on a local dev server (Temporal UI on :8233)')

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { rejectWorkerConfiguredFields } from '../contract/kubernetes.js';
 import { CONTROL_TASK_QUEUE, checkpointWorkflowId, restoreWorkflowId } from '../contract/naming.js';
 import {
   type CheckpointRequest,
@@ -26,6 +27,7 @@ import type {
   restore,
   specHash,
 } from '../workflows/index.js';
+import { assertSameCheckpoint, checkpointIdentity, IDENTITY_MEMO } from './checkpoint-join.js';
 import { validated } from './errors.js';
 import { type StartedWorkflow, startWorkflow } from './start-workflow.js';
 import { workflowIds } from './workflow-ids.js';
@@ -34,21 +36,24 @@ export type RestoreStart = Omit<RestoreRequest, 'restoreId'> & { restoreId?: str
 export type Target = { agentTimeoutMs?: number };
 
 export async function startCheckpointWorkflow(client: Client, request: CheckpointRequest): Promise<StartedWorkflow<typeof checkpoint>> {
-  validated(() => parseCheckpointRequest(request));
-  return client.workflow.start<typeof checkpoint>('checkpoint', {
+  validated(() => rejectWorkerConfiguredFields(parseCheckpointRequest(request).kubernetes));
+  const handle = await client.workflow.start<typeof checkpoint>('checkpoint', {
     taskQueue: CONTROL_TASK_QUEUE,
     workflowId: checkpointWorkflowId(request.hash),
     args: [request],
+    memo: { [IDENTITY_MEMO]: checkpointIdentity(request) },
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     staticSummary: `Checkpoint ${request.hash} on ${request.node}`,
     staticDetails: `Checkpoint of \`${request.workload.command.join(' ')}\` (${request.runtime} runtime) into hash **${request.hash}** on node **${request.node}**.`,
   });
+  await assertSameCheckpoint(handle, request, handle.workflowId);
+  return handle;
 }
 
 export async function startRestoreWorkflow(client: Client, request: RestoreStart): Promise<StartedWorkflow<typeof restore>> {
   const full: RestoreRequest = { ...request, restoreId: request.restoreId ?? randomUUID().slice(0, 8) };
-  validated(() => parseRestoreRequest(full));
+  validated(() => rejectWorkerConfiguredFields(parseRestoreRequest(full).kubernetes));
   return client.workflow.start<typeof restore>('restore', {
     taskQueue: CONTROL_TASK_QUEUE,
     workflowId: restoreWorkflowId(full.hash, full.restoreId),

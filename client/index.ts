@@ -65,6 +65,7 @@ export type {
 export type { ContainerCheckpointResult, ContainerRestoreResult } from '../workflows/containers.js';
 export type { RestoreStart } from './checkpoint-workflows.js';
 export { TorporError } from './errors.js';
+export { AesGcmPayloadCodec, PayloadCodecError, payloadCodecFromEnv, torporDataConverter } from './payload-codec.js';
 export type { RefreshSchedule, TriggeredRefresh } from './schedules.js';
 export { scheduleUiUrl, workflowUiUrl } from './ui-links.js';
 

@@ -31,6 +31,18 @@ export const Failures = {
     hint: 'Kubernetes RBAC refused the control worker; grant its ServiceAccount the Role in deploy/ (or check the namespace).',
   },
   PidBusy: { retryable: true, hint: 'Retried by Temporal: the PID frees once the exited process is reaped.' },
+  RuntimeDisabled: {
+    retryable: false,
+    hint: 'The local runtime is off on this node agent (the default): start the agent with TORPOR_LOCAL_RUNTIME=on to let it run local workloads, as TORPOR_LOCAL_UID/TORPOR_LOCAL_GID (65534 by default, never root).',
+  },
+  ProcessWontExit: {
+    retryable: true,
+    hint: 'Retried by Temporal: the process did not exit after SIGKILL, most likely stuck in the kernel (D state); check the node (dmesg) if it persists.',
+  },
+  CheckpointConflict: {
+    retryable: false,
+    hint: 'A checkpoint of this hash is already running for another node, runtime or workload; wait for it to finish, or derive the hash from the spec.',
+  },
   CheckpointInUse: {
     retryable: false,
     hint: 'A running restore uses this checkpoint; stop the restored process first (retention skips it and tries again on its next run).',

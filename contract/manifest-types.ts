@@ -1,6 +1,6 @@
 import type { GpuCheckpointRecord } from './gpu-types.js';
 import type { NetworkPolicy } from './network.js';
-import type { Runtime, WorkloadSpec } from './spec.js';
+import type { Runtime } from './spec.js';
 
 /** One file of a committed checkpoint, relative to the checkpoint directory. */
 export interface ManifestFile {
@@ -21,6 +21,16 @@ export interface WorkloadContractFiles {
   location: string;
 }
 
+/**
+ * What manifests and the agent's records keep of a workload: the names of its environment
+ * variables, never their values (they may be secrets; the checkpoint's hash already covers them).
+ */
+export interface RecordedWorkload {
+  command: string[];
+  cwd?: string;
+  envNames: string[];
+}
+
 export interface CheckpointManifest {
   /** 2: per-chunk digests, verified in parallel; 1: whole-file digests (read and verified as before). */
   formatVersion: 1 | 2;
@@ -30,7 +40,7 @@ export interface CheckpointManifest {
   node: string;
   runtime: Runtime;
   createdAt: string;
-  workload: WorkloadSpec;
+  workload: RecordedWorkload;
   contract: WorkloadContractFiles;
   process: { pid: number };
   files: ManifestFile[];

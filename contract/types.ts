@@ -144,7 +144,7 @@ export interface SpecHashInputs {
   files: Array<{ path: string; sha256: string }>;
   command: string[];
   cwd: string | null;
-  /** The variables of `workload.env` that count (all, unless the request names a subset). */
+  /** The variables of `workload.env` that count (all, unless the request names a subset); a result shows names only (value `<redacted>`). */
   env: Record<string, string>;
   gpu: { models: string[]; driverVersion: string | null };
   criuVersion: string;

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,13 @@ function stopProcessGroup(pid: number): void {
   }
 }
 
+/** A directory the app may write its status into: the agent runs it as nobody (sticky, as /tmp is). */
+async function writableByAll(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o1777);
+  return dir;
+}
+
 /** Checkpoints the sample app through Temporal, restores it, and prints what it measured. */
 async function main(): Promise<void> {
   await rm(DEMO_DIR, { recursive: true, force: true });
@@ -28,7 +35,7 @@ async function main(): Promise<void> {
   const sample = {
     tableMb: Number(process.env.DEMO_TABLE_MB ?? 256),
     initSeconds: Number(process.env.DEMO_INIT_SECONDS ?? 10),
-    statusFile: path.join(DEMO_DIR, 'sample-status.json'),
+    statusFile: path.join(await writableByAll(path.join(DEMO_DIR, 'status')), 'sample-status.json'),
   };
   const hash = sampleHash('demo', sample);
   const target = { hash, node: stack.node, runtime: 'local' as const };

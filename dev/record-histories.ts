@@ -1,8 +1,9 @@
 /**
  * Records the histories the determinism guard replays (test/replay.test.ts): representative runs
  * of each workflow on a fresh local stack, then the kubernetes runtime's from
- * test/kube/kubernetes-workflows.test.ts (a real API server, the node steps faked), which saves them
- * when TORPOR_RECORD_HISTORIES=1. Run again (npm run record-histories) when a workflow changes on
+ * test/kube/kubernetes-workflows.test.ts (a real API server, the node steps faked) and the
+ * container, refresh (continued as new while joining) and store workflows' from
+ * test/hostile/long-steps.test.ts (real runc and CRIU), which save them when TORPOR_RECORD_HISTORIES=1. Run again (npm run record-histories) when a workflow changes on
  * purpose, behind a patch or a new workflow type, and commit the new files.
  *
  * checkpoint-kubernetes-unpatched-created and restore-kubernetes-unpatched-ready were recorded once
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
 async function recordKubernetes(): Promise<void> {
   const root = fileURLToPath(new URL('../', import.meta.url));
   await execa('bash', ['scripts/setup.sh'], { cwd: root, env: { TORPOR_SETUP_KUBE: '1' }, stdio: 'inherit' });
-  await execa('vitest', ['run', 'test/kube/kubernetes-workflows.test.ts'], {
+  await execa('vitest', ['run', 'test/kube/kubernetes-workflows.test.ts', 'test/hostile/long-steps.test.ts'], {
     cwd: root,
     env: { TORPOR_RECORD_HISTORIES: '1' },
     stdio: 'inherit',

@@ -16,6 +16,8 @@ export interface DevServerOptions {
   port?: number;
   /** Persist to this SQLite file (so a restarted server keeps its workflows); in memory when omitted. */
   dbFilename?: string;
+  /** The codec server the UI decrypts payloads with (`torpor codec-server`). */
+  uiCodecEndpoint?: string;
 }
 
 /** Starts the official CLI's dev server (real Temporal) with Torpor's search attributes registered. */
@@ -29,6 +31,7 @@ export function startDevServer(options: DevServerOptions = {}): Promise<TestWork
       ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.dbFilename === undefined ? {} : { dbFilename: options.dbFilename }),
       searchAttributes: TORPOR_SEARCH_ATTRIBUTES,
+      ...(options.uiCodecEndpoint === undefined ? {} : { extraArgs: ['--ui-codec-endpoint', options.uiCodecEndpoint] }),
       log: { format: 'pretty', level: 'warn' },
     },
   });

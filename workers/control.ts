@@ -1,7 +1,8 @@
 import { pathToFileURL } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { torporDataConverter } from '../client/payload-codec.js';
 import { CONTROL_TASK_QUEUE } from '../contract/naming.js';
-import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
+import { connectWorker, runMain, shutdownOnTlsRotation, temporalTargetFromEnv } from './connection.js';
 import { clusterActivitiesFromEnv } from './control-config.js';
 import { workflowSource } from './workflow-source.js';
 
@@ -11,6 +12,7 @@ export function createControlWorker(connection: NativeConnection, namespace: str
     connection,
     namespace,
     taskQueue: CONTROL_TASK_QUEUE,
+    dataConverter: torporDataConverter(),
     ...workflowSource(options.workflowBundle),
     ...options,
   });
@@ -22,6 +24,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const activities = clusterActivitiesFromEnv();
     const worker = await createControlWorker(await connectWorker(target), target.namespace, activities ? { activities } : {});
     console.log(`control worker polling ${CONTROL_TASK_QUEUE} on ${target.address}`);
+    shutdownOnTlsRotation(worker);
     await worker.run();
   });
 }

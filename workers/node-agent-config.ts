@@ -68,6 +68,29 @@ function workloadLauncherFromEnv(env: NodeJS.ProcessEnv, criuPath: string): { wo
   return launcher ? { workloadLauncher: launcher } : {};
 }
 
+/** A uid or gid for local workloads: a whole number, never 0 (root). */
+function localIdFromEnv(env: NodeJS.ProcessEnv, name: string): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return NOBODY;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${name} must be a whole number, not "${raw}"`);
+  if (value === 0) throw new Error(`${name} must not be 0: local workloads run a caller's command and never run as root`);
+  return value;
+}
+
+const NOBODY = 65534;
+
+/**
+ * TORPOR_LOCAL_RUNTIME=on|off (off by default): whether the agent starts and restores local
+ * processes; they run as TORPOR_LOCAL_UID / TORPOR_LOCAL_GID (65534, nobody, by default).
+ */
+export function localRuntimeFromEnv(env: NodeJS.ProcessEnv): Pick<NodeAgentConfig, 'localRuntime'> {
+  const wanted = env.TORPOR_LOCAL_RUNTIME ?? 'off';
+  if (wanted !== 'on' && wanted !== 'off') throw new Error(`TORPOR_LOCAL_RUNTIME must be on or off, not "${wanted}"`);
+  if (wanted === 'off') return {};
+  return { localRuntime: { uid: localIdFromEnv(env, 'TORPOR_LOCAL_UID'), gid: localIdFromEnv(env, 'TORPOR_LOCAL_GID') } };
+}
+
 /**
  * In a cluster (the DaemonSet's service account) or with KUBECONFIG, the agent checks a
  * container's pod in the Kubernetes API: its labels, its node, its container IDs.
@@ -90,12 +113,14 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     // Resolved once, so that confinement checks compare real paths.
     storageRoot: realpathSync(storage),
     ...(env.TORPOR_SIGNAL_DIR ? { signalDir: path.resolve(env.TORPOR_SIGNAL_DIR) } : {}),
+    ...(env.TORPOR_MANIFEST_KEY_FILE ? { manifestKeyFile: path.resolve(env.TORPOR_MANIFEST_KEY_FILE) } : {}),
     criuPath,
     extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
     networkLock: networkLockFromEnv(env, criuPath),
     digestChunkBytes: positiveIntFromEnv(env, 'TORPOR_DIGEST_CHUNK_BYTES', CHUNK_BYTES),
     ...workloadLauncherFromEnv(env, criuPath),
+    ...localRuntimeFromEnv(env),
     torporVersion: env.npm_package_version ?? '0.1.0',
     ...(env.TORPOR_RUNC_ROOT
       ? {

@@ -3,13 +3,15 @@ import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/w
 import { assertSupportedCriu } from '../activities/node/criu/runner.js';
 import type { GpuActivityDeps } from '../activities/node/gpu/index.js';
 import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
+import { assertCanDumpLocalWorkloads } from '../activities/node/local/runtime-switch.js';
+import { torporDataConverter } from '../client/payload-codec.js';
 import { nodeTaskQueue } from '../contract/naming.js';
-import { connectWorker, runMain, temporalTargetFromEnv } from './connection.js';
+import { connectWorker, runMain, shutdownOnTlsRotation, temporalTargetFromEnv } from './connection.js';
 import { nodeAgentConfigFromEnv } from './node-agent-config.js';
 
 /**
  * The privileged agent of one node: node activities only, on `torpor-node-<node>`. It refuses to
- * start with a CRIU older than Torpor supports.
+ * start with a CRIU older than Torpor supports, or with local workloads it could not checkpoint.
  */
 export async function createNodeAgent(
   connection: NativeConnection,
@@ -19,11 +21,13 @@ export async function createNodeAgent(
   gpu?: GpuActivityDeps,
 ) {
   await assertSupportedCriu(config.criuPath);
+  assertCanDumpLocalWorkloads(config);
   return Worker.create({
     connection,
     namespace,
     taskQueue: nodeTaskQueue(config.nodeName),
     activities: createNodeActivities(config, gpu),
+    dataConverter: torporDataConverter(),
     ...options,
   });
 }
@@ -37,6 +41,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       `node agent for ${config.nodeName} polling ${nodeTaskQueue(config.nodeName)}; storage ${config.storageRoot}; ` +
         `CRIU network lock ${config.networkLock}; workload launcher ${config.workloadLauncher ?? 'none'}`,
     );
+    shutdownOnTlsRotation(worker);
     await worker.run();
   });
 }

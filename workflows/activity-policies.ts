@@ -14,7 +14,15 @@ import { CONTROL_TASK_QUEUE, nodeTaskQueue } from '../contract/naming.js';
  * Every group waits for a cancelled activity to finish before the workflow goes on, so a
  * compensation never runs while the step it undoes is still running.
  */
+/**
+ * Every node-agent step heartbeats once a second for its whole run, whatever it is doing
+ * (activities/node/heartbeat.ts, stepHeartbeat), and every cluster wait once a second whether the
+ * pod watch speaks or not (activities/cluster/pod-watch.ts): 5 and 30 missed beats in a row mean a
+ * dead worker, never a slow step. A duplicate attempt on the agent waits for the first
+ * (activities/node/step-lock.ts).
+ */
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
+export const CLUSTER_WAIT_HEARTBEAT_TIMEOUT_MS = 30_000;
 /**
  * The patch (Temporal workflow versioning) under which the kubernetes runtime dumps and restores
  * the pod's container instead of calling the process steps; histories from before replay unchanged.
@@ -122,7 +130,7 @@ export function clusterActivities(agentTimeoutMs: number) {
     wait: (timeoutMs: number) =>
       group<ClusterActivities>(CONTROL_TASK_QUEUE, agentTimeoutMs, {
         startToCloseTimeout: timeoutMs + 60_000,
-        heartbeatTimeout: 30_000,
+        heartbeatTimeout: CLUSTER_WAIT_HEARTBEAT_TIMEOUT_MS,
         retry: { ...retry, maximumAttempts: 5 },
       }),
   };

@@ -1,4 +1,4 @@
-import { patched } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import { torporFailure } from '../contract/failures.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointSpec, establishedPolicy } from '../contract/spec.js';
@@ -62,10 +62,18 @@ function kubernetesCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): C
   const cluster = clusterActivities(spec.agentTimeoutMs);
   const kubernetes = { ...section, node, command: spec.workload.command, env: spec.workload.env };
   const { namespace } = section;
+  // The Job this run created, by UID: its pods are waited for and only it is deleted (never a foreign Job of that name).
+  const owner = workflowInfo().runId;
+  let jobUid: string | undefined;
   return {
-    start: () => cluster.quick.createCheckpointJob({ hash, kubernetes }),
+    async start() {
+      const created = await cluster.quick.createCheckpointJob({ hash, kubernetes, owner });
+      jobUid = created.uid || undefined;
+      return created;
+    },
     async waitReady() {
-      const pod = await cluster.wait(spec.readyTimeoutMs).waitForCheckpointPod({ hash, namespace, timeoutMs: spec.readyTimeoutMs });
+      const timeoutMs = spec.readyTimeoutMs;
+      const pod = await cluster.wait(timeoutMs).waitForCheckpointPod({ hash, namespace, timeoutMs, jobUid });
       if (pod.nodeName !== node) {
         throw torporFailure('TargetNotAllowed', `Checkpoint pod ${namespace}/${pod.podName} runs on ${pod.nodeName}, not on ${node}`);
       }
@@ -73,10 +81,11 @@ function kubernetesCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): C
       return patched(KUBERNETES_CONTAINER_STEPS) ? containerSteps(spec, agent, pod) : processSteps(spec, agent);
     },
     async waitExit() {
-      const exit = await cluster.wait(spec.exitTimeoutMs).waitForCheckpointPodExit({ hash, namespace, timeoutMs: spec.exitTimeoutMs });
+      const timeoutMs = spec.exitTimeoutMs;
+      const exit = await cluster.wait(timeoutMs).waitForCheckpointPodExit({ hash, namespace, timeoutMs, jobUid });
       return exit.exited;
     },
-    remove: () => cluster.quick.deleteCheckpointJob({ hash, namespace }),
+    remove: () => cluster.quick.deleteCheckpointJob({ hash, namespace, uid: jobUid, owner }),
   };
 }
 

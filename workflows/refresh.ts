@@ -1,5 +1,15 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ApplicationFailure, ChildWorkflowFailure, executeChild, ParentClosePolicy, sleep } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  ContinueAsNew,
+  continueAsNew,
+  executeChild,
+  ParentClosePolicy,
+  patched,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { checkpointWorkflowId } from '../contract/naming.js';
 import { type CheckpointRequest, parseOrReject, type RefreshRequest, refreshRequestSchema } from '../contract/spec.js';
 import type { RefreshOutcome, RefreshResult } from '../contract/types.js';
@@ -11,6 +21,23 @@ import { enterPhase, tagExecution } from './tagging.js';
 
 /** How often a refresh that met an in-flight checkpoint of its hash looks whether it has committed. */
 const JOIN_POLL = '5 seconds';
+/**
+ * The patch (Temporal workflow versioning) under which the join loop backs off (5 s doubling to
+ * 1 min) and continues as a new run every `pollsPerRun` polls, or sooner when Temporal suggests it:
+ * behind a 24 h checkpoint its history stays small. Histories from before replay unchanged.
+ */
+export const REFRESH_JOIN_BACKOFF = 'refresh-join-backoff';
+const JOIN_POLL_FIRST_MS = 5_000;
+const JOIN_POLL_MAX_MS = 60_000;
+const POLLS_PER_RUN = 100;
+
+/** What a refresh hands the next run of itself when it continues as new while joining. */
+export interface RefreshRun {
+  /** The hash whose in-flight checkpoint the previous run was joining. */
+  joining?: string;
+  /** Polls before continuing as new (100; tests use fewer). */
+  pollsPerRun?: number;
+}
 
 type NodeAgent = ReturnType<typeof nodeActivities>;
 
@@ -20,22 +47,31 @@ type NodeAgent = ReturnType<typeof nodeActivities>;
  * the one in flight → keep the newest `keep` checkpoints of the workload, delete the rest (never one
  * a running restore uses).
  */
-export async function refresh(request: RefreshRequest): Promise<RefreshResult> {
+export async function refresh(request: RefreshRequest, run: RefreshRun = {}): Promise<RefreshResult> {
   const spec = parseOrReject(refreshRequestSchema, request, 'refresh request');
   const { name, node, keep } = spec;
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   tagExecution(node);
   try {
-    enterPhase('deriving-hash');
-    const { hash } = await agent.heavy.deriveSpecHash({ name, runtime: spec.runtime, workload: spec.workload, hashEnv: spec.hashEnv });
+    let hash = run.joining;
+    if (hash === undefined) {
+      enterPhase('deriving-hash');
+      ({ hash } = await agent.heavy.deriveSpecHash({ name, runtime: spec.runtime, workload: spec.workload, hashEnv: spec.hashEnv }));
+    }
     tagExecution(node, hash);
     enterPhase('looking-up');
     let outcome: RefreshOutcome = 'unchanged';
     let childWorkflowId: string | null = null;
-    if ((await agent.quick.findCheckpoint({ hash })) === null) {
+    const committed = (await agent.quick.findCheckpoint({ hash })) !== null;
+    if (committed && run.joining !== undefined) {
+      // The checkpoint the previous run was joining committed in between.
+      outcome = 'joined';
+      childWorkflowId = checkpointWorkflowId(hash);
+    } else if (!committed) {
       enterPhase('checkpointing');
       childWorkflowId = checkpointWorkflowId(hash);
-      outcome = await checkpointOrJoin(agent, {
+      const continueJoining = () => continueAsNew<typeof refresh>(request, { ...run, joining: hash });
+      outcome = await checkpointOrJoin(agent, run.pollsPerRun ?? POLLS_PER_RUN, continueJoining, {
         hash,
         node,
         runtime: spec.runtime,
@@ -51,6 +87,7 @@ export async function refresh(request: RefreshRequest): Promise<RefreshResult> {
     enterPhase('done');
     return { name, node, hash, outcome, checkpointWorkflowId: childWorkflowId, retention };
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
     enterPhase('failed');
     throw surfaceFailure(err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure ? err.cause : err, node);
   }
@@ -61,8 +98,13 @@ export async function refresh(request: RefreshRequest): Promise<RefreshResult> {
  * hash in flight (a caller, another node's schedule) holds that ID: then wait until it has committed,
  * or start again once it has ended without a commit.
  */
-async function checkpointOrJoin(agent: NodeAgent, request: CheckpointRequest): Promise<RefreshOutcome> {
-  for (;;) {
+async function checkpointOrJoin(
+  agent: NodeAgent,
+  pollsPerRun: number,
+  continueJoining: () => Promise<never>,
+  request: CheckpointRequest,
+): Promise<RefreshOutcome> {
+  for (let poll = 0; ; poll++) {
     try {
       const result = await executeChild(checkpoint, {
         workflowId: checkpointWorkflowId(request.hash),
@@ -76,7 +118,12 @@ async function checkpointOrJoin(agent: NodeAgent, request: CheckpointRequest): P
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    await sleep(JOIN_POLL);
+    if (!patched(REFRESH_JOIN_BACKOFF)) {
+      await sleep(JOIN_POLL);
+    } else {
+      if (poll >= pollsPerRun || workflowInfo().continueAsNewSuggested) await continueJoining();
+      await sleep(Math.min(JOIN_POLL_FIRST_MS * 2 ** poll, JOIN_POLL_MAX_MS));
+    }
     if ((await agent.quick.findCheckpoint({ hash: request.hash })) !== null) return 'joined';
   }
 }

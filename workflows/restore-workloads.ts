@@ -1,4 +1,4 @@
-import { patched } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import type { RestoreSpec } from '../contract/spec.js';
 import type { RestoredProcess } from '../contract/types.js';
@@ -69,14 +69,18 @@ function kubernetesRestoreWorkload(
   const { tracker, undo } = saga;
   const cluster = clusterActivities(spec.agentTimeoutMs);
   const kubernetes = { ...section, node, command: spec.workload?.command ?? [], env: spec.workload?.env ?? {} };
+  // The pod this run created, by UID: only it is waited for and deleted (never a foreign pod of that name).
+  const owner = workflowInfo().runId;
+  let podUid: string | undefined;
   const waitForPod = (until: 'running' | 'ready') =>
-    cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until });
+    cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until, podUid });
   return {
     // The placeholder restore has no gate before the tree resumes: every byte is verified first.
     verifiesWhileRestoring: () => false,
     async prepareTarget() {
-      undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace }));
-      await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes }));
+      undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace, uid: podUid, owner }));
+      const created = await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes, owner }));
+      podUid = created.uid || undefined;
       const pod = await tracker.step('waiting-ready', () => waitForPod('running'));
       return {
         // Histories from before the patch restored a new process tree, as the local runtime does.

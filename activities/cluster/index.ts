@@ -2,39 +2,42 @@ import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node'
 import {
   type CheckpointJobInput,
   createCheckpointJob,
+  type DeleteJobInput,
   deleteCheckpointJob,
   type PodWaitInput,
   waitForCheckpointPod,
   waitForCheckpointPodExit,
 } from './checkpoint-job.js';
 import type { Cluster } from './cluster.js';
+import { type ClusterPolicy, checkClusterPolicy } from './policy.js';
 import { createRestorePod, deleteRestorePod, type RestorePodInput, type RestorePodWaitInput, waitForRestorePod } from './restore-pod.js';
 
-export type { CheckpointJobInput, PodWaitInput } from './checkpoint-job.js';
+export type { CheckpointJobInput, DeleteJobInput, PodWaitInput } from './checkpoint-job.js';
+export type { ClusterPolicy } from './policy.js';
 export type { RestorePodInput, RestorePodWaitInput } from './restore-pod.js';
 
-export interface ClusterConfig {
+export interface ClusterConfig extends ClusterPolicy {
   kubeConfig: KubeConfig;
-  /** Namespaces the control worker may create workloads in; empty means any. */
-  allowedNamespaces: string[];
 }
 
-/** The control worker's Kubernetes activities: checkpoint Jobs and restore placeholder Pods. */
+/** The control worker's Kubernetes activities: checkpoint Jobs and restore placeholder Pods. Throws on a policy that allows nothing. */
 export function clusterActivities(config: ClusterConfig) {
+  const { kubeConfig, ...policy } = config;
+  checkClusterPolicy(policy);
   const cluster: Cluster = {
-    kubeConfig: config.kubeConfig,
-    core: config.kubeConfig.makeApiClient(CoreV1Api),
-    batch: config.kubeConfig.makeApiClient(BatchV1Api),
-    allowedNamespaces: config.allowedNamespaces,
+    kubeConfig,
+    core: kubeConfig.makeApiClient(CoreV1Api),
+    batch: kubeConfig.makeApiClient(BatchV1Api),
+    policy,
   };
   return {
     createCheckpointJob: (input: CheckpointJobInput) => createCheckpointJob(cluster, input),
     waitForCheckpointPod: (input: PodWaitInput) => waitForCheckpointPod(cluster, input),
     waitForCheckpointPodExit: (input: PodWaitInput) => waitForCheckpointPodExit(cluster, input),
-    deleteCheckpointJob: (input: { hash: string; namespace: string }) => deleteCheckpointJob(cluster, input),
+    deleteCheckpointJob: (input: DeleteJobInput) => deleteCheckpointJob(cluster, input),
     createRestorePod: (input: RestorePodInput) => createRestorePod(cluster, input),
     waitForRestorePod: (input: RestorePodWaitInput) => waitForRestorePod(cluster, input),
-    deleteRestorePod: (input: { hash: string; restoreId: string; namespace: string }) => deleteRestorePod(cluster, input),
+    deleteRestorePod: (input: Parameters<typeof deleteRestorePod>[1]) => deleteRestorePod(cluster, input),
   };
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1Job, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import { CHECKPOINT_SOURCE_LABEL, ChrekEnv } from '../../contract/chrek.js';
 import type { KubernetesWorkload } from '../../contract/kubernetes.js';
+import type { ClusterPolicy } from './policy.js';
 
 /** Pure builders of the objects Torpor creates; the activities that send them stay a few lines. */
 
@@ -9,6 +10,10 @@ export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'torpor' };
 export const HASH_LABEL = 'torpor.dev/hash';
 export const ROLE_LABEL = 'torpor.dev/role';
 export const RESTORE_ID_LABEL = 'torpor.dev/restore-id';
+/** The workflow run that created an object; only that run adopts it after a 409 or deletes it without its UID. */
+export const OWNER_ANNOTATION = 'torpor.dev/owner';
+/** The label the Job controller puts on its pods, naming the Job by UID (a tenant cannot know it before the Job exists). */
+export const CONTROLLER_UID_LABEL = 'batch.kubernetes.io/controller-uid';
 const CONTAINER = 'main';
 const READY_FILE = '/tmp/checkpoint-ready';
 const SIGNAL_MOUNT = '/checkpoint-signal';
@@ -32,19 +37,24 @@ function gpuResources(gpus: number): Pick<V1Container, 'resources'> {
   return gpus > 0 ? { resources: { limits: { 'nvidia.com/gpu': String(gpus) } } } : {};
 }
 
-function storageVolumes(w: KubernetesWorkload): V1Volume[] {
-  return [
-    { name: 'checkpoint-storage', persistentVolumeClaim: { claimName: w.checkpointPvc } },
-    { name: 'checkpoint-signal', hostPath: { path: w.signalHostPath, type: 'DirectoryOrCreate' } },
-  ];
+/** What the pods see of the host: the signal directory read-only, the hash's own checkpoint directory read-only. */
+export type PodStorage = Pick<ClusterPolicy, 'checkpointHostPath' | 'checkpointMountPath' | 'signalHostPath'>;
+
+function signalVolume(storage: PodStorage): V1Volume {
+  return { name: 'checkpoint-signal', hostPath: { path: storage.signalHostPath, type: 'DirectoryOrCreate' } };
 }
 
-/** What the checkpoint Job's pod and the restore pod share: pinned to the node, never restarted. */
-function podBasics(w: KubernetesWorkload): Pick<V1PodSpec, 'restartPolicy' | 'nodeSelector' | 'serviceAccountName'> {
+/**
+ * What the checkpoint Job's pod and the restore pod share: pinned to the node, never restarted. A
+ * pod without an allowed ServiceAccount gets no API token.
+ */
+function podBasics(
+  w: KubernetesWorkload,
+): Pick<V1PodSpec, 'restartPolicy' | 'nodeSelector' | 'serviceAccountName' | 'automountServiceAccountToken'> {
   return {
     restartPolicy: 'Never',
     nodeSelector: { 'kubernetes.io/hostname': w.node },
-    ...(w.serviceAccountName ? { serviceAccountName: w.serviceAccountName } : {}),
+    ...(w.serviceAccountName ? { serviceAccountName: w.serviceAccountName } : { automountServiceAccountToken: false }),
   };
 }
 
@@ -57,13 +67,17 @@ function userEnv(w: KubernetesWorkload) {
   return Object.entries(w.env).map(([name, value]) => ({ name, value }));
 }
 
-/** ChReK's checkpoint Job: label, the five DYN_CHECKPOINT_* variables, readiness on the ready file. */
-export function checkpointJob(hash: string, w: KubernetesWorkload): V1Job {
+/**
+ * ChReK's checkpoint Job: label, the five DYN_CHECKPOINT_* variables, readiness on the ready file.
+ * The app writes its ready file (an emptyDir) and reads the signal file; the node agent writes the
+ * checkpoint into its own store, which this pod does not see.
+ */
+export function checkpointJob(hash: string, w: KubernetesWorkload, storage: PodStorage, owner = ''): V1Job {
   const labels = { ...MANAGED_BY, [HASH_LABEL]: hash, [ROLE_LABEL]: 'checkpoint' };
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: checkpointJobName(hash), namespace: w.namespace, labels },
+    metadata: { name: checkpointJobName(hash), namespace: w.namespace, labels, annotations: { [OWNER_ANNOTATION]: owner } },
     spec: {
       backoffLimit: 0,
       template: {
@@ -78,18 +92,17 @@ export function checkpointJob(hash: string, w: KubernetesWorkload): V1Job {
                 { name: ChrekEnv.signalFile, value: `${SIGNAL_MOUNT}/${hash}.done` },
                 { name: ChrekEnv.readyFile, value: READY_FILE },
                 { name: ChrekEnv.hash, value: hash },
-                { name: ChrekEnv.location, value: `${w.checkpointMountPath}/${hash}` },
+                { name: ChrekEnv.location, value: `${storage.checkpointMountPath}/${hash}` },
                 { name: ChrekEnv.storageType, value: 'pvc' },
               ],
               readinessProbe: { exec: { command: ['sh', '-c', `cat "$${ChrekEnv.readyFile}"`] }, initialDelaySeconds: 5, periodSeconds: 2 },
               volumeMounts: [
-                { name: 'checkpoint-storage', mountPath: w.checkpointMountPath },
-                { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT },
+                { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT, readOnly: true },
                 { name: 'tmp', mountPath: '/tmp' },
               ],
             },
           ],
-          volumes: [...storageVolumes(w), { name: 'tmp', emptyDir: {} }],
+          volumes: [signalVolume(storage), { name: 'tmp', emptyDir: {} }],
         },
       },
     },
@@ -97,7 +110,7 @@ export function checkpointJob(hash: string, w: KubernetesWorkload): V1Job {
 }
 
 /** The restore placeholder: same image, pinned to the checkpoint's node, told which checkpoint to become. */
-export function restorePod(hash: string, restoreId: string, w: KubernetesWorkload): V1Pod {
+export function restorePod(hash: string, restoreId: string, w: KubernetesWorkload, storage: PodStorage, owner = ''): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -105,22 +118,24 @@ export function restorePod(hash: string, restoreId: string, w: KubernetesWorkloa
       name: restorePodName(hash, restoreId),
       namespace: w.namespace,
       labels: { ...MANAGED_BY, [HASH_LABEL]: hash, [ROLE_LABEL]: 'restore', [RESTORE_ID_LABEL]: restoreId },
+      annotations: { [OWNER_ANNOTATION]: owner },
     },
     spec: {
       ...podBasics(w),
       containers: [
         {
           ...containerBasics(w),
-          env: [...userEnv(w), { name: ChrekEnv.hash, value: hash }, { name: ChrekEnv.checkpointPath, value: w.checkpointMountPath }],
+          env: [...userEnv(w), { name: ChrekEnv.hash, value: hash }, { name: ChrekEnv.checkpointPath, value: storage.checkpointMountPath }],
           // The restored app listens where the checkpointed one did, now on the placeholder's address.
           ...(w.restoreHttpProbe ? { readinessProbe: { httpGet: { ...w.restoreHttpProbe }, periodSeconds: 1, failureThreshold: 3 } } : {}),
+          // The smart entrypoint looks for <path>/<hash>/checkpoint.done: only that directory, read-only.
           volumeMounts: [
-            { name: 'checkpoint-storage', mountPath: w.checkpointMountPath, readOnly: true },
-            { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT },
+            { name: 'checkpoint', mountPath: `${storage.checkpointMountPath}/${hash}`, subPath: hash, readOnly: true },
+            { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT, readOnly: true },
           ],
         },
       ],
-      volumes: storageVolumes(w),
+      volumes: [{ name: 'checkpoint', hostPath: { path: storage.checkpointHostPath, type: 'Directory' } }, signalVolume(storage)],
     },
   };
 }

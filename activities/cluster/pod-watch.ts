@@ -7,7 +7,7 @@ export interface PodWaitOptions {
   done: (pod: V1Pod) => boolean;
   /** Throws a typed failure for a pod that will never get there. */
   check: (pod: V1Pod) => Promise<void>;
-  /** Called on every list and watch event; an activity heartbeats from it. */
+  /** Called on every list and watch event, and every second with no pods; an activity heartbeats from it. */
   onProgress: (pods: V1Pod[]) => void;
   signal: AbortSignal;
   /** Start watching from this resourceVersion instead of listing first (tests use an expired one). */
@@ -24,6 +24,17 @@ type WatchEnd = { kind: 'matched'; pod: V1Pod } | { kind: 'expired' } | { kind: 
  * Kubernetes list-then-watch pattern; nothing is missed because every list re-checks every pod.
  */
 export async function waitForPod(kc: KubeConfig, core: CoreV1Api, options: PodWaitOptions): Promise<V1Pod> {
+  // A watch may stay silent for its whole 60 s (an image pull, a failing probe): the caller's
+  // heartbeat must not depend on events, or a quiet wait would be timed out and retried.
+  const ticker = setInterval(() => options.onProgress([]), 1000);
+  try {
+    return await listAndWatch(kc, core, options);
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+async function listAndWatch(kc: KubeConfig, core: CoreV1Api, options: PodWaitOptions): Promise<V1Pod> {
   let resourceVersion = options.startResourceVersion;
   for (;;) {
     if (resourceVersion === undefined) {

@@ -1,11 +1,12 @@
-import { torporFailure } from '../../contract/failures.js';
 import type { PodPlacement } from '../../contract/kubernetes.js';
 import type { CheckpointJobInput, PodWaitInput } from './checkpoint-job.js';
-import { allowNamespace, type Cluster } from './cluster.js';
+import type { Cluster } from './cluster.js';
 import { kubeFailure, statusCode } from './kube-errors.js';
-import { HASH_LABEL, RESTORE_ID_LABEL, restorePod, restorePodName } from './manifests.js';
+import { HASH_LABEL, RESTORE_ID_LABEL, ROLE_LABEL, restorePod, restorePodName } from './manifests.js';
+import { adoptOwn, deleteOwned } from './owned-objects.js';
 import { isPodReady, isPodRunning } from './pod-status.js';
 import { placement, waitWithTimeout } from './pod-wait.js';
+import { allowNamespace, allowWorkload } from './policy.js';
 
 export interface RestorePodInput extends CheckpointJobInput {
   restoreId: string;
@@ -13,43 +14,60 @@ export interface RestorePodInput extends CheckpointJobInput {
 export interface RestorePodWaitInput extends PodWaitInput {
   restoreId: string;
   until: 'running' | 'ready';
+  /** The placeholder's UID, as its create returned it: another pod with copied labels is not waited for. */
+  podUid?: string | undefined;
 }
 
-/** Creates the restore placeholder pod, pinned to the checkpoint's node. Idempotent like the Job. */
+/** Creates the restore placeholder pod, pinned to the checkpoint's node. Idempotent like the Job, for this run only. */
 export async function createRestorePod(
   cluster: Cluster,
-  { hash, restoreId, kubernetes }: RestorePodInput,
-): Promise<{ podName: string; namespace: string }> {
-  allowNamespace(cluster, kubernetes.namespace);
+  { hash, restoreId, kubernetes, owner = '' }: RestorePodInput,
+): Promise<{ podName: string; namespace: string; uid: string }> {
+  allowWorkload(cluster.policy, kubernetes);
+  const { namespace } = kubernetes;
   const name = restorePodName(hash, restoreId);
   try {
-    await cluster.core.createNamespacedPod({ namespace: kubernetes.namespace, body: restorePod(hash, restoreId, kubernetes) });
+    const body = restorePod(hash, restoreId, kubernetes, cluster.policy, owner);
+    const created = await cluster.core.createNamespacedPod({ namespace, body });
+    return { podName: name, namespace, uid: created.metadata?.uid ?? '' };
   } catch (err) {
-    if (statusCode(err) !== 409) throw kubeFailure(err, `create Pod ${kubernetes.namespace}/${name}`);
-    const existing = await cluster.core.readNamespacedPod({ name, namespace: kubernetes.namespace });
-    if (existing.metadata?.labels?.[RESTORE_ID_LABEL] !== restoreId || existing.metadata?.labels?.[HASH_LABEL] !== hash) {
-      throw torporFailure('TargetNotAllowed', `Pod ${kubernetes.namespace}/${name} exists but is not restore ${restoreId} of ${hash}`);
-    }
+    if (statusCode(err) !== 409) throw kubeFailure(err, `create Pod ${namespace}/${name}`);
+    const existing = await cluster.core.readNamespacedPod({ name, namespace }).catch((e: unknown) => {
+      throw kubeFailure(e, `read Pod ${namespace}/${name}`);
+    });
+    const expected = { [HASH_LABEL]: hash, [RESTORE_ID_LABEL]: restoreId, [ROLE_LABEL]: 'restore' };
+    return { podName: name, namespace, uid: adoptOwn(existing.metadata, owner, `Pod ${namespace}/${name}`, expected) };
   }
-  return { podName: name, namespace: kubernetes.namespace };
 }
 
 export async function waitForRestorePod(
   cluster: Cluster,
-  { hash, restoreId, namespace, timeoutMs, until }: RestorePodWaitInput,
+  { hash, restoreId, namespace, timeoutMs, until, podUid }: RestorePodWaitInput,
 ): Promise<PodPlacement> {
+  allowNamespace(cluster.policy, namespace);
   const selector = `${HASH_LABEL}=${hash},${RESTORE_ID_LABEL}=${restoreId}`;
-  return placement(await waitWithTimeout(cluster, namespace, selector, timeoutMs, until === 'ready' ? isPodReady : isPodRunning, until));
+  const reached = until === 'ready' ? isPodReady : isPodRunning;
+  const done = podUid ? (pod: Parameters<typeof reached>[0]) => pod.metadata?.uid === podUid && reached(pod) : reached;
+  return placement(await waitWithTimeout(cluster, namespace, selector, timeoutMs, done, until));
 }
 
+/** Deletes the placeholder this run created; a foreign pod of that name stays. Already gone is success. */
 export async function deleteRestorePod(
   cluster: Cluster,
-  { hash, restoreId, namespace }: { hash: string; restoreId: string; namespace: string },
-): Promise<void> {
+  {
+    hash,
+    restoreId,
+    namespace,
+    uid,
+    owner,
+  }: { hash: string; restoreId: string; namespace: string; uid?: string | undefined; owner?: string | undefined },
+): Promise<{ deleted: boolean }> {
+  allowNamespace(cluster.policy, namespace);
   const name = restorePodName(hash, restoreId);
-  try {
-    await cluster.core.deleteNamespacedPod({ name, namespace });
-  } catch (err) {
-    if (statusCode(err) !== 404) throw kubeFailure(err, `delete Pod ${namespace}/${name}`);
-  }
+  return deleteOwned(
+    { name, namespace, uid, owner },
+    () => cluster.core.readNamespacedPod({ name, namespace }),
+    (id) => cluster.core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid: id } } }),
+    `Pod ${namespace}/${name}`,
+  );
 }

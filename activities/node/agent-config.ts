@@ -9,6 +9,12 @@ export interface NodeAgentConfig {
   storageRoot: string;
   /** Where signal files go (ChReK: the host path /var/lib/chrek/signals); `<storageRoot>/.signals` when absent. */
   signalDir?: string;
+  /**
+   * The HMAC key file manifests are authenticated with (TORPOR_MANIFEST_KEY_FILE; give every node
+   * the same one, from a Secret, when nodes restore each other's checkpoints). Absent: the agent
+   * makes `<storageRoot>/.keys/manifest.key` (0600) on first use.
+   */
+  manifestKeyFile?: string;
   /** The CRIU executable (a wrapper on PATH by default). */
   criuPath: string;
   /** Extra CRIU flags for this node's dumps and restores (for example --tcp-established). */
@@ -24,8 +30,19 @@ export interface NodeAgentConfig {
    */
   workloadLauncher?: string;
   torporVersion: string;
+  /**
+   * The local runtime (processes the agent starts and restores on its own host, from a caller's
+   * command): absent when off, the default, since whoever can start a workflow chooses the command.
+   */
+  localRuntime?: LocalRuntimeConfig;
   /** Present when the node runs containers the agent may checkpoint and restore into (runc state under `runcRoot`). */
   containers?: NodeContainerConfig;
+}
+
+/** Who local workloads, restored copies' readiness probes and their files belong to: never root. */
+export interface LocalRuntimeConfig {
+  uid: number;
+  gid: number;
 }
 
 export interface NodeContainerConfig {

@@ -10,6 +10,7 @@ export function byteHeartbeat(phase: string): { add: (n: number) => void; readon
       const now = Date.now();
       if (now - last >= 1000) {
         last = now;
+        reportProgress({ phase, bytes });
         Context.current().heartbeat({ phase, bytes });
       }
     },
@@ -28,10 +29,41 @@ export function activityContext(): Context | undefined {
   }
 }
 
+const progress = new WeakMap<Context, Record<string, unknown>>();
+
+/** Records where the current step is (phase, bytes); its step heartbeat sends it within a second. */
+export function reportProgress(details: Record<string, unknown>): void {
+  const ctx = activityContext();
+  if (ctx) progress.set(ctx, details);
+}
+
+export const STEP_HEARTBEAT_MS = 1000;
+
+/**
+ * Heartbeats every second for the whole of `work` (one agent activity), with the step's name, the
+ * time it has run and its latest reported progress. A step slower than its heartbeat timeout (a tar
+ * of a big rootfs, a CRIU restore of 12 GB) is then never declared dead and retried while it still
+ * runs; a dead agent still is, as its heartbeats stop. A stuck step is bounded by start-to-close.
+ */
+export async function stepHeartbeat<T>(step: string, work: () => Promise<T>): Promise<T> {
+  const ctx = activityContext();
+  if (!ctx) return work();
+  const started = Date.now();
+  const beat = () => ctx.heartbeat({ step, elapsedMs: Date.now() - started, ...progress.get(ctx) });
+  const timer = setInterval(beat, STEP_HEARTBEAT_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    progress.delete(ctx);
+  }
+}
+
 /** Heartbeats once a second while `work` runs (a long driver or tool call); nothing outside an activity. */
 export async function heartbeating<T>(phase: string, work: Promise<T>): Promise<T> {
   const ctx = activityContext();
   if (!ctx) return work;
+  reportProgress({ phase });
   const started = Date.now();
   const timer = setInterval(() => ctx.heartbeat({ phase, elapsedMs: Date.now() - started }), 1000);
   try {

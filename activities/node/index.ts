@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { NodeAgentConfig } from './agent-config.js';
 import { nodeContainerActivities } from './container/node-config.js';
 import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
@@ -5,6 +6,7 @@ import { dumpActivities } from './local/dump.js';
 import { restoreActivities } from './local/restore.js';
 import { specHashActivities } from './local/spec-hash.js';
 import { localWorkloadActivities } from './local/workload.js';
+import { guardedSteps } from './step-lock.js';
 import { retentionActivities } from './store/catalog.js';
 import { checkpointStoreActivities } from './store/checkpoints.js';
 import { garbageActivities } from './store/garbage.js';
@@ -35,10 +37,10 @@ import { StoreLayout } from './store/layout.js';
 
 /** `gpu` replaces the CUDA driver and nvidia-smi (tests on machines without a GPU). */
 export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityDeps) {
-  const layout = new StoreLayout(config.storageRoot, config.signalDir);
-  return {
+  const layout = new StoreLayout(config.storageRoot, config.signalDir, config.manifestKeyFile);
+  return guardedSteps(path.join(config.storageRoot, '.locks'), {
     ...checkpointStoreActivities(config, layout),
-    ...localWorkloadActivities(layout, config.workloadLauncher),
+    ...localWorkloadActivities(config, layout),
     ...dumpActivities(config, layout),
     ...restoreActivities(config, layout),
     ...gpuActivities(config, layout, gpu),
@@ -46,7 +48,7 @@ export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityD
     ...retentionActivities(config, layout),
     ...garbageActivities(layout),
     ...nodeContainerActivities(config),
-  };
+  });
 }
 
 export type NodeActivities = ReturnType<typeof createNodeActivities>;

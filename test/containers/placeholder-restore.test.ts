@@ -3,6 +3,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import type { RestoreIntoPlaceholderInput } from '../../activities/node/container/types.js';
+import { StoreLayout } from '../../activities/node/store/layout.js';
+import { writeManifest } from '../../activities/node/store/manifest-mac.js';
 import { failureOf } from '../support/failures.js';
 import { type AppStatus, checkpointContainer, eventually, RuncWorld, verifyCheckpoint, waitForStatus } from '../support/runc-containers.js';
 
@@ -137,7 +139,8 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
     const damagedDir = path.join(world.store, 'damaged');
     await cp(path.join(world.store, HASH), damagedDir, { recursive: true });
     const manifest = JSON.parse(await readFile(path.join(damagedDir, 'manifest.json'), 'utf8'));
-    await writeFile(path.join(damagedDir, 'manifest.json'), JSON.stringify({ ...manifest, hash: 'damaged' }));
+    // Signed with the agent's key, as a commit would: only the changed byte is wrong.
+    await writeManifest(new StoreLayout(world.store), damagedDir, { ...manifest, hash: 'damaged' });
     const diff = path.join(damagedDir, 'rootfs-diff.tar');
     const bytes = await readFile(diff);
     bytes[100] = (bytes[100] ?? 0) ^ 0xff;
@@ -149,7 +152,7 @@ describe('restore into a running placeholder container (real runc and CRIU)', ()
 
     // A process checkpoint is not a container checkpoint.
     await mkdir(path.join(world.store, 'process-ckpt'));
-    await writeFile(path.join(world.store, 'process-ckpt', 'manifest.json'), JSON.stringify({ ...manifest, hash: 'process-ckpt' }));
+    await writeManifest(new StoreLayout(world.store), path.join(world.store, 'process-ckpt'), { ...manifest, hash: 'process-ckpt' });
     await writeFile(path.join(world.store, 'process-ckpt', 'checkpoint.done'), '');
     const notContainer = await failureOf(activities.restoreIntoPlaceholder({ hash: 'process-ckpt', placeholderContainerId: 'waiting' }));
     expect(notContainer.message).toContain('not a container checkpoint');

@@ -23,35 +23,51 @@ async function helm(args: string[]): Promise<string> {
   return stdout;
 }
 
+/** The images requests may run (every render needs at least one), and the TLS and payload key Secrets (required too). */
+const IMAGES = [
+  '--set',
+  `workloads.allowedImages={registry.example/llm@sha256:${'a'.repeat(64)},registry.example/tools/*}`,
+  '--set',
+  'temporal.payloadKeys.secretName=torpor-payload-keys',
+  '--set',
+  'temporal.tls.secretName=temporal-client-tls',
+];
+
 const combos: Record<string, string[]> = {
-  'namespace RBAC, no TLS, chart-created PVC': ['--set', 'rbac.allowedNamespaces={ml,research}'],
-  'cluster RBAC, mTLS, existing PVC': [
+  'namespace RBAC, no TLS': ['--set', 'rbac.allowedNamespaces={ml,research}', '--set', 'temporal.tls.insecure=true', ...IMAGES],
+  'cluster RBAC, mTLS, digests required, a custom store': [
     '--set',
     'rbac.scope=cluster',
     '--set',
-    'temporal.tls.enabled=true',
+    'rbac.allowedNamespaces={ml}',
     '--set',
     'temporal.tls.secretName=temporal-client-tls',
     '--set',
     'temporal.tls.serverName=temporal.example',
     '--set',
-    'storage.pvc.existingClaim=shared-checkpoints',
+    'workloads.requireImageDigest=true',
+    '--set',
+    'workloads.allowedServiceAccounts={llm-server}',
+    '--set',
+    'storage.hostPath=/data/torpor',
+    '--set',
+    'nodeAgent.manifestKeySecret=torpor-manifest-key',
+    '--set',
+    'nodeAgent.localRuntime.enabled=true',
+    ...IMAGES,
   ],
-  'namespace RBAC, mTLS, existing PVC, no metrics': [
+  'namespace RBAC, mTLS, no metrics': [
     '--set',
     'rbac.allowedNamespaces={ml}',
     '--set',
-    'temporal.tls.enabled=true',
-    '--set',
     'temporal.tls.secretName=temporal-client-tls',
-    '--set',
-    'storage.pvc.existingClaim=shared-checkpoints',
     '--set',
     'metrics.enabled=false',
     '--set',
     'nodeAgent.containers.enabled=true',
     '--set',
     'nodeAgent.containers.allowedNamespaces={ml,research}',
+    ...IMAGES,
   ],
 };
 
@@ -78,13 +94,64 @@ afterAll(async () => {
 
 describe('the Helm chart', () => {
   it('passes helm lint', async () => {
-    expect(await helm(['lint', CHART, '--set', 'rbac.allowedNamespaces={ml}'])).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(await helm(['lint', CHART, '--set', 'rbac.allowedNamespaces={ml}', ...IMAGES])).toMatch(
+      /1 chart\(s\) linted, 0 chart\(s\) failed/,
+    );
   });
 
+  // An empty allow-list refuses everything: the chart does not render, with either RBAC scope.
   it('refuses namespace-scoped RBAC without namespaces, saying what to set', async () => {
-    await expect(template([])).rejects.toMatchObject({
+    await expect(template([...IMAGES])).rejects.toMatchObject({
       stderr: expect.stringContaining('rbac.scope=namespace needs rbac.allowedNamespaces'),
     });
+  });
+
+  it('refuses cluster-scoped RBAC without namespaces (it would be every namespace, kube-system included)', async () => {
+    await expect(template(['--set', 'rbac.scope=cluster', ...IMAGES])).rejects.toMatchObject({
+      stderr: expect.stringContaining('rbac.scope=cluster needs rbac.allowedNamespaces'),
+    });
+  });
+
+  // Temporal namespace access is root on every node: without mTLS or payload encryption the chart does
+  // not render, unless the values opt out by name.
+  it('refuses to render without a TLS Secret or a payload key Secret, unless opted out explicitly', async () => {
+    const base = ['--set', 'rbac.allowedNamespaces={ml}', '--set', 'workloads.allowedImages={x}'];
+    await expect(template(base)).rejects.toMatchObject({ stderr: expect.stringContaining('temporal.tls.secretName is required') });
+    const noKeys = [...base, '--set', 'temporal.tls.secretName=tls'];
+    await expect(template(noKeys)).rejects.toMatchObject({
+      stderr: expect.stringContaining('temporal.payloadKeys.secretName is required'),
+    });
+    const optedOut = await template([...noKeys, '--set', 'temporal.payloadKeys.insecure=true']);
+    expect(optedOut).not.toContain('TORPOR_PAYLOAD_KEY_FILE');
+  });
+
+  it('mounts the TLS and payload key Secrets into both workers and points them at the files', async () => {
+    const docs = loadAllYaml(await template(combos['namespace RBAC, mTLS, no metrics'] as string[])) as KubernetesObject[];
+    type Pod = {
+      containers: { env: { name: string; value?: string }[]; volumeMounts: { name: string; mountPath: string }[] }[];
+      volumes: { name: string; secret?: { secretName: string } }[];
+    };
+    for (const kind of ['Deployment', 'DaemonSet']) {
+      const pod = (docs.find((d) => d.kind === kind) as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec;
+      const env = Object.fromEntries((pod.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+      expect(env).toMatchObject({
+        TORPOR_PAYLOAD_KEY_FILE: '/etc/torpor/payload-keys/payload-keys',
+        TEMPORAL_TLS_CERT: '/etc/torpor/tls/tls.crt',
+      });
+      expect(pod.volumes.find((v) => v.name === 'payload-keys')?.secret).toEqual({ secretName: 'torpor-payload-keys' });
+      expect(pod.volumes.find((v) => v.name === 'temporal-tls')?.secret).toEqual({ secretName: 'temporal-client-tls' });
+      expect(pod.containers[0]?.volumeMounts.map((m) => m.mountPath)).toEqual(
+        expect.arrayContaining(['/etc/torpor/payload-keys', '/etc/torpor/tls']),
+      );
+    }
+  });
+
+  it('refuses an empty image allow-list, with either scope', async () => {
+    for (const scope of ['namespace', 'cluster']) {
+      await expect(template(['--set', `rbac.scope=${scope}`, '--set', 'rbac.allowedNamespaces={ml}'])).rejects.toMatchObject({
+        stderr: expect.stringContaining('workloads.allowedImages needs at least one image'),
+      });
+    }
   });
 
   for (const [name, values] of Object.entries(combos)) {
@@ -102,12 +169,13 @@ describe('the Helm chart', () => {
       const kinds = docs.map((d) => d.kind);
       expect(kinds).toContain('Deployment');
       expect(kinds).toContain('DaemonSet');
-      expect(kinds.includes('PersistentVolumeClaim')).toBe(!values.some((v) => v.startsWith('storage.pvc.existingClaim')));
+      // The store is per node and the agent's: no claim shared by a DaemonSet.
+      expect(kinds).not.toContain('PersistentVolumeClaim');
     });
   }
 
   it('gives the node agent what CRIU needs: privileged, host PID, signal host path, NODE_NAME from the downward API', async () => {
-    const docs = loadAllYaml(await template(combos['namespace RBAC, no TLS, chart-created PVC'] as string[])) as KubernetesObject[];
+    const docs = loadAllYaml(await template(combos['namespace RBAC, no TLS'] as string[])) as KubernetesObject[];
     const ds = docs.find((d) => d.kind === 'DaemonSet') as unknown as {
       spec: {
         template: {
@@ -128,8 +196,72 @@ describe('the Helm chart', () => {
     expect(pod.containers[0]?.env.find((e) => e.name === 'TORPOR_CONTAINER_NAMESPACES')).toMatchObject({ value: 'ml,research' });
   });
 
+  it("keeps the checkpoint store per node and the agent's, binds metrics to the pod's IP, and shares no more of the host than CRIU needs", async () => {
+    const docs = loadAllYaml(await template(combos['namespace RBAC, no TLS'] as string[])) as KubernetesObject[];
+    type Env = { name: string; value?: string; valueFrom?: unknown }[];
+    type PodSpec = {
+      hostIPC?: boolean;
+      containers: { env: Env; volumeMounts: { name: string }[] }[];
+      volumes: { name: string; hostPath?: { path: string }; persistentVolumeClaim?: unknown }[];
+    };
+    const spec = (kind: string) =>
+      (docs.find((d) => d.kind === kind) as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+    const agent = spec('DaemonSet');
+    expect(agent.volumes.find((v) => v.name === 'checkpoints')).toEqual({
+      name: 'checkpoints',
+      hostPath: { path: '/var/lib/torpor/checkpoints', type: 'DirectoryOrCreate' },
+    });
+    expect(agent.hostIPC).toBeUndefined();
+    expect(agent.volumes.map((v) => v.name)).not.toContain('runtime-socket');
+    for (const pod of [agent, spec('Deployment')]) {
+      const env = pod.containers[0]?.env ?? [];
+      expect(env.find((e) => e.name === 'POD_IP')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
+      expect(env.find((e) => e.name === 'TORPOR_METRICS_ADDRESS')?.value).toBe('$(POD_IP):9464');
+    }
+    const control = Object.fromEntries((spec('Deployment').containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    expect(control).toMatchObject({
+      TORPOR_ALLOWED_NAMESPACES: 'ml,research',
+      TORPOR_ALLOWED_IMAGES: `registry.example/llm@sha256:${'a'.repeat(64)},registry.example/tools/*`,
+      TORPOR_REQUIRE_IMAGE_DIGEST: 'false',
+      TORPOR_ALLOWED_SERVICE_ACCOUNTS: '',
+      TORPOR_CHECKPOINT_HOST_PATH: '/var/lib/torpor/checkpoints',
+      TORPOR_CHECKPOINT_MOUNT_PATH: '/checkpoints',
+      TORPOR_SIGNAL_HOST_PATH: '/var/lib/chrek/signals',
+    });
+  });
+
+  it('keeps the local runtime off unless enabled, runs it as the configured user, and mounts a shared manifest key only when given', async () => {
+    type Agent = {
+      containers: { env: { name: string; value?: string }[]; volumeMounts: { name: string; mountPath: string }[] }[];
+      volumes: { name: string; secret?: { secretName: string } }[];
+    };
+    const agentOf = async (args: string[]) =>
+      (
+        (loadAllYaml(await template(args)) as KubernetesObject[]).find((d) => d.kind === 'DaemonSet') as unknown as {
+          spec: { template: { spec: Agent } };
+        }
+      ).spec.template.spec;
+    const envOf = (a: Agent) => Object.fromEntries((a.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    const plain = await agentOf(combos['namespace RBAC, no TLS'] as string[]);
+    expect(envOf(plain).TORPOR_LOCAL_RUNTIME).toBe('off');
+    expect(envOf(plain)).not.toHaveProperty('TORPOR_LOCAL_UID');
+    expect(envOf(plain)).not.toHaveProperty('TORPOR_MANIFEST_KEY_FILE');
+    expect(plain.volumes.map((v) => v.name)).not.toContain('manifest-key');
+    const shared = await agentOf(combos['cluster RBAC, mTLS, digests required, a custom store'] as string[]);
+    expect(envOf(shared)).toMatchObject({
+      TORPOR_LOCAL_RUNTIME: 'on',
+      TORPOR_LOCAL_UID: '65534',
+      TORPOR_LOCAL_GID: '65534',
+      TORPOR_MANIFEST_KEY_FILE: '/etc/torpor/manifest-key/manifest-key',
+    });
+    expect(shared.volumes.find((v) => v.name === 'manifest-key')?.secret?.secretName).toBe('torpor-manifest-key');
+    expect(shared.containers[0]?.volumeMounts).toContainEqual(
+      expect.objectContaining({ name: 'manifest-key', mountPath: '/etc/torpor/manifest-key' }),
+    );
+  });
+
   it('with container support, points the agent at runc state under /run/containerd and lets it see host mounts', async () => {
-    const docs = loadAllYaml(await template(combos['namespace RBAC, mTLS, existing PVC, no metrics'] as string[])) as KubernetesObject[];
+    const docs = loadAllYaml(await template(combos['namespace RBAC, mTLS, no metrics'] as string[])) as KubernetesObject[];
     const ds = docs.find((d) => d.kind === 'DaemonSet') as unknown as {
       spec: {
         template: {
@@ -158,9 +290,9 @@ describe('the rendered RBAC, checked by the real authorizer', () => {
   }
 
   beforeAll(async () => {
-    const docs = (
-      loadAllYaml(await template(combos['namespace RBAC, no TLS, chart-created PVC'] as string[])) as KubernetesObject[]
-    ).filter((d) => d?.kind?.startsWith('Role') || d?.kind === 'ServiceAccount');
+    const docs = (loadAllYaml(await template(combos['namespace RBAC, no TLS'] as string[])) as KubernetesObject[]).filter(
+      (d) => d?.kind?.startsWith('Role') || d?.kind === 'ServiceAccount',
+    );
     for (const doc of docs)
       await objects.create({ ...doc, metadata: { ...doc.metadata, namespace: doc.metadata?.namespace ?? RELEASE_NS } });
   });

@@ -24,7 +24,8 @@ describe('the typed client: spec hash, refresh joining an in-flight checkpoint, 
       name,
     });
     expect(reordered.hash).toBe(first.hash);
-    expect(first.inputs.env).toEqual({ SAMPLE_TABLE_MB: '16', SAMPLE_INIT_SECONDS: '1' });
+    // The names that counted, never their values: the result lands in workflow history.
+    expect(first.inputs.env).toEqual({ SAMPLE_TABLE_MB: '<redacted>', SAMPLE_INIT_SECONDS: '<redacted>' });
     expect(first.inputs.files.map((f) => path.basename(f.path))).toContain('app.py');
     expect(first.inputs.criuVersion).toMatch(/^4\./);
     const other = await h.torpor.deriveSpecHash({ ...request, workload: { ...workload, env: { ...workload.env, SAMPLE_TABLE_MB: '17' } } });
@@ -71,7 +72,8 @@ describe('the typed client: spec hash, refresh joining an in-flight checkpoint, 
 
   it('gc stops a checkpoint workload a vanished agent left running, keeps a fresh temporary dump, and applies retention per name', async () => {
     const stray = 'stray-workload';
-    const child = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+    // A workload carries its hash in its environment; GC signals nothing else (security review M7).
+    const child = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { ...process.env, DYN_CHECKPOINT_HASH: stray } });
     child.unref();
     const pid = child.pid as number;
     const startTime = parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8')).startTime;

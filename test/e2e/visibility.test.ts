@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENCRYPTED_ENCODING, payloadCodecFromEnv } from '../../client/payload-codec.js';
 import { TorporHash } from '../../contract/search-attributes.js';
 import type { Progress } from '../../contract/types.js';
 import { killCheckpointProcesses } from '../support/leftovers.js';
@@ -76,7 +77,12 @@ describe('what the Temporal UI and callers see', () => {
     const summaries = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.userMetadata?.summary);
     expect(summaries.length).toBeGreaterThanOrEqual(7);
     expect(summaries.every((s) => s?.data && s.data.length > 0)).toBe(true);
-    const text = summaries.map((s) => Buffer.from(s?.data ?? new Uint8Array()).toString());
+    // Summaries are payloads too: ciphertext in the history, readable through the codec (as the UI's codec server shows them).
+    expect(summaries.every((s) => Buffer.from(s?.metadata?.encoding ?? new Uint8Array()).toString() === ENCRYPTED_ENCODING)).toBe(true);
+    const decoded = await payloadCodecFromEnv().decode(
+      summaries.map((s) => ({ metadata: s?.metadata ?? {}, data: s?.data ?? new Uint8Array() })),
+    );
+    const text = decoded.map((s) => Buffer.from(s.data ?? new Uint8Array()).toString());
     expect(text.some((t) => t.includes('CRIU dump') && t.includes(hash))).toBe(true);
   });
 });

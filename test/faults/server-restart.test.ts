@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -6,11 +6,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { TorporClient } from '../../client/index.js';
+import { torporDataConverter } from '../../client/payload-codec.js';
 import { startDevServer } from '../../dev/temporal-dev-server.js';
 import { readSampleStatus, sampleRestoredProbe } from '../../sample-app/workload.js';
 import { createControlWorker } from '../../workers/control.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
+import { TEST_LOCAL_USER } from '../support/agent-config.js';
 import { freePort } from '../support/free-port.js';
 import { killCheckpointProcesses } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';
@@ -24,6 +26,7 @@ describe('the Temporal server restarted mid-workflow', () => {
 
   it('keeps the checkpoint workflow (dev server with a database file) and the workflow completes', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'torpor-restart-'));
+    await chmod(dir, 0o711); // the workload runs as nobody and must reach its files in the storage below
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const port = await freePort();
     const dbFilename = path.join(dir, 'temporal.db');
@@ -31,7 +34,13 @@ describe('the Temporal server restarted mid-workflow', () => {
     cleanups.push(() => server.teardown());
     const address = `127.0.0.1:${port}`;
 
-    const config = nodeAgentConfigFromEnv({ ...process.env, TORPOR_STORAGE_ROOT: path.join(dir, 'storage'), NODE_NAME: 'restart-node' });
+    const config = nodeAgentConfigFromEnv({
+      TORPOR_LOCAL_RUNTIME: 'on',
+      ...process.env,
+      TORPOR_STORAGE_ROOT: path.join(dir, 'storage'),
+      NODE_NAME: 'restart-node',
+    });
+    config.localRuntime = TEST_LOCAL_USER;
     const connection = await NativeConnection.connect({ address });
     const workers: Worker[] = [
       await createControlWorker(connection, 'default', { workflowBundle: { codePath: inject('workflowBundlePath') } }),
@@ -42,7 +51,7 @@ describe('the Temporal server restarted mid-workflow', () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(running);
     });
-    const client = new Client({ connection: await Connection.connect({ address }) });
+    const client = new Client({ connection: await Connection.connect({ address }), dataConverter: torporDataConverter() });
     const torpor = new TorporClient(client);
 
     const sample = testSample(config.storageRoot, { SAMPLE_INIT_SECONDS: '6' });

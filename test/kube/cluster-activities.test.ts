@@ -11,19 +11,24 @@ import { checkpointJob, checkpointSelector } from '../../activities/cluster/mani
 import { isPodReady } from '../../activities/cluster/pod-status.js';
 import { waitForPod } from '../../activities/cluster/pod-watch.js';
 import { type KubernetesWorkload, kubernetesSectionSchema, type PodPlacement } from '../../contract/kubernetes.js';
+import { testClusterPolicy } from '../support/cluster-policy.js';
 import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
 import { TestKubelet } from '../support/test-kubelet.js';
 
 const RBAC = fileURLToPath(new URL('../../deploy/rbac/control-worker-role.yaml', import.meta.url));
 const NS = 'workloads';
 const env = new MockActivityEnvironment();
+/** An activity run in the mock activity context, with its result typed. */
+const call = async <A, R>(fn: (input: A) => Promise<R>, input: A): Promise<R> => (await env.run(fn, input)) as R;
 let cluster: KubeCluster;
 let kubelet: TestKubelet;
 let activities: ReturnType<typeof clusterActivities>;
 let core: CoreV1Api;
 
+const POLICY = testClusterPolicy([NS, 'unbound']);
+
 const workload = (overrides: Partial<KubernetesWorkload> = {}): KubernetesWorkload => ({
-  ...kubernetesSectionSchema.parse({ namespace: NS, image: 'registry.example/llm:1.0', checkpointPvc: 'chrek-pvc' }),
+  ...kubernetesSectionSchema.parse({ namespace: NS, image: 'registry.example/llm:1.0' }),
   node: 'gpu-node-1',
   command: ['python3', '/app/serve.py'],
   env: {},
@@ -52,7 +57,7 @@ beforeAll(async () => {
   kubelet = new TestKubelet(admin, 'gpu-node-1');
   await kubelet.registerNode();
   // The control worker runs as the least-privileged user, exactly as deployed.
-  activities = clusterActivities({ kubeConfig: cluster.kubeConfig(cluster.controlToken), allowedNamespaces: [NS, 'unbound'] });
+  activities = clusterActivities({ kubeConfig: cluster.kubeConfig(cluster.controlToken), ...POLICY });
 }, 180_000);
 afterAll(async () => {
   await cluster?.stop();
@@ -61,7 +66,7 @@ afterAll(async () => {
 describe('checkpoint Jobs on a real API server', () => {
   it("builds a Job the API server accepts, with ChReK's label, variables, probe and volumes", async () => {
     const batch = cluster.kubeConfig(cluster.adminToken).makeApiClient(BatchV1Api);
-    const job = checkpointJob('dry-run-abc', workload({ gpus: 2, env: { MODEL: 'llama' } }));
+    const job = checkpointJob('dry-run-abc', workload({ gpus: 2, env: { MODEL: 'llama' } }), POLICY);
     const created = await batch.createNamespacedJob({ namespace: NS, body: job, dryRun: 'All' });
     const pod = created.spec?.template;
     expect(pod?.metadata?.labels?.['nvidia.com/checkpoint-source']).toBe('true');
@@ -76,30 +81,34 @@ describe('checkpoint Jobs on a real API server', () => {
     ]);
     expect(container?.resources?.limits?.['nvidia.com/gpu']).toBe('2');
     expect(container?.readinessProbe?.exec?.command).toEqual(['sh', '-c', 'cat "$DYN_CHECKPOINT_READY_FILE"']);
-    expect(pod?.spec?.volumes?.map((v) => v.name)).toEqual(['checkpoint-storage', 'checkpoint-signal', 'tmp']);
+    // The app reads the signal file and writes its ready file: the signal directory is read-only, the store is not mounted.
+    expect(pod?.spec?.volumes?.map((v) => v.name)).toEqual(['checkpoint-signal', 'tmp']);
+    expect(container?.volumeMounts?.find((m) => m.name === 'checkpoint-signal')?.readOnly).toBe(true);
+    expect(pod?.spec?.automountServiceAccountToken).toBe(false);
     expect(pod?.spec?.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'gpu-node-1' });
   });
 
   it('creates the Job idempotently: a retry after 409 finds its own Job', async () => {
     const w = workload();
-    const first = await env.run(activities.createCheckpointJob, { hash: 'idem-1', kubernetes: w });
-    const again = await env.run(activities.createCheckpointJob, { hash: 'idem-1', kubernetes: w });
+    const first = await call(activities.createCheckpointJob, { hash: 'idem-1', kubernetes: w, owner: 'run-1' });
+    const again = await call(activities.createCheckpointJob, { hash: 'idem-1', kubernetes: w, owner: 'run-1' });
     expect(again).toEqual(first);
+    expect(first.uid).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("refuses to adopt a Job of the same name that is not Torpor's checkpoint of that hash", async () => {
     const batch = cluster.kubeConfig(cluster.adminToken).makeApiClient(BatchV1Api);
-    const foreign = checkpointJob('foreign-1', workload());
+    const foreign = checkpointJob('foreign-1', workload(), POLICY);
     foreign.metadata = { ...foreign.metadata, labels: { app: 'someone-else' } };
     await batch.createNamespacedJob({ namespace: NS, body: foreign });
-    await expect(env.run(activities.createCheckpointJob, { hash: 'foreign-1', kubernetes: workload() })).rejects.toMatchObject({
+    await expect(call(activities.createCheckpointJob, { hash: 'foreign-1', kubernetes: workload() })).rejects.toMatchObject({
       type: 'TargetNotAllowed',
     });
   });
 
   it("waits for the Job's pod to be Ready and returns its node, UID and container ID", async () => {
-    await env.run(activities.createCheckpointJob, { hash: 'ready-1', kubernetes: workload() });
-    const waiting = env.run(activities.waitForCheckpointPod, { hash: 'ready-1', namespace: NS, timeoutMs: 60_000 });
+    const { uid: jobUid } = await call(activities.createCheckpointJob, { hash: 'ready-1', kubernetes: workload() });
+    const waiting = env.run(activities.waitForCheckpointPod, { hash: 'ready-1', namespace: NS, timeoutMs: 60_000, jobUid });
     const pod = await kubelet.awaitPod(NS, checkpointSelector('ready-1'));
     await kubelet.bind(pod);
     await kubelet.run(pod, false);
@@ -110,7 +119,7 @@ describe('checkpoint Jobs on a real API server', () => {
   });
 
   it("surfaces an image pull failure with the kubelet's event text", async () => {
-    await env.run(activities.createCheckpointJob, { hash: 'pull-1', kubernetes: workload({ image: 'registry.example/missing:9' }) });
+    await call(activities.createCheckpointJob, { hash: 'pull-1', kubernetes: workload({ image: 'registry.example/missing:9' }) });
     const waiting = env.run(activities.waitForCheckpointPod, { hash: 'pull-1', namespace: NS, timeoutMs: 60_000 });
     const pod = await kubelet.awaitPod(NS, checkpointSelector('pull-1'));
     await kubelet.bind(pod);
@@ -122,16 +131,20 @@ describe('checkpoint Jobs on a real API server', () => {
   });
 
   it('times out a pod that never becomes ready with WorkloadNotReady', async () => {
-    await env.run(activities.createCheckpointJob, { hash: 'slow-1', kubernetes: workload() });
+    await call(activities.createCheckpointJob, { hash: 'slow-1', kubernetes: workload() });
     await expect(env.run(activities.waitForCheckpointPod, { hash: 'slow-1', namespace: NS, timeoutMs: 2000 })).rejects.toMatchObject({
       type: 'WorkloadNotReady',
     });
   });
 
   it('deletes the Job, and treats an already deleted one as success', async () => {
-    await env.run(activities.createCheckpointJob, { hash: 'del-1', kubernetes: workload() });
-    await env.run(activities.deleteCheckpointJob, { hash: 'del-1', namespace: NS });
-    await env.run(activities.deleteCheckpointJob, { hash: 'del-1', namespace: NS });
+    const { uid } = await call(activities.createCheckpointJob, { hash: 'del-2', kubernetes: workload() });
+    expect(await env.run(activities.deleteCheckpointJob, { hash: 'del-2', namespace: NS, uid })).toEqual({ deleted: true });
+    // Again (a retry): the Job is terminating or gone, which is success too.
+    await env.run(activities.deleteCheckpointJob, { hash: 'del-2', namespace: NS, uid });
+    // Without the UID (the create's answer was lost), the run's own Job is found by its owner annotation.
+    await call(activities.createCheckpointJob, { hash: 'del-1', kubernetes: workload(), owner: 'run-d' });
+    expect(await env.run(activities.deleteCheckpointJob, { hash: 'del-1', namespace: NS, owner: 'run-d' })).toEqual({ deleted: true });
   });
 });
 
@@ -145,7 +158,7 @@ describe("the API server's refusals", () => {
   });
 
   it("refuses a namespace outside the control worker's allowed list before calling the API", async () => {
-    const strict = clusterActivities({ kubeConfig: cluster.kubeConfig(cluster.controlToken), allowedNamespaces: ['only-this'] });
+    const strict = clusterActivities({ kubeConfig: cluster.kubeConfig(cluster.controlToken), ...POLICY, allowedNamespaces: ['only-this'] });
     await expect(env.run(strict.createCheckpointJob, { hash: 'ns-1', kubernetes: workload() })).rejects.toMatchObject({
       type: 'TargetNotAllowed',
       message: expect.stringContaining("not in this control worker's allowed namespaces"),
@@ -162,7 +175,7 @@ describe("the API server's refusals", () => {
 
 describe('watching pods', () => {
   it('lists again when the server ends the watch with 410 Gone (a compacted resourceVersion)', async () => {
-    await env.run(activities.createCheckpointJob, { hash: 'expiry-1', kubernetes: workload() });
+    await call(activities.createCheckpointJob, { hash: 'expiry-1', kubernetes: workload() });
     const pod = await kubelet.awaitPod(NS, checkpointSelector('expiry-1'));
     const stale = (await core.listNamespacedPod({ namespace: NS })).metadata?.resourceVersion;
     await kubelet.bind(pod);
@@ -194,10 +207,9 @@ describe('watching pods', () => {
 
 describe('restore placeholder pods', () => {
   it("creates the placeholder pinned to the checkpoint's node and waits until it runs", async () => {
-    const created = (await env.run(activities.createRestorePod, { hash: 'rst-1', restoreId: 'r1', kubernetes: workload() })) as {
-      podName: string;
-    };
-    const again = await env.run(activities.createRestorePod, { hash: 'rst-1', restoreId: 'r1', kubernetes: workload() });
+    const input = { hash: 'rst-1', restoreId: 'r1', kubernetes: workload(), owner: 'run-r' };
+    const created = await call(activities.createRestorePod, input);
+    const again = await call(activities.createRestorePod, input);
     expect(again).toEqual(created);
     const waiting = env.run(activities.waitForRestorePod, {
       hash: 'rst-1',
@@ -205,6 +217,7 @@ describe('restore placeholder pods', () => {
       namespace: NS,
       timeoutMs: 30_000,
       until: 'running' as const,
+      podUid: created.uid,
     }) as Promise<PodPlacement>;
     const pod = await core.readNamespacedPod({ name: created.podName, namespace: NS });
     expect(pod.spec?.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'gpu-node-1' });
@@ -212,19 +225,28 @@ describe('restore placeholder pods', () => {
       ['DYN_CHECKPOINT_HASH', 'rst-1'],
       ['DYN_CHECKPOINT_PATH', '/checkpoints'],
     ]);
+    // Only its own checkpoint's directory of the agent's store, and the signal directory, both read-only.
+    expect(
+      pod.spec?.containers[0]?.volumeMounts?.filter((m) => m.name !== 'kube-api-access').map((m) => [m.mountPath, m.subPath, m.readOnly]),
+    ).toEqual([
+      ['/checkpoints/rst-1', 'rst-1', true],
+      ['/checkpoint-signal', undefined, true],
+    ]);
+    expect(pod.spec?.volumes?.find((v) => v.name === 'checkpoint')?.hostPath?.path).toBe('/var/lib/torpor/checkpoints');
     await kubelet.bind(pod);
     await kubelet.run(pod, false);
     expect((await waiting).nodeName).toBe('gpu-node-1');
-    await env.run(activities.deleteRestorePod, { hash: 'rst-1', restoreId: 'r1', namespace: NS });
-    await env.run(activities.deleteRestorePod, { hash: 'rst-1', restoreId: 'r1', namespace: NS });
+    const target = { hash: 'rst-1', restoreId: 'r1', namespace: NS, uid: created.uid };
+    expect(await env.run(activities.deleteRestorePod, target)).toEqual({ deleted: true });
+    await env.run(activities.deleteRestorePod, target);
     expect(pod.spec?.containers[0]?.readinessProbe).toBeUndefined();
   });
 
   it("gives the placeholder the app's HTTP readiness probe when asked, accepted by the API server", async () => {
     const kubernetes = workload({ restoreHttpProbe: { port: 8000, path: '/health' } });
-    const created = (await env.run(activities.createRestorePod, { hash: 'rst-2', restoreId: 'r1', kubernetes })) as { podName: string };
+    const created = await call(activities.createRestorePod, { hash: 'rst-2', restoreId: 'r1', kubernetes });
     const pod = await core.readNamespacedPod({ name: created.podName, namespace: NS });
     expect(pod.spec?.containers[0]?.readinessProbe?.httpGet).toMatchObject({ port: 8000, path: '/health' });
-    await env.run(activities.deleteRestorePod, { hash: 'rst-2', restoreId: 'r1', namespace: NS });
+    await env.run(activities.deleteRestorePod, { hash: 'rst-2', restoreId: 'r1', namespace: NS, uid: created.uid });
   });
 });

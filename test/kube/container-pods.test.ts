@@ -24,6 +24,13 @@ const cri = (pod: string) => ({
   'io.kubernetes.cri.container-name': 'main',
 });
 
+/** The labels of a restore placeholder Torpor creates for `hash`. */
+const TORPOR_RESTORE = (hash: string) => ({
+  'app.kubernetes.io/managed-by': 'torpor',
+  'torpor.dev/role': 'restore',
+  'torpor.dev/hash': hash,
+});
+
 /** A pod the API server knows, bound to `node`, whose status lists `containerId`. */
 async function pod(name: string, node: string, containerId: string, labels: Record<string, string> = {}): Promise<void> {
   const created = await core.createNamespacedPod({
@@ -93,8 +100,8 @@ describe('container targets checked against the Kubernetes API (real kube-apiser
     expect(dumped.labels).toEqual({ podNamespace: NS, podName: 'llm-0', containerName: 'main' });
     await world.deleteContainer('k-source');
 
-    // The restore pod needs no label; it must be on this node and hold the placeholder container.
-    await pod('llm-restore', 'node-a', 'k-placeholder');
+    // The restore pod carries the labels Torpor's control worker gives it, is on this node and holds the placeholder container.
+    await pod('llm-restore', 'node-a', 'k-placeholder', TORPOR_RESTORE('llm-v1'));
     const bundle = await world.createBundle('k-placeholder', cri('llm-restore'), {
       placeholderFor: { hash: 'llm-v1', store: world.store },
     });
@@ -103,7 +110,7 @@ describe('container targets checked against the Kubernetes API (real kube-apiser
       async () => ((await world.output('k-placeholder')).includes('waiting for the node agent') ? true : undefined),
       'the placeholder',
     );
-    await pod('foreign-restore', 'node-b', 'k-foreign');
+    await pod('foreign-restore', 'node-b', 'k-foreign', TORPOR_RESTORE('llm-v1'));
     const foreign = await world.createBundle('k-foreign', cri('foreign-restore'), { args: ['sleep', 'infinity'] });
     await world.run('k-foreign', foreign);
     const elsewhere = await failureOf(activities.restoreIntoPlaceholder({ hash: 'llm-v1', placeholderContainerId: 'k-foreign' }));

@@ -9,6 +9,7 @@ import { HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import { kubernetesPodLookup } from '../../activities/node/container/pod-lookup.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../../contract/chrek.js';
 import { restoreWorkflowId } from '../../contract/naming.js';
+import { testClusterPolicy } from '../support/cluster-policy.js';
 import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
 import { exists } from '../support/leftovers.js';
 import { RuncWorld, readStatus } from '../support/runc-containers.js';
@@ -101,7 +102,7 @@ beforeAll(async () => {
   const { runcPath, runcRoot, criuPath } = world.config([]);
   h = await startTorpor({
     node: NODE,
-    controlActivities: clusterActivities({ kubeConfig: admin, allowedNamespaces: [NS] }),
+    controlActivities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([NS], { signalHostPath: signals }) }),
     config: {
       criuPath,
       signalDir: signals,
@@ -126,7 +127,7 @@ afterAll(async () => {
 
 describe('the kubernetes runtime end to end (real Temporal, API server, runc and CRIU; a test kubelet)', () => {
   it('checkpoints the Job pod’s container, then restores it into a placeholder pod that ends Ready as the same app', async () => {
-    const kubernetes = { namespace: NS, image: 'registry.example/llm:1.0', checkpointPvc: 'chrek-pvc', signalHostPath: signals };
+    const kubernetes = { namespace: NS, image: 'registry.example/llm:1.0' };
     const checkpoint = await h.torpor.checkpoint({
       hash: 'llm-k8s-1',
       node: NODE,

@@ -9,10 +9,12 @@ import { clusterActivities } from '../../activities/cluster/index.js';
 import { checkpointJobName, HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import type { NodeActivities } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
+import { torporDataConverter } from '../../client/payload-codec.js';
 import { checkpointWorkflowId, nodeTaskQueue, restoreWorkflowId } from '../../contract/naming.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 import { createControlWorker } from '../../workers/control.js';
+import { testClusterPolicy } from '../support/cluster-policy.js';
 import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
 import { recordHistory } from '../support/record-history.js';
 import { TestKubelet } from '../support/test-kubelet.js';
@@ -139,13 +141,21 @@ beforeAll(async () => {
   workers.push(
     await createControlWorker(connection, 'default', {
       workflowBundle: { codePath: inject('workflowBundlePath') },
-      activities: clusterActivities({ kubeConfig: admin, allowedNamespaces: [NS] }),
+      activities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([NS]) }),
     }),
   );
   const { Worker: W } = await import('@temporalio/worker');
-  workers.push(await W.create({ connection, namespace: 'default', taskQueue: nodeTaskQueue(NODE), activities: fakeNodeActivities() }));
+  workers.push(
+    await W.create({
+      connection,
+      namespace: 'default',
+      taskQueue: nodeTaskQueue(NODE),
+      activities: fakeNodeActivities(),
+      dataConverter: torporDataConverter(),
+    }),
+  );
   for (const w of workers) running.push(w.run());
-  client = new Client({ connection: await Connection.connect({ address }) });
+  client = new Client({ connection: await Connection.connect({ address }), dataConverter: torporDataConverter() });
   torpor = new TorporClient(client);
   void kubeletLoop();
 }, 180_000);
@@ -161,7 +171,7 @@ const request = (hash: string, image = 'registry.example/llm:1.0'): CheckpointRe
   node: NODE,
   runtime: 'kubernetes',
   workload: { command: ['python3', '/app/serve.py'], env: { MODEL: 'llama' } },
-  kubernetes: { namespace: NS, image, checkpointPvc: 'chrek-pvc' },
+  kubernetes: { namespace: NS, image },
   readyTimeoutMs: 30_000,
   exitTimeoutMs: 30_000,
 });
@@ -196,7 +206,7 @@ describe('workflows in kubernetes mode', () => {
       node: NODE,
       runtime: 'kubernetes',
       restoreId: 'r1',
-      kubernetes: { namespace: NS, image: 'registry.example/llm:1.0', checkpointPvc: 'chrek-pvc' },
+      kubernetes: { namespace: NS, image: 'registry.example/llm:1.0' },
       readyTimeoutMs: 30_000,
     });
     expect(result.restoreId).toBe('r1');
@@ -219,7 +229,7 @@ describe('workflows in kubernetes mode', () => {
   });
 
   it('refuses a namespace the control worker may not use, before creating anything', async () => {
-    const bad = { ...request('k8s-ns-1'), kubernetes: { namespace: 'kube-system', image: 'x', checkpointPvc: 'p' } };
+    const bad = { ...request('k8s-ns-1'), kubernetes: { namespace: 'kube-system', image: 'x' } };
     await expect(torpor.checkpoint(bad)).rejects.toMatchObject({
       type: 'TargetNotAllowed',
       message: expect.stringContaining('kube-system'),

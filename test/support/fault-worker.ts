@@ -8,6 +8,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createControlWorker } from '../../workers/control.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
+import { TEST_LOCAL_USER } from './agent-config.js';
 import { killInterceptor, parseKillPoint } from './fault-injection.js';
 
 async function main(): Promise<void> {
@@ -17,9 +18,14 @@ async function main(): Promise<void> {
   const worker =
     process.env.TORPOR_ROLE === 'control'
       ? await createControlWorker(connection, 'default', { workflowBundle: { codePath: process.env.TORPOR_WORKFLOW_BUNDLE as string } })
-      : await createNodeAgent(connection, 'default', nodeAgentConfigFromEnv(), {
-          interceptors: { activity: killAt ? [killInterceptor(killAt, process.env.TORPOR_KILL_MARKER as string)] : [] },
-        });
+      : await createNodeAgent(
+          connection,
+          'default',
+          { ...nodeAgentConfigFromEnv({ TORPOR_LOCAL_RUNTIME: 'on', ...process.env }), localRuntime: TEST_LOCAL_USER },
+          {
+            interceptors: { activity: killAt ? [killInterceptor(killAt, process.env.TORPOR_KILL_MARKER as string)] : [] },
+          },
+        );
   console.log('polling');
   await worker.run();
 }

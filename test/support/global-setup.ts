@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
+import { useLocalPayloadKeys } from '../../dev/payload-keys.js';
 import { startDevServer } from '../../dev/temporal-dev-server.js';
 
 declare module 'vitest' {
@@ -13,6 +14,8 @@ declare module 'vitest' {
 
 /** One real Temporal dev server and one workflow bundle for the whole run. */
 export default async function setup(project: TestProject) {
+  // Before the test processes fork, so they, their workers and the CLIs they run share the key.
+  useLocalPayloadKeys();
   const env = await startDevServer();
   const bundle = await bundleWorkflowCode({
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),

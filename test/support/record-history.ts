@@ -1,6 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { payloadCodecFromEnv } from '../../client/payload-codec.js';
+import { decodedHistoryJson } from './history-payloads.js';
 
 /**
  * Set by `npm run record-histories` (dev/record-histories.ts): the tests that run a workflow worth
@@ -12,6 +14,7 @@ export const RECORDING_HISTORIES = process.env.TORPOR_RECORD_HISTORIES === '1';
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
   if (!RECORDING_HISTORIES) return;
   const history = await handle.fetchHistory();
-  await writeFile(new URL(`../histories/${name}.json`, import.meta.url), `${historyToJSON(history)}\n`);
+  const json = await decodedHistoryJson(historyToJSON(history), payloadCodecFromEnv());
+  await writeFile(new URL(`../histories/${name}.json`, import.meta.url), `${json}\n`);
   console.log(`recorded ${name} (${history.events?.length ?? 0} events)`);
 }

@@ -15,9 +15,11 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import type { GpuActivityDeps } from '../../activities/node/gpu/index.js';
 import type { NodeAgentConfig } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
+import { torporDataConverter } from '../../client/payload-codec.js';
 import { createControlWorker } from '../../workers/control.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
+import { TEST_LOCAL_USER } from './agent-config.js';
 import { killCheckpointProcesses } from './leftovers.js';
 
 let runtimeInstalled = false;
@@ -62,11 +64,19 @@ export async function startTorpor(options: HarnessOptions = {}): Promise<TorporH
   const storage = await mkdtemp(path.join(os.tmpdir(), 'torpor-test-'));
   const node = options.node ?? `test-${randomBytes(4).toString('hex')}`;
   const config = {
-    ...nodeAgentConfigFromEnv({ ...process.env, ...options.env, TORPOR_STORAGE_ROOT: storage, NODE_NAME: node }),
+    ...nodeAgentConfigFromEnv({
+      // Tests run local workloads (off by default on a node).
+      TORPOR_LOCAL_RUNTIME: 'on',
+      ...process.env,
+      ...options.env,
+      TORPOR_STORAGE_ROOT: storage,
+      NODE_NAME: node,
+    }),
+    localRuntime: TEST_LOCAL_USER,
     ...options.config,
   };
   const connection = await NativeConnection.connect({ address });
-  const client = new Client({ connection: await Connection.connect({ address }) });
+  const client = new Client({ connection: await Connection.connect({ address }), dataConverter: torporDataConverter() });
   const workers: Worker[] = [
     await createControlWorker(connection, 'default', {
       workflowBundle: { codePath: inject('workflowBundlePath') },

@@ -36,17 +36,17 @@ describe('checkpoint request validation', () => {
     ['node', { node: '../queue' }],
     ['runtime', { runtime: 'docker' }],
     ['kubernetes is required', { runtime: 'kubernetes' }],
-    ['only allowed with the kubernetes runtime', { kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' } }],
+    ['only allowed with the kubernetes runtime', { kubernetes: { namespace: 'ml', image: 'img' } }],
     [
       'workload.cwd is not supported',
       {
         runtime: 'kubernetes',
-        kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' },
+        kubernetes: { namespace: 'ml', image: 'img' },
         workload: { command: ['x'], cwd: '/srv' },
       },
     ],
-    ['kubernetes.namespace', { runtime: 'kubernetes', kubernetes: { namespace: 'Bad_NS', image: 'img', checkpointPvc: 'pvc' } }],
-    ['kubernetes.gpus', { runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc', gpus: -1 } }],
+    ['kubernetes.namespace', { runtime: 'kubernetes', kubernetes: { namespace: 'Bad_NS', image: 'img' } }],
+    ['kubernetes.gpus', { runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', gpus: -1 } }],
     ['readyTimeoutMs', { readyTimeoutMs: 0 }],
     ['readyTimeoutMs', { readyTimeoutMs: 1.5 }],
     ['exitTimeoutMs', { exitTimeoutMs: 25 * 3600 * 1000 }],
@@ -68,7 +68,7 @@ describe('checkpoint request validation', () => {
     ['network.established must be "close" or "keep"', { network: { established: 'maybe' } }],
     [
       'network.established "keep" is not supported by the kubernetes runtime',
-      { runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' }, network: { established: 'keep' } },
+      { runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img' }, network: { established: 'keep' } },
     ],
   ])('rejects a bad %s as a non-retryable InvalidSpec naming the field', (field, patch) => {
     const failure = rejection({ ...valid, ...patch });
@@ -83,21 +83,14 @@ describe('checkpoint request validation', () => {
     const spec = parseCheckpointRequest({
       ...valid,
       runtime: 'kubernetes',
-      kubernetes: { namespace: 'ml', image: 'img:1', checkpointPvc: 'chrek-pvc' },
+      kubernetes: { namespace: 'ml', image: 'img:1' },
     });
-    expect(spec.kubernetes).toEqual({
-      namespace: 'ml',
-      image: 'img:1',
-      checkpointPvc: 'chrek-pvc',
-      checkpointMountPath: '/checkpoints',
-      signalHostPath: '/var/lib/chrek/signals',
-      gpus: 1,
-    });
+    expect(spec.kubernetes).toEqual({ namespace: 'ml', image: 'img:1', gpus: 1 });
   });
 
   it('closes established connections by default in both runtimes, and keeps them on request in the local one', () => {
     expect(establishedPolicy(parseCheckpointRequest(valid))).toBe('close');
-    const k8s = { ...valid, runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img', checkpointPvc: 'pvc' } };
+    const k8s = { ...valid, runtime: 'kubernetes', kubernetes: { namespace: 'ml', image: 'img' } };
     expect(establishedPolicy(parseCheckpointRequest(k8s))).toBe('close');
     expect(establishedPolicy(parseCheckpointRequest({ ...valid, network: { established: 'keep' } }))).toBe('keep');
     expect(DEFAULT_ESTABLISHED).toEqual({ local: 'close', kubernetes: 'close' });

@@ -1,11 +1,14 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { CHECKPOINT_DONE_MARKER, IMAGES_DIR, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
 import { pathExists } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
-import { parseManifest } from '../store/manifest.js';
+import { readAuthenticManifest } from '../store/manifest-mac.js';
+import { removeTree } from '../store/scan.js';
 import type { ContainerCheckpointRecord } from './types.js';
 
 /**
@@ -31,10 +34,10 @@ export function containerCheckpointFiles(dir: string) {
 /** The dump's staging directory, emptied: a retried dump starts again from nothing. */
 export async function freshStagingDir(layout: StoreLayout, hash: string, dumpId: string): Promise<string> {
   const dir = layout.tmpDir(hash, dumpId);
-  await rm(dir, { recursive: true, force: true });
+  await removeTree(dir);
   const files = containerCheckpointFiles(dir);
-  await mkdir(files.imageDir, { recursive: true });
-  await mkdir(files.workDir, { recursive: true });
+  await mkdir(files.imageDir, { recursive: true, mode: 0o700 });
+  await mkdir(files.workDir, { recursive: true, mode: 0o700 });
   return dir;
 }
 
@@ -61,11 +64,25 @@ export async function committedContainerCheckpoint(
     }
     throw torporFailure('CheckpointNotFound', `Checkpoint ${hash} does not exist on node ${nodeName}`);
   }
+  // The MAC first: nothing of a manifest another writer of the store made is trusted.
+  const manifest = await readAuthenticManifest(layout, hash, dir);
   try {
-    const manifest = parseManifest(await readFile(files.manifest, 'utf8'));
-    const record = JSON.parse(await readFile(files.record, 'utf8')) as ContainerCheckpointRecord;
-    return { dir, manifest, record };
+    const text = await readFile(files.record, 'utf8');
+    checkRecordDigest(manifest, text, hash);
+    return { dir, manifest, record: JSON.parse(text) as ContainerCheckpointRecord };
   } catch (err) {
+    if (err instanceof ApplicationFailure) throw err;
     throw torporFailure('InvalidSpec', `Checkpoint ${hash} is not a container checkpoint (${(err as Error).message})`);
+  }
+}
+
+/** container.json (labels, image layers, marker path) is used before the full verification: its digest is checked here. */
+function checkRecordDigest(manifest: CheckpointManifest, text: string, hash: string): void {
+  const listed = manifest.files.find((f) => f.path === CONTAINER_RECORD);
+  const want = listed?.chunkSha256?.[0] ?? listed?.sha256;
+  if (listed === undefined) throw new Error(`${CONTAINER_RECORD} is not in its manifest`);
+  const got = createHash('sha256').update(text).digest('hex');
+  if (listed.sizeBytes !== Buffer.byteLength(text) || (listed.chunkSha256?.length ?? 1) !== 1 || got !== want) {
+    throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash}: ${CONTAINER_RECORD} does not match its manifest`);
   }
 }

@@ -4,17 +4,17 @@ import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 import { criuVersion } from '../criu/runner.js';
-import { activityContext } from '../heartbeat.js';
+import { activityContext, reportProgress } from '../heartbeat.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
-import { type DumpRecord, writeRecord } from '../store/run-records.js';
+import { type DumpRecord, recordedWorkload, writeRecord } from '../store/run-records.js';
 import { committedContainerCheckpoint, containerCheckpointFiles, freshStagingDir } from './container-store.js';
 import { captureDevShm } from './dev-shm.js';
 import type { OverlayRootfs } from './overlay-layers.js';
 import { DEFAULT_RESTORE_MARKER } from './restore-marker.js';
 import { overlayRootfs, packDirectory } from './rootfs-diff.js';
-import { criuDumpConfig, requireContainer, runcCheckpoint, runcVersion } from './runc.js';
-import { checkContainerId, checkNode, containerLabels, verifyContainerTarget } from './target-policy.js';
+import { criuDumpConfig, requireContainer, runcCheckpoint, runcVersion, whilePaused } from './runc.js';
+import { checkContainerId, checkNamespace, checkNode, containerLabels, verifyContainerTarget } from './target-policy.js';
 import type { ContainerAgentConfig, ContainerCheckpointRecord, ContainerTarget, DumpContainerInput, DumpContainerResult } from './types.js';
 
 type ContainerFiles = ReturnType<typeof containerCheckpointFiles>;
@@ -48,6 +48,8 @@ interface RuncDump {
 async function resolveTarget(config: ContainerAgentConfig, id: string): Promise<ContainerTarget> {
   const container = await requireContainer(config, id, 'container');
   const labels = containerLabels(container.annotations);
+  // The allow-list first: a namespace this agent does not serve is never looked up in the API.
+  checkNamespace(`Container ${container.id}`, labels, config.allowedNamespaces, container.id);
   const pod = config.pods ? { facts: await config.pods(labels.podNamespace, labels.podName), nodeName: config.nodeName } : undefined;
   return verifyContainerTarget(container, config, pod);
 }
@@ -77,6 +79,7 @@ async function runcDump(config: ContainerAgentConfig, target: ContainerTarget, f
   const criuConfigFile = path.join(files.workDir, 'criu-dump.conf');
   await writeFile(criuConfigFile, `${criuOptions.join('\n')}\n`);
   const signal = activityContext()?.cancellationSignal;
+  reportProgress({ phase: 'runc checkpoint' });
   const started = Date.now();
   await runcCheckpoint(config, target.id, {
     imageDir: files.imageDir,
@@ -96,8 +99,6 @@ async function saveContainerFiles(
   files: ContainerFiles,
   dumpMs: number,
 ): Promise<ContainerCheckpointRecord> {
-  // Taken right after the dump while the container keeps running (--leave-running): files the app
-  // writes after the dump would be in the diff too; an app that must be exact writes before ready.
   const rootfsDiffBytes = await packDirectory(overlay.upperDir, files.rootfsDiff);
   await captureDevShm(target.mounts, files.devShm);
   const record: ContainerCheckpointRecord = {
@@ -127,7 +128,7 @@ async function writeDumpRecord(
   const imageBytes = await directoryBytes(staged);
   const record: DumpRecord = {
     pid: target.initPid,
-    workload: input.workload ?? { command: target.args, env: {} },
+    workload: recordedWorkload(input.workload ?? { command: target.args, env: {} }),
     contract: contractOf(target.env),
     criuVersion: await criuVersion(config.criuPath),
     criuArgs: dump.criuArgs,
@@ -156,8 +157,12 @@ export function containerDumpActivities(config: ContainerAgentConfig, layout: St
       const overlay = await overlayRootfs(target.rootfs, `container ${target.id}`);
       const staged = await freshStagingDir(layout, input.hash, input.dumpId);
       const files = containerCheckpointFiles(staged);
-      const dump = await runcDump(config, target, files);
-      const { rootfsDiffBytes } = await saveContainerFiles(config, target, overlay, files, dump.dumpMs);
+      // Paused around CRIU and the tars: the rootfs diff and /dev/shm are those of the memory image.
+      const { dump, rootfsDiffBytes } = await whilePaused(config, target.id, async () => {
+        const dump = await runcDump(config, target, files);
+        reportProgress({ phase: 'packing the rootfs diff and /dev/shm' });
+        return { dump, ...(await saveContainerFiles(config, target, overlay, files, dump.dumpMs)) };
+      });
       const imageBytes = await writeDumpRecord(config, layout, input, target, staged, dump);
       const { hash, dumpId } = input;
       return {

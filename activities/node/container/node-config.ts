@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { noContainerRuntime } from '../../../contract/containers.js';
 import type { NodeAgentConfig } from '../agent-config.js';
 import { StoreLayout } from '../store/layout.js';
@@ -18,13 +17,13 @@ export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentCon
     networkLock: config.networkLock,
     nodeName: config.nodeName,
     storeRoot: config.storageRoot,
-    workRoot: path.join(config.storageRoot, '.container-work'),
+    workRoot: new StoreLayout(config.storageRoot).containerWorkRoot(),
   };
 }
 
 /** The container activities of a node agent: without a container runtime, dump and restore refuse typed. */
 export function nodeContainerActivities(config: NodeAgentConfig) {
-  const layout = new StoreLayout(config.storageRoot, config.signalDir);
+  const layout = new StoreLayout(config.storageRoot, config.signalDir, config.manifestKeyFile);
   const containers = containerAgentConfig(config);
   const refuse = async () => Promise.reject(noContainerRuntime(config.nodeName));
   const steps: ReturnType<typeof createContainerActivities> = containers

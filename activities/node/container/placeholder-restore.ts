@@ -2,8 +2,9 @@ import { type FileHandle, mkdir, mkdtemp, open, readFile } from 'node:fs/promise
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { type CriuRun, runCriu } from '../criu/runner.js';
-import { activityContext } from '../heartbeat.js';
+import { activityContext, reportProgress } from '../heartbeat.js';
 import { checkHash, type StoreLayout } from '../store/layout.js';
+import { withCgroupFrozen } from './cgroups.js';
 import { type CommittedContainerCheckpoint, committedContainerCheckpoint, containerCheckpointFiles } from './container-store.js';
 import { replayDevShm } from './dev-shm.js';
 import { type Placeholder, resolvePlaceholder, restoredRoot } from './placeholder.js';
@@ -46,12 +47,18 @@ async function checkpointFor(
   return committed;
 }
 
-/** The placeholder's files become the checkpoint's: its rootfs changes, /dev/shm and ChReK's restore marker. */
+/**
+ * The placeholder's files become the checkpoint's: its rootfs changes, /dev/shm and ChReK's restore
+ * marker. The placeholder runs the tenant's code, so it is frozen meanwhile: nothing in it can swap
+ * a directory the agent checked for a link while the agent writes as root.
+ */
 async function prepareFiles(placeholder: Placeholder, files: ContainerFiles, marker: string, hash: string): Promise<void> {
   const placeholderRoot = `/proc/${placeholder.initPid}/root`;
-  await replayRootfsDiffThrough(placeholderRoot, files.rootfsDiff);
-  await replayDevShm(files.devShm, placeholder.mounts);
-  await writeMarkerInRoot(placeholderRoot, marker, `restored from checkpoint ${hash}\n`);
+  await withCgroupFrozen(placeholder.cgroups, `placeholder ${placeholder.id}`, async () => {
+    await replayRootfsDiffThrough(placeholderRoot, files.rootfsDiff);
+    await replayDevShm(files.devShm, placeholder.mounts);
+    await writeMarkerInRoot(placeholderRoot, marker, `restored from checkpoint ${hash}\n`);
+  });
 }
 
 /** Runs CRIU in the placeholder's namespaces and cgroups, with the files it inherits open for the run only. */
@@ -60,7 +67,7 @@ async function runCriuInPlaceholder(
   placeholder: Placeholder,
   imageDir: string,
 ): Promise<{ run: CriuRun; workDir: string }> {
-  await mkdir(config.workRoot, { recursive: true });
+  await mkdir(config.workRoot, { recursive: true, mode: 0o700 });
   const workDir = await mkdtemp(path.join(config.workRoot, `restore-${placeholder.id}-`));
   const command = placeholderRestoreArgs({
     imageDir,
@@ -105,14 +112,16 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
       if (input.restoreMarkerFile !== undefined) checkMarkerPath(input.restoreMarkerFile);
       const { hash } = input;
       checkHash(hash);
-      const placeholder = await resolvePlaceholder(config, input.placeholderContainerId);
+      const placeholder = await resolvePlaceholder(config, input.placeholderContainerId, hash);
       const earlier = await restoredRoot(placeholder);
       if (earlier) return { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true };
 
       const { record, dir } = await checkpointFor(config, layout, hash, placeholder);
       const files = containerCheckpointFiles(dir);
       const marker = checkMarkerPath(input.restoreMarkerFile ?? record.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
+      reportProgress({ phase: 'replaying the rootfs diff and /dev/shm' });
       await prepareFiles(placeholder, files, marker, hash);
+      reportProgress({ phase: 'CRIU restore' });
       const { run, workDir } = await runCriuInPlaceholder(config, placeholder, files.imageDir);
       if (!run.ok) {
         const details = { containerId: placeholder.id };

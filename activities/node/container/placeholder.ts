@@ -3,7 +3,7 @@ import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { type CgroupDir, cgroupDirs, parseCgroupMounts, parseProcCgroup } from './cgroups.js';
 import { requireContainer } from './runc.js';
-import { checkNamespace, checkPod, containerLabels } from './target-policy.js';
+import { checkNamespace, checkPlaceholderPod, checkPod, containerLabels } from './target-policy.js';
 import type { ContainerAgentConfig, ContainerLabels, RuncContainer } from './types.js';
 
 /** A running placeholder container the agent may restore into, with the cgroups it is in on this host. */
@@ -12,8 +12,11 @@ export interface Placeholder extends RuncContainer {
   cgroups: CgroupDir[];
 }
 
-/** Finds the placeholder through runc under this agent's root, and checks its pod before anything is written into it. */
-export async function resolvePlaceholder(config: ContainerAgentConfig, containerId: string): Promise<Placeholder> {
+/**
+ * Finds the placeholder through runc under this agent's root, and checks its pod before anything is
+ * written into it: on a cluster node, a restore pod Torpor created for `hash`.
+ */
+export async function resolvePlaceholder(config: ContainerAgentConfig, containerId: string, hash: string): Promise<Placeholder> {
   const container = await requireContainer(config, containerId, 'placeholder container');
   const { id } = container;
   const labels = containerLabels(container.annotations);
@@ -24,7 +27,10 @@ export async function resolvePlaceholder(config: ContainerAgentConfig, container
       `Placeholder ${id} is ${container.status}, not running: it must be waiting to be restored into`,
     );
   }
-  if (config.pods) checkPod(id, labels, await config.pods(labels.podNamespace, labels.podName), config.nodeName);
+  if (config.pods) {
+    const podLabels = checkPod(id, labels, await config.pods(labels.podNamespace, labels.podName), config.nodeName);
+    checkPlaceholderPod(id, labels, podLabels, hash);
+  }
   const membership = parseProcCgroup(await readFile(`/proc/${container.initPid}/cgroup`, 'utf8'));
   const cgroups = cgroupDirs(membership, parseCgroupMounts(await readFile('/proc/self/mountinfo', 'utf8')));
   if (cgroups.length === 0) {

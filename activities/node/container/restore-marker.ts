@@ -1,6 +1,7 @@
-import { constants, lstat, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { torporFailure } from '../../../contract/failures.js';
+import { VerifiedDir } from '../store/safe-files.js';
 
 /** ChReK's default for DYN_RESTORE_MARKER_FILE. */
 export const DEFAULT_RESTORE_MARKER = '/tmp/dynamo-restored';
@@ -15,32 +16,23 @@ export function checkMarkerPath(marker: string): string {
 
 /**
  * Writes the restore marker where the container sees it, through `root` (/proc/PID/root of the
- * placeholder's init). Every component is checked not to be a symlink before it is used: a link
- * would be resolved against the agent's root, not the container's, and could point into the host.
- * Nothing else runs in the placeholder yet, so the check cannot race with the app.
+ * placeholder's init). The path is walked one directory descriptor at a time with O_NOFOLLOW
+ * (store/safe-files.ts): a link is refused, since it would resolve against the agent's root, and
+ * a directory swapped for a link after it was opened does not matter. The file is made fresh
+ * (anything planted at its name is unlinked, never followed). The caller also freezes the placeholder.
  */
 export async function writeMarkerInRoot(root: string, marker: string, content: string): Promise<void> {
   const parts = checkMarkerPath(marker).split('/').filter(Boolean);
-  let current = root;
-  for (const [index, part] of parts.entries()) {
-    current = path.join(current, part);
-    const last = index === parts.length - 1;
-    const info = await lstat(current).catch(() => undefined);
-    if (info?.isSymbolicLink()) {
-      throw torporFailure(
-        'TargetNotAllowed',
-        `The restore marker path ${marker} goes through a symlink at /${parts.slice(0, index + 1).join('/')}`,
-      );
+  const name = parts.pop() as string;
+  const dir = await VerifiedDir.openBelow(root, parts.join('/'), { mode: 0o755 }).catch((err: unknown) => {
+    if (err instanceof ApplicationFailure) {
+      throw torporFailure('TargetNotAllowed', `The restore marker path ${marker} is refused: ${err.message}`);
     }
-    if (!last && !info) await mkdir(current, { mode: 0o755 });
-    else if (!last && !info?.isDirectory()) {
-      throw torporFailure('InvalidSpec', `The restore marker path ${marker}: /${parts.slice(0, index + 1).join('/')} is not a directory`);
-    }
-  }
-  const file = await open(current, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    throw err;
+  });
   try {
-    await file.writeFile(content);
+    await dir.writeNew(name, content, 0o644);
   } finally {
-    await file.close();
+    await dir.close();
   }
 }

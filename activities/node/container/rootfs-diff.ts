@@ -1,8 +1,9 @@
-import { lstat, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { x as extractTar, type ReadEntry } from 'tar';
+import { x as extractTar, t as listTar, type ReadEntry } from 'tar';
 import { torporFailure } from '../../../contract/failures.js';
+import { removeBelow } from '../store/safe-files.js';
 import { findOverlayRootfs, type OverlayRootfs } from './overlay-layers.js';
 
 /**
@@ -32,57 +33,72 @@ export async function packDirectory(dir: string, tarFile: string): Promise<numbe
   return (await stat(tarFile)).size;
 }
 
-/**
- * Extracts into a plain directory (an overlay's upper layer, a host tmpfs), never through a
- * container's merged rootfs: a path there could resolve through an image's absolute symlink into
- * the host.
- */
-export async function unpackIntoDirectory(tarFile: string, dir: string): Promise<void> {
-  await execa('tar', ['-C', dir, ...TAR_FLAGS, '--same-permissions', '-xf', tarFile]);
+/** Entries no extraction may take: absolute names, `..` anywhere, hard links out of the tree. */
+function hostileEntry(entry: ReadEntry): string | undefined {
+  const escapes = (p: string) => p.startsWith('/') || p.split('/').includes('..');
+  if (escapes(entry.path)) return `${entry.path} (absolute or with "..")`;
+  if (entry.type === 'Link' && escapes(entry.linkpath ?? '')) return `${entry.path} (a hard link to ${entry.linkpath})`;
+  return undefined;
 }
 
-/** A parent directory of `rel` under `root` that is a symlink: it would resolve against the agent's root. */
-async function symlinkedParent(root: string, rel: string): Promise<string | undefined> {
-  const parts = rel.split('/').filter((p) => p && p !== '.');
-  let current = root;
-  for (const part of parts.slice(0, -1)) {
-    current = path.join(current, part);
-    if ((await lstat(current).catch(() => undefined))?.isSymbolicLink()) return current;
+/** Reads the whole archive before anything is written: one hostile entry refuses it all, typed. */
+async function refuseHostileEntries(tarFile: string, what: string): Promise<void> {
+  const refused: string[] = [];
+  await listTar({ file: tarFile, onReadEntry: (entry) => void (hostileEntry(entry) && refused.push(hostileEntry(entry) as string)) });
+  if (refused.length > 0) {
+    throw torporFailure('TargetNotAllowed', `${what} has entries that would leave its directory: ${refused.slice(0, 5).join(', ')}`);
   }
-  return undefined;
+}
+
+/**
+ * node-tar with no absolute names, no `..` and no writing through a link (it checks every
+ * component). Not `strict`: a strict extraction rejects on its first problem while entries already
+ * started go on writing, after the caller has thawed the placeholder; here every problem is
+ * collected and the extraction has finished when it is refused. The caller keeps the target from
+ * changing meanwhile (a plain directory the agent owns, or a frozen placeholder).
+ */
+async function extractStrict(tarFile: string, cwd: string, what: string, filter?: (p: string, e: ReadEntry) => boolean): Promise<void> {
+  await refuseHostileEntries(tarFile, what);
+  const problems: string[] = [];
+  try {
+    await extractTar({
+      file: tarFile,
+      cwd,
+      preserveOwner: true,
+      preservePaths: false,
+      onwarn: (code, message) => void problems.push(`${code}: ${String(message)}`),
+      ...(filter ? { filter: (p, e) => !('header' in e) || filter(p, e) } : {}),
+    });
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (problems.length > 0) throw torporFailure('TargetNotAllowed', `${what} cannot be replayed: ${problems.slice(0, 5).join('; ')}`);
+}
+
+/** Extracts into a plain directory (a pod's /dev/shm tmpfs on the host), strictly (extractStrict). */
+export async function unpackIntoDirectory(tarFile: string, dir: string): Promise<void> {
+  await extractStrict(
+    tarFile,
+    dir,
+    `The archive ${path.basename(tarFile)}`,
+    (_, entry) => entry.type === 'File' || entry.type === 'Directory',
+  );
 }
 
 /**
  * Replays the diff through a container's merged root (`root` = /proc/PID/root of a running
- * placeholder), not into its upper layer: an overlay whose layers change under it while mounted
- * misbehaves (creating a file in a directory it has already looked up fails with ENOTEMPTY).
- * Whiteouts become deletions; node-tar refuses to write through a symlink (strict). Opaque
- * directories (trusted.overlay.opaque) are not replayed: such a directory keeps its image files.
+ * placeholder, frozen by the caller), not into its upper layer: an overlay whose layers change
+ * under it while mounted misbehaves (creating a file in a directory it has already looked up fails
+ * with ENOTEMPTY). Whiteouts become deletions, made through descriptors with no link followed.
+ * Opaque directories (trusted.overlay.opaque) are not replayed: such a directory keeps its image files.
  */
 export async function replayRootfsDiffThrough(root: string, tarFile: string): Promise<void> {
   const whiteouts: string[] = [];
   const isWhiteout = (entry: ReadEntry) => entry.type === 'CharacterDevice' && !entry.header.devmaj && !entry.header.devmin;
-  try {
-    await extractTar({
-      file: tarFile,
-      cwd: root,
-      strict: true,
-      preserveOwner: true,
-      filter: (p, entry) => {
-        if (!('header' in entry) || !isWhiteout(entry)) return true;
-        whiteouts.push(p);
-        return false;
-      },
-    });
-  } catch (err) {
-    throw torporFailure(
-      'TargetNotAllowed',
-      `The checkpoint's rootfs changes cannot be replayed into the placeholder: ${(err as Error).message}`,
-    );
-  }
-  for (const rel of whiteouts) {
-    const link = await symlinkedParent(root, rel);
-    if (link) throw torporFailure('TargetNotAllowed', `The deleted path ${rel} lies under a symlink (${link}) in the placeholder`);
-    await rm(path.join(root, rel), { recursive: true, force: true });
-  }
+  await extractStrict(tarFile, root, "The checkpoint's rootfs changes", (p, entry) => {
+    if (!isWhiteout(entry)) return true;
+    whiteouts.push(p);
+    return false;
+  });
+  for (const rel of whiteouts) await removeBelow(root, rel);
 }

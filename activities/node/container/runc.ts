@@ -102,3 +102,25 @@ export async function runcCheckpoint(config: RuncConfig, id: string, paths: Runc
   const excerpt = await failureExcerpt(path.join(paths.workDir, 'dump.log'), `${result.stderr}`);
   throw torporFailure('DumpFailed', `The runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });
 }
+
+/**
+ * Freezes every process of the container (cgroup freezer) for `work`, then thaws it, even when
+ * `work` fails: its files do not change while a checkpoint reads them. A container that cannot be
+ * thawed again fails the step (its app would stay frozen), after `work`'s own failure if any.
+ */
+export async function whilePaused<T>(config: RuncConfig, id: string, work: () => Promise<T>): Promise<T> {
+  const paused = await runc(config, ['pause', id]);
+  if (paused.exitCode !== 0) {
+    throw torporFailure('DumpFailed', `Could not pause container ${id} for its checkpoint: ${paused.stderr}`, { containerId: id });
+  }
+  const result = await work().then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  const resumed = await runc(config, ['resume', id]);
+  if ('error' in result) throw result.error;
+  if (resumed.exitCode !== 0) {
+    throw torporFailure('DumpFailed', `Container ${id} was checkpointed but could not be resumed: ${resumed.stderr}`, { containerId: id });
+  }
+  return result.value;
+}

@@ -1,5 +1,6 @@
 import { bareContainerId, CONTAINER_ID_PATTERN } from '../../../contract/containers.js';
 import { torporFailure } from '../../../contract/failures.js';
+import { HASH_LABEL, MANAGED_BY, ROLE_LABEL } from '../../cluster/manifests.js';
 import type { ContainerLabels, ContainerTarget, RuncContainer } from './types.js';
 
 /** The pod a container belongs to, as CRI runtimes annotate it: containerd's keys first, then CRI-O's. */
@@ -100,4 +101,21 @@ export function verifyContainerTarget(
     throw torporFailure('TargetNotAllowed', `Container ${container.id} is ${container.status}, not running`, details);
   }
   return { ...container, labels };
+}
+
+/**
+ * A placeholder is a pod Torpor's control worker created to restore this hash into: the API's
+ * labels, which containerd's annotations do not carry, must say so. Any other running container of
+ * the namespace is refused.
+ */
+export function checkPlaceholderPod(containerId: string, labels: ContainerLabels, podLabels: Record<string, string>, hash: string): void {
+  const expected = { ...MANAGED_BY, [ROLE_LABEL]: 'restore', [HASH_LABEL]: hash };
+  const wrong = Object.entries(expected).filter(([key, value]) => podLabels[key] !== value);
+  if (wrong.length > 0) {
+    throw torporFailure(
+      'TargetNotAllowed',
+      `Pod ${labels.podNamespace}/${labels.podName} is not a Torpor restore placeholder for ${hash} (labels ${wrong.map(([k, v]) => `${k}=${v}`).join(', ')} missing)`,
+      { containerId, ...labels },
+    );
+  }
 }

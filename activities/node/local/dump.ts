@@ -12,6 +12,10 @@ import { directoryBytes } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 
+const RLIMIT_HINT =
+  'CRIU needs CAP_SYS_RESOURCE to read the resource limits of a process of another user (TORPOR_LOCAL_UID): ' +
+  'run the node agent with that capability (a privileged DaemonSet has it).';
+
 /** The dump's network policy; the agent checks the value itself rather than trusting the workflow's validation. */
 export function dumpNetworkPolicy(established: unknown, config: Pick<NodeAgentConfig, 'networkLock'>): NetworkPolicy {
   const value = established ?? 'close';
@@ -78,7 +82,8 @@ async function dumpWorkload(
     if (!(await isRunning(target))) {
       throw torporFailure('WorkloadExited', `Workload ${hash} exited while CRIU was dumping it:\n${run.excerpt}`);
     }
-    throw torporFailure('DumpFailed', `CRIU could not dump workload ${hash} (pid ${target.pid}):\n${run.excerpt}`, {
+    const why = run.excerpt.includes("Can't get rlimit") ? `\n${RLIMIT_HINT}` : '';
+    throw torporFailure('DumpFailed', `CRIU could not dump workload ${hash} (pid ${target.pid}):\n${run.excerpt}${why}`, {
       criuLog: run.excerpt,
     });
   }

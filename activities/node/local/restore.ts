@@ -1,5 +1,4 @@
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { parseOrReject, readinessSchema } from '../../../contract/spec.js';
 import type { CheckpointManifest, RestoredProcess, RestoredReadyInput, RestoreInput, WaitedFor } from '../../../contract/types.js';
@@ -11,14 +10,17 @@ import { type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-re
 import { activityRunOptions, pollUntil } from '../heartbeat.js';
 import { carriesHash, identify, isRunning, readComm, readProcStat } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
-import { terminateGroup } from '../proc/terminate.js';
+import { terminateWorkload } from '../proc/terminate.js';
 import { verifyThreads } from '../store/chunk-digests.js';
 import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
+import { removeSignalFile } from '../store/signal-files.js';
 import { verifyContents } from '../store/verify-contents.js';
 import { probeOnce } from './readiness.js';
+import { markerRunDir } from './run-dir.js';
+import { localRuntimeOwner } from './runtime-switch.js';
 
 /** Local restores: CRIU brings the process back on this host, with its PID. */
 class LocalRestores {
@@ -50,6 +52,12 @@ class LocalRestores {
   private async restorable(hash: string): Promise<CheckpointManifest> {
     const manifest = await readCommitted(this.layout, hash);
     if (manifest === null) throw torporFailure('CheckpointNotFound', `No committed checkpoint ${hash} on node ${this.config.nodeName}`);
+    if (manifest.runtime !== 'local') {
+      throw torporFailure(
+        'TargetNotAllowed',
+        `Checkpoint ${hash} was taken with the ${manifest.runtime} runtime; a local restore brings back only local checkpoints (restore it with its own runtime)`,
+      );
+    }
     const { pid } = manifest.process;
     const holder = await readProcStat(pid);
     if (holder?.state === 'Z') {
@@ -92,12 +100,13 @@ class LocalRestores {
     const gate = await verifiedResumeGate(files.dir);
     const progress = { bytes: 0 };
     const verification = this.verifyWhileRestoring(manifest, gate, progress);
-    const log = await open(files.appLog, 'a');
+    const log = await open(files.appLog, 'a', 0o600);
     const args = criuRestoreArgs({
       imagesDir: this.layout.imagesDir(manifest.hash),
       workDir: files.dir,
       pidFile: files.pidFile,
-      inherit: [{ fd: 3, dumpedPath: manifest.contract.logFile }],
+      // The path the process had its log open at: where this agent puts every local workload's log.
+      inherit: [{ fd: 3, dumpedPath: this.layout.workloadFiles(manifest.hash).logFile }],
       network: restoreNetworkPolicy(manifest, this.config),
       extra: [...gate.args, ...this.config.extraRestoreArgs],
     });
@@ -132,6 +141,7 @@ class LocalRestores {
    * A retry after CRIU succeeded adopts the restored process instead of restoring twice.
    */
   async restore(input: RestoreInput): Promise<RestoredProcess> {
+    localRuntimeOwner(this.config, 'restoreCheckpoint');
     const { hash, restoreId } = input;
     const files = this.layout.restoreFiles(hash, restoreId);
     const logFile = files.appLog;
@@ -141,10 +151,11 @@ class LocalRestores {
     await killStrayCriu(files.dir);
 
     const manifest = await this.restorable(hash);
-    await mkdir(files.dir, { recursive: true });
-    const marker = manifest.contract.restoreMarkerFile;
-    await mkdir(path.dirname(marker), { recursive: true });
-    await rm(manifest.contract.signalFile, { force: true });
+    await mkdir(files.dir, { recursive: true, mode: 0o700 });
+    // Every path comes from the layout, never from manifest.json: the workload, or a container, chose those.
+    const marker = this.layout.workloadFiles(hash).restoreMarkerFile;
+    await markerRunDir(this.layout, hash);
+    await removeSignalFile(this.layout, hash);
     await writeFileAtomic(marker, `${restoreId}\n`);
     const { criuMs, verifiedBytes } = await this.runRestore(manifest, files, marker);
     const record = await this.adoptRestored(input, logFile, criuMs);
@@ -154,6 +165,7 @@ class LocalRestores {
   /** Waits until the restored process passes its readiness probe, heartbeating; fails if it exits. */
   async waitReady(input: RestoredReadyInput): Promise<WaitedFor> {
     // The agent checks the probe itself: an http probe must stay on its own loopback.
+    const owner = localRuntimeOwner(this.config, 'waitRestoredReady');
     const readiness = parseOrReject(readinessSchema, input.readiness, 'readiness probe');
     const record = await this.requireRecord(input);
     const { waitedMs } = await pollUntil(
@@ -164,7 +176,7 @@ class LocalRestores {
           const tail = await logTail(record.logFile);
           throw torporFailure('WorkloadExited', `Restored ${input.hash} (pid ${record.pid}) exited. Log tail:\n${tail}`);
         }
-        return (await probeOnce(readiness)) ? true : undefined;
+        return (await probeOnce(readiness, owner)) ? true : undefined;
       },
       async () => {
         throw torporFailure('WorkloadNotReady', `Restored ${input.hash} did not pass its readiness probe within ${input.timeoutMs} ms`);
@@ -179,10 +191,9 @@ class LocalRestores {
     const record =
       (await readRecord<RestoredRecord>(this.layout.restoreFiles(input.hash, input.restoreId).record)) ??
       (await this.adoptRestored(input, '', 0).catch(() => null));
-    const stopped = record !== null && (await terminateGroup(record));
+    const stopped = record !== null && (await terminateWorkload(record, input.hash));
     // The marker told that copy it was restored; a later copy gets a fresh one from its own restore.
-    const manifest = await readCommitted(this.layout, input.hash).catch(() => null);
-    if (manifest) await rm(manifest.contract.restoreMarkerFile, { force: true });
+    await rm(this.layout.workloadFiles(input.hash).restoreMarkerFile, { force: true });
     return { stopped };
   }
 }

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { open, stat } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { ChrekEnv } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { StartWorkloadInput, WorkloadContractFiles } from '../../../contract/types.js';
+import type { LocalRuntimeConfig } from '../agent-config.js';
 import { resolveProgram } from './spec-hash.js';
 
 /** The agent's own variables a workload inherits; everything else comes from the spec. */
@@ -21,18 +23,34 @@ function contractEnv(hash: string, files: WorkloadContractFiles): Record<string,
   };
 }
 
+/** Names one start attempt in the workload's environment, so a retry finds the process an interrupted attempt started. */
+export const START_ID_ENV = 'TORPOR_START_ID';
+
+/** The shell's convention: an exit by signal is 128 + the signal's number. */
+export function exitCode(code: number | null, signal: NodeJS.Signals | null): number | null {
+  return code ?? (signal ? 128 + constants.signals[signal] : null);
+}
+
 /** Exit codes of workloads this agent process started (lost on agent restart, then reported as null). */
 export type ExitCodes = Map<number, number | null>;
 
+/** How the agent starts a workload: as whom, through which launcher, with which start id. */
+export interface SpawnOptions {
+  owner: LocalRuntimeConfig;
+  startId: string;
+  launcher?: string | undefined;
+}
+
 /**
- * Starts the workload detached with the ChReK environment, its output appended to its log, through
- * `launcher` when the agent has one (torpor-no-io-uring execs the command: the process keeps its PID).
+ * Starts the workload detached with the ChReK environment, as the configured non-root user, its
+ * output appended to its log, through `launcher` when the agent has one (torpor-no-io-uring execs
+ * the command: the process keeps its PID).
  */
 export async function spawnWorkload(
   input: StartWorkloadInput,
   files: WorkloadContractFiles,
   exitCodes: ExitCodes,
-  launcher?: string,
+  { owner, startId, launcher }: SpawnOptions,
 ): Promise<number> {
   const [program, ...args] = input.workload.command as [string, ...string[]];
   const cwd = input.workload.cwd ?? process.cwd();
@@ -45,23 +63,24 @@ export async function spawnWorkload(
     throw torporFailure('WorkloadStartFailed', `Working directory ${cwd} does not exist on this node`);
   }
   const inherited = Object.fromEntries(INHERITED_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
-  const env = { ...inherited, ...input.workload.env, ...contractEnv(input.hash, files) };
+  const env: Record<string, string> = { ...inherited, ...input.workload.env, ...contractEnv(input.hash, files), [START_ID_ENV]: startId };
   // Through a launcher, a missing program would only show as its exit code: look it up first.
   if (launcher && (await resolveProgram(program, cwd, env.PATH ?? '')) === null) {
     throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ENOENT (not an executable file on PATH or relative to ${cwd})`);
   }
   const [file, argv] = launcher ? [launcher, [program, ...args]] : [program, args];
-  const log = await open(files.logFile, 'a');
+  // The agent opens the log (0600, its own); the workload only writes to the descriptor it is given.
+  const log = await open(files.logFile, 'a', 0o600);
   try {
     // A detached child leads its own session and process group, as CRIU wants its dump root to.
-    const child = spawn(file, argv, { cwd, detached: true, stdio: ['ignore', log.fd, log.fd], env });
+    const child = spawn(file, argv, { cwd, detached: true, stdio: ['ignore', log.fd, log.fd], env, uid: owner.uid, gid: owner.gid });
     const [outcome] = (await Promise.race([once(child, 'spawn').then(() => ['spawned']), once(child, 'error')])) as [
       'spawned' | NodeJS.ErrnoException,
     ];
     if (outcome !== 'spawned') throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ${outcome.code ?? outcome.message}`);
     const pid = child.pid as number;
     exitCodes.set(pid, null);
-    child.on('exit', (code, signal) => exitCodes.set(pid, code ?? (signal ? 128 : null)));
+    child.on('exit', (code, signal) => exitCodes.set(pid, exitCode(code, signal)));
     child.unref();
     return pid;
   } finally {

@@ -1,4 +1,5 @@
-import { access, constants, realpath, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, constants, lstat, open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import type { GpuNodeInfo } from '../../../contract/gpu-types.js';
@@ -8,13 +9,43 @@ import type { NodeAgentConfig } from '../agent-config.js';
 import { criuVersion } from '../criu/runner.js';
 import { queryGpus as realQueryGpus } from '../gpu/gpu-info.js';
 import { byteHeartbeat } from '../heartbeat.js';
-import { sha256File } from '../store/file-digests.js';
+
+/** Kernel and device trees: a "regular file" there (/proc/kcore) is no program or script, and reading it as root is an oracle. */
+const PSEUDO_ROOTS = ['/proc', '/sys', '/dev'];
 
 async function isRegularFile(p: string): Promise<boolean> {
   return stat(p).then(
     (s) => s.isFile(),
     () => false,
   );
+}
+
+/** The real path of `p` when that is a regular file outside the kernel's trees; otherwise null (it is not hashed). */
+async function hashableFile(p: string): Promise<string | null> {
+  const real = await realpath(p).catch(() => null);
+  if (real === null || PSEUDO_ROOTS.some((root) => real === root || real.startsWith(`${root}/`))) return null;
+  return (await lstat(real).then(
+    (s) => s.isFile(),
+    () => false,
+  ))
+    ? real
+    : null;
+}
+
+/** sha256 of a regular file opened without following a link (it was resolved just before). */
+async function sha256Regular(file: string, onBytes: (n: number) => void): Promise<string> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) throw torporFailure('WorkloadStartFailed', `${file} is no longer a regular file`);
+    const hash = createHash('sha256');
+    for await (const chunk of handle.createReadStream({ highWaterMark: 4 << 20, autoClose: false }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      onBytes(chunk.length);
+    }
+    return hash.digest('hex');
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Where `program` would be found when started from `cwd` with `searchPath`, symlinks followed; null if nowhere. */
@@ -33,7 +64,7 @@ export async function resolveProgram(program: string, cwd: string, searchPath: s
         () => false,
       )
     )
-      return realpath(candidate);
+      return hashableFile(candidate);
   }
   return null;
 }
@@ -50,11 +81,14 @@ export async function commandFiles(command: readonly string[], cwd: string, sear
   }
   const files = [resolved];
   for (const arg of args) {
-    const candidate = path.resolve(cwd, arg);
-    if (await isRegularFile(candidate)) files.push(await realpath(candidate));
+    const real = await hashableFile(path.resolve(cwd, arg));
+    if (real !== null) files.push(real);
   }
   return [...new Set(files)];
 }
+
+/** What a spec-hash result shows for each environment value that counted. */
+export const REDACTED = '<redacted>';
 
 /** The `deriveSpecHash` activity: reads the files, GPUs and CRIU version that the hash covers (contract/spec-hash.ts). */
 export function specHashActivities(config: NodeAgentConfig, queryGpus: () => Promise<GpuNodeInfo> = realQueryGpus) {
@@ -66,7 +100,7 @@ export function specHashActivities(config: NodeAgentConfig, queryGpus: () => Pro
       const beat = byteHeartbeat('hashing');
       const files = [];
       for (const file of await commandFiles(workload.command, cwd, searchPath)) {
-        files.push({ path: file, sha256: await sha256File(file, beat.add) });
+        files.push({ path: file, sha256: await sha256Regular(file, beat.add) });
       }
       const env = Object.fromEntries(Object.entries(workload.env).filter(([name]) => input.hashEnv?.includes(name) ?? true));
       const gpus = await queryGpus();
@@ -82,7 +116,9 @@ export function specHashActivities(config: NodeAgentConfig, queryGpus: () => Pro
         gpu: { models: gpus.gpus.map((g) => g.name), driverVersion: gpus.driverVersion },
         criuVersion: await criuVersion(config.criuPath),
       };
-      return { hash: specHash(inputs), inputs };
+      // Values may be secrets and the result lands in workflow history: the names only.
+      const named = Object.fromEntries(Object.keys(env).map((name) => [name, REDACTED]));
+      return { hash: specHash(inputs), inputs: { ...inputs, env: named } };
     },
   };
 }

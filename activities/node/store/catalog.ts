@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, rename, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { workloadNameOf } from '../../../contract/retention.js';
@@ -20,6 +20,7 @@ import type { StoreLayout } from './layout.js';
 import { readCommitted } from './manifest.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
 import { type CriuProcess, criuProcesses, entries, liveUses, removeTree, restoreUse } from './scan.js';
+import { removeSignalFile } from './signal-files.js';
 
 export function summarize(manifest: CheckpointManifest, usedBy: CheckpointUse[]): CheckpointSummary {
   const gpu = manifest.gpu;
@@ -47,7 +48,7 @@ export function summarize(manifest: CheckpointManifest, usedBy: CheckpointUse[])
  * sees a half-deleted checkpoint with its marker; returns where it went, or null when it was gone.
  */
 export async function trashCheckpoint(layout: StoreLayout, hash: string): Promise<string | null> {
-  await mkdir(layout.trashDir(), { recursive: true });
+  await mkdir(layout.trashDir(), { recursive: true, mode: 0o700 });
   const trashed = path.join(layout.trashDir(), `${hash}.${randomUUID().slice(0, 8)}`);
   try {
     await rename(layout.checkpointDir(hash), trashed);
@@ -70,15 +71,14 @@ export function retentionActivities(config: NodeAgentConfig, layout: StoreLayout
   async function removeLeftovers(hash: string, criu: readonly CriuProcess[]): Promise<void> {
     const restores = layout.restoresOf(hash);
     for (const restoreId of await entries(restores)) {
-      if ((await restoreUse(layout, hash, restoreId, criu)) === null)
-        await rm(path.join(restores, restoreId), { recursive: true, force: true });
+      if ((await restoreUse(layout, hash, restoreId, criu)) === null) await removeTree(path.join(restores, restoreId));
     }
     // Only once empty: a restore still running keeps its directory.
     await rmdir(restores).catch(() => undefined);
     const workload = await readRecord<WorkloadRecord>(layout.workloadRecord(hash)).catch(() => null);
     if (workload === null || !(await isRunning(workload))) {
-      await rm(layout.runDir(hash), { recursive: true, force: true });
-      await rm(layout.signalFile(hash), { force: true });
+      await removeTree(layout.runDir(hash));
+      await removeSignalFile(layout, hash);
     }
   }
 

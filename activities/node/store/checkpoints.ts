@@ -1,6 +1,7 @@
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants, open, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest, CommitInput, HashInput, ManifestFile, VerifiedCheckpoint, VerifyInput } from '../../../contract/types.js';
@@ -9,9 +10,36 @@ import { byteHeartbeat } from '../heartbeat.js';
 import { digestChunks } from './chunk-digests.js';
 import { fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
-import { parseManifest, readCommitted, totalBytes } from './manifest.js';
+import { MANIFEST_MAC_FILE } from './layout.js';
+import { readCommitted, totalBytes } from './manifest.js';
+import { readAuthenticManifest, writeManifest } from './manifest-mac.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
+import { removeTree } from './scan.js';
 import { verifyContents } from './verify-contents.js';
+
+const NOT_IN_MANIFEST = new Set([MANIFEST_FILE, MANIFEST_MAC_FILE, CHECKPOINT_DONE_MARKER]);
+
+/** Every image file reaches the disk before the manifest and marker say the checkpoint is whole. */
+async function syncFiles(dir: string, rels: string[]): Promise<void> {
+  const dirs = new Set([dir, ...rels.map((rel) => path.dirname(path.join(dir, rel)))]);
+  for (const p of [...rels.map((rel) => path.join(dir, rel)), ...dirs]) {
+    const handle = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** A bounded list for failure details: a payload must stay small however many files differ. */
+export function boundedProblems(problems: string[]): { problems: string[]; problemCount: number } {
+  return {
+    problems: problems.slice(0, MAX_PROBLEMS).map((p) => (p.length > 300 ? `${p.slice(0, 300)}...` : p)),
+    problemCount: problems.length,
+  };
+}
+const MAX_PROBLEMS = 20;
 
 /** Hashes every file below `dir` (except the manifest and marker) and compares with `manifest`. */
 async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase: string): Promise<{ problems: string[]; bytes: number }> {
@@ -21,7 +49,7 @@ async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase
 
 /** The cheap half of a verification: the same files with the same sizes (a restore hashes the bytes). */
 async function sizeMismatches(dir: string, manifest: CheckpointManifest): Promise<string[]> {
-  const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== CHECKPOINT_DONE_MARKER);
+  const rels = (await listFiles(dir)).filter((f) => !NOT_IN_MANIFEST.has(f));
   const onDisk = new Map(await Promise.all(rels.map(async (rel) => [rel, (await stat(path.join(dir, rel))).size] as const)));
   const problems = manifest.files.flatMap((f) => {
     const size = onDisk.get(f.path);
@@ -74,20 +102,25 @@ class CheckpointStore {
     private readonly layout: StoreLayout,
   ) {}
 
+  /** The marker last; its temporary file goes to `.tmp`, so a crash leaves nothing in the checkpoint directory. */
+  private async writeMarker(hash: string, manifest: CheckpointManifest): Promise<void> {
+    await writeFileAtomic(this.layout.doneMarker(hash), `${manifest.createdAt}\n`, { tmpDir: this.layout.tmpRoot(), mode: 0o644 });
+  }
+
   /** A rename that crashed before its marker: finish it if the files are intact, else remove it. */
   private async finishInterruptedCommit(hash: string): Promise<CheckpointManifest | null> {
     const dir = this.layout.checkpointDir(hash);
     if (!(await pathExists(dir))) return null;
     try {
-      const manifest = parseManifest(await readFile(this.layout.manifestFile(hash), 'utf8'));
+      const manifest = await readAuthenticManifest(this.layout, hash);
       if ((await mismatchesOnDisk(dir, manifest, 'rechecking')).problems.length === 0) {
-        await writeFileAtomic(this.layout.doneMarker(hash), `${manifest.createdAt}\n`);
+        await this.writeMarker(hash, manifest);
         return manifest;
       }
     } catch {
-      // unreadable manifest: fall through and discard the directory
+      // unreadable or unauthentic manifest: fall through and discard the directory
     }
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
     return null;
   }
 
@@ -106,7 +139,8 @@ class CheckpointStore {
       throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
     }
     const beat = byteHeartbeat('committing');
-    const rels = (await listFiles(tmp)).filter((f) => f !== MANIFEST_FILE);
+    const rels = (await listFiles(tmp)).filter((f) => !NOT_IN_MANIFEST.has(f));
+    await syncFiles(tmp, rels);
     const files = await digestChunks(tmp, rels, beat.add, config.digestChunkBytes);
     const manifest = buildManifest(input, dump, files, {
       nodeName: config.nodeName,
@@ -117,19 +151,17 @@ class CheckpointStore {
       commitMs: Date.now() - started,
       chunkBytes: config.digestChunkBytes,
     });
-    const manifestPath = path.join(tmp, MANIFEST_FILE);
-    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-    await fsyncPath(manifestPath);
+    await writeManifest(layout, tmp, manifest);
     await rename(tmp, layout.checkpointDir(input.hash));
     await fsyncPath(config.storageRoot);
-    await writeFileAtomic(layout.doneMarker(input.hash), `${manifest.createdAt}\n`);
+    await this.writeMarker(input.hash, manifest);
     await removeRecord(layout.dumpRecord(input.hash, input.dumpId));
     return manifest;
   }
 
   /** Removes a dump that was never committed. Already gone is success. */
   async discard(input: { hash: string; dumpId: string }): Promise<void> {
-    await rm(this.layout.tmpDir(input.hash, input.dumpId), { recursive: true, force: true });
+    await removeTree(this.layout.tmpDir(input.hash, input.dumpId));
     await removeRecord(this.layout.dumpRecord(input.hash, input.dumpId));
   }
 
@@ -143,23 +175,20 @@ class CheckpointStore {
     if (!(await pathExists(this.layout.doneMarker(hash)))) {
       throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has no ${CHECKPOINT_DONE_MARKER} marker: it was never completed`);
     }
-    let manifest: CheckpointManifest;
-    try {
-      manifest = parseManifest(await readFile(this.layout.manifestFile(hash), 'utf8'));
-    } catch (err) {
-      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has an unreadable manifest: ${(err as Error).message}`);
-    }
-    if (manifest.hash !== hash) {
-      throw torporFailure('CheckpointCorrupt', `Checkpoint directory ${hash} holds the manifest of ${manifest.hash}`);
-    }
+    const manifest = await readAuthenticManifest(this.layout, hash).catch((err: Error) => {
+      if (err instanceof ApplicationFailure) throw err;
+      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} has an unreadable manifest: ${err.message}`);
+    });
     const { problems, bytes } =
       contents === 'at-restore'
         ? { problems: await sizeMismatches(dir, manifest), bytes: 0 }
         : await mismatchesOnDisk(dir, manifest, 'verifying');
     if (problems.length > 0) {
-      throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`, {
-        problems,
-      });
+      throw torporFailure(
+        'CheckpointCorrupt',
+        `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`,
+        boundedProblems(problems),
+      );
     }
     return { manifest, verifiedBytes: bytes, verifyMs: Date.now() - started };
   }

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
+import { inVerifiedDir, VerifiedDir } from './safe-files.js';
 
 /** Every regular file below `dir`, as sorted paths relative to it. Symlinks and devices are refused. */
 export async function listFiles(dir: string): Promise<string[]> {
@@ -53,11 +54,19 @@ export async function fsyncPath(p: string): Promise<void> {
   }
 }
 
-/** Writes `content` so that a reader sees the old file, or the whole new one, never a part. */
-export async function writeFileAtomic(file: string, content: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, content);
-  await fsyncPath(tmp);
-  await rename(tmp, file);
-  await fsyncPath(path.dirname(file));
+/**
+ * Writes `content` so that a reader sees the old file, or the whole new one, never a part. The
+ * temporary file is created fresh (O_EXCL|O_NOFOLLOW, a random name) in `tmpDir` when given (a
+ * directory of the same filesystem, so a crash leaves nothing in a checkpoint directory), and no
+ * link on the way is followed (safe-files.ts).
+ */
+export async function writeFileAtomic(file: string, content: string, options: { tmpDir?: string; mode?: number } = {}): Promise<void> {
+  const dir = await VerifiedDir.open(path.dirname(file), { mode: 0o700 });
+  try {
+    if (options.tmpDir === undefined) return await dir.replaceAtomically(path.basename(file), content, dir, options.mode);
+    const tmpDir = options.tmpDir;
+    await inVerifiedDir(tmpDir, (tmp) => dir.replaceAtomically(path.basename(file), content, tmp, options.mode), { mode: 0o700 });
+  } finally {
+    await dir.close();
+  }
 }

@@ -1,25 +1,38 @@
-import { rmdir, stat } from 'node:fs/promises';
+import { lstat, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { HASH_PATTERN } from '../../../contract/spec.js';
 import type { GarbageInput, GarbageReport } from '../../../contract/types.js';
 import { isRunning } from '../proc/identity.js';
-import { terminateGroup } from '../proc/terminate.js';
+import { terminateWorkload } from '../proc/terminate.js';
 import { trashCheckpoint } from './catalog.js';
 import type { StoreLayout } from './layout.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
+import { inVerifiedDir } from './safe-files.js';
 import { type CriuProcess, criuIn, criuProcesses, entries, liveUses, newestMtimeMs, removeTree, restoreUse } from './scan.js';
+
+/**
+ * The least age, whatever the request says, before a dump, an uncommitted directory or a signal
+ * file counts as abandoned: the schema allows 0, but a dump between CRIU and its commit, or a
+ * checkpoint between its rename and its marker, is untouched for seconds and must not be trashed.
+ */
+export const GC_MIN_AGE_MS = 15 * 60 * 1000;
 
 /** One collection: what it found, and the removals it makes, reported as it goes. */
 class Sweep {
   readonly report: GarbageReport = { removed: [], stoppedWorkloads: [], busy: [], freedBytes: 0 };
   private readonly now = Date.now();
 
+  readonly input: GarbageInput;
+
   constructor(
     private readonly layout: StoreLayout,
-    readonly input: GarbageInput,
+    input: GarbageInput,
     readonly criu: readonly CriuProcess[],
-  ) {}
+    minAgeMs: number,
+  ) {
+    this.input = { tmpMaxAgeMs: Math.max(input.tmpMaxAgeMs, minAgeMs), runMaxAgeMs: Math.max(input.runMaxAgeMs, minAgeMs) };
+  }
 
   quietForMs = async (p: string) => this.now - (await newestMtimeMs(p));
   busy = (p: string) => this.report.busy.push(path.relative(this.layout.root, p));
@@ -46,11 +59,20 @@ async function sweepTrashAndTmp(layout: StoreLayout, sweep: Sweep): Promise<void
   }
 }
 
+/** CRIU's work directories of restores into placeholders (`.container-work/restore-*`), once no CRIU works in them. */
+async function sweepContainerWork(layout: StoreLayout, sweep: Sweep): Promise<void> {
+  const root = layout.containerWorkRoot();
+  for (const entry of (await entries(root)).filter((e) => e.startsWith('restore-'))) {
+    const p = path.join(root, entry);
+    await sweep.removeWhenQuiet(p, sweep.input.runMaxAgeMs, criuIn(sweep.criu, p));
+  }
+}
+
 /** Checkpoint directories without their marker: a commit that never finished. */
 async function sweepUncommitted(layout: StoreLayout, sweep: Sweep): Promise<void> {
   for (const hash of (await entries(layout.root)).filter((e) => HASH_PATTERN.test(e))) {
     const dir = layout.checkpointDir(hash);
-    if (await stat(layout.doneMarker(hash)).catch(() => null)) continue;
+    if (await lstat(layout.doneMarker(hash)).catch(() => null)) continue;
     if (criuIn(sweep.criu, dir) || (await sweep.quietForMs(dir)) < sweep.input.tmpMaxAgeMs) continue;
     // Out of place first, as a delete does: no reader may meet it half-removed.
     const trashed = await trashCheckpoint(layout, hash);
@@ -87,7 +109,8 @@ async function sweepRuns(layout: StoreLayout, sweep: Sweep): Promise<void> {
     } else if ((await sweep.quietForMs(recordFile)) < sweep.input.runMaxAgeMs) {
       sweep.busy(runDir);
     } else {
-      await terminateGroup(record);
+      // Only while its environment still carries the hash: a record never makes the agent signal a stranger.
+      await terminateWorkload(record, hash);
       sweep.report.stoppedWorkloads.push(hash);
       await sweep.remove(runDir);
     }
@@ -96,7 +119,11 @@ async function sweepRuns(layout: StoreLayout, sweep: Sweep): Promise<void> {
 
 /** Signal files of workloads that no longer run. */
 async function sweepSignals(layout: StoreLayout, sweep: Sweep): Promise<void> {
-  for (const entry of await entries(layout.signalsDir())) {
+  // Listed through the verified directory: a signal directory that is a link is refused, not swept.
+  const names = await inVerifiedDir(layout.signalsDir(), (d) => d.list()).catch((err) =>
+    (err as NodeJS.ErrnoException).code === 'ENOENT' ? [] : Promise.reject(err),
+  );
+  for (const entry of names) {
     const hash = entry.replace(/\.done$/, '');
     const record = HASH_PATTERN.test(hash) ? await readRecord<WorkloadRecord>(layout.workloadRecord(hash)).catch(() => null) : null;
     if (record && (await isRunning(record))) continue;
@@ -112,17 +139,20 @@ async function sweepSignals(layout: StoreLayout, sweep: Sweep): Promise<void> {
  * - `.restores/<hash>/<id>`: restores whose process is gone, untouched for `runMaxAgeMs`;
  * - `.runs/<hash>`: checkpoint workloads whose record is older than `runMaxAgeMs` (a workflow that
  *   old has ended, so a process still running is one a vanished agent left behind: it is stopped);
+ * - `.container-work/restore-*`: CRIU's work directories of restores into placeholders, after `runMaxAgeMs`;
  * - signal files (`<signal dir>/<hash>.done`) of no running workload.
- * Anything a live process uses is left alone and reported as busy.
+ * Anything a live process uses is left alone and reported as busy; no age is below `minAgeMs`.
+ * Every walk and removal is lstat-based: a link a pod planted is removed as a link, never followed.
  */
-export function garbageActivities(layout: StoreLayout) {
+export function garbageActivities(layout: StoreLayout, minAgeMs = GC_MIN_AGE_MS) {
   return {
     async collectGarbage(input: GarbageInput): Promise<GarbageReport> {
-      const sweep = new Sweep(layout, input, await criuProcesses());
+      const sweep = new Sweep(layout, input, await criuProcesses(), minAgeMs);
       await sweepTrashAndTmp(layout, sweep);
       await sweepUncommitted(layout, sweep);
       await sweepRestores(layout, sweep);
       await sweepRuns(layout, sweep);
+      await sweepContainerWork(layout, sweep);
       await sweepSignals(layout, sweep);
       return sweep.report;
     },

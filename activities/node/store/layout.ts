@@ -4,6 +4,9 @@ import { torporFailure } from '../../../contract/failures.js';
 import { HASH_PATTERN } from '../../../contract/spec.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 
+/** Beside manifest.json: its MAC. Not a file of the manifest's own list. */
+export const MANIFEST_MAC_FILE = 'manifest.hmac';
+
 const DUMP_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9-]{1,40}$/;
 
 /** The files a restore keeps in `.restores/<hash>/<restoreId>/`. */
@@ -42,7 +45,16 @@ export class StoreLayout {
   constructor(
     readonly root: string,
     private readonly signalDir?: string,
+    private readonly keyFile?: string,
   ) {}
+
+  /**
+   * The key the agent MACs every manifest with (TORPOR_MANIFEST_KEY_FILE). Absent, the agent makes
+   * one at `<root>/.keys/manifest.key` on first use: no per-hash mount of a pod reaches it.
+   */
+  manifestKeyFile(): { file: string; generate: boolean } {
+    return this.keyFile ? { file: this.keyFile, generate: false } : { file: this.inside('.keys', 'manifest.key'), generate: true };
+  }
 
   checkpointDir(hash: string): string {
     return this.inside(checkHash(hash));
@@ -52,6 +64,10 @@ export class StoreLayout {
   }
   manifestFile(hash: string): string {
     return path.join(this.checkpointDir(hash), MANIFEST_FILE);
+  }
+  /** `<hash>/manifest.hmac`: HMAC-SHA256 of the manifest with the agent's key (manifest-mac.ts). */
+  manifestMacFile(hash: string): string {
+    return path.join(this.checkpointDir(hash), MANIFEST_MAC_FILE);
   }
   doneMarker(hash: string): string {
     return path.join(this.checkpointDir(hash), CHECKPOINT_DONE_MARKER);
@@ -81,6 +97,10 @@ export class StoreLayout {
   tmpRoot(): string {
     return this.inside('.tmp');
   }
+  /** CRIU's work directories of restores into placeholders (`restore-<container>-<random>`). */
+  containerWorkRoot(): string {
+    return this.inside('.container-work');
+  }
   /** Checkpoints being deleted: renamed here in one step, then removed. */
   trashDir(): string {
     return this.inside('.trash');
@@ -97,7 +117,8 @@ export class StoreLayout {
   workloadFiles(hash: string): WorkloadContractFiles {
     const run = this.runDir(hash);
     return {
-      readyFile: path.join(run, 'ready'),
+      // `app/` is the one directory the workload's (non-root) user owns; the rest of the run directory is the agent's.
+      readyFile: path.join(run, 'app', 'ready'),
       signalFile: this.signalFile(hash),
       restoreMarkerFile: path.join(run, 'restored'),
       logFile: path.join(run, 'workload.log'),

@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { torporFailure } from '../../../contract/failures.js';
 import { ESTABLISHED_POLICIES, NETWORK_LOCK_METHODS, type NetworkLockMethod, type NetworkPolicy } from '../../../contract/network.js';
 import type { CheckpointManifest, ManifestFile } from '../../../contract/types.js';
 import { pathExists } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
+import { readAuthenticManifest } from './manifest-mac.js';
 
 export function totalBytes(files: ManifestFile[]): number {
   return files.reduce((sum, f) => sum + f.sizeBytes, 0);
@@ -27,12 +27,13 @@ export function parseManifest(text: string): CheckpointManifest {
 
 /**
  * The manifest of committed checkpoint `hash`, or null while it is not committed (no
- * checkpoint.done marker, or no manifest). A committed manifest that cannot be read is CheckpointCorrupt.
+ * checkpoint.done marker, or no manifest). A committed manifest that cannot be read, or whose MAC
+ * does not match, is CheckpointCorrupt (manifest-mac.ts).
  */
 export async function readCommitted(layout: StoreLayout, hash: string): Promise<CheckpointManifest | null> {
   if (!(await pathExists(layout.doneMarker(hash)))) return null;
-  const text = await readFile(layout.manifestFile(hash), 'utf8').catch(() => null);
-  return text === null ? null : parseManifest(text);
+  if (!(await pathExists(layout.manifestFile(hash)))) return null;
+  return readAuthenticManifest(layout, hash);
 }
 
 /**

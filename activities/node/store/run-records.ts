@@ -1,4 +1,5 @@
-import { readFile, rm } from 'node:fs/promises';
+import { chmod, readFile, rm } from 'node:fs/promises';
+import type { RecordedWorkload } from '../../../contract/manifest-types.js';
 import type { NetworkPolicy } from '../../../contract/network.js';
 import type { Runtime, WorkloadSpec } from '../../../contract/spec.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
@@ -15,14 +16,16 @@ export interface WorkloadRecord extends ProcessIdentity {
   hash: string;
   /** The workflow run that started it; a record of another run is stale. */
   runId: string;
-  workload: WorkloadSpec;
+  /** In the workload's environment (TORPOR_START_ID): finds the process of an attempt that crashed before it wrote the PID. */
+  startId?: string;
+  workload: RecordedWorkload;
   contract: WorkloadContractFiles;
 }
 
 /** `<root>/.tmp/<dumpId>.json`: written when CRIU finished, read by the commit. */
 export interface DumpRecord {
   pid: number;
-  workload: WorkloadSpec;
+  workload: RecordedWorkload;
   contract: WorkloadContractFiles;
   criuVersion: string;
   criuArgs: string[];
@@ -41,6 +44,11 @@ export interface RestoredRecord extends ProcessIdentity {
   criuMs: number;
 }
 
+/** A workload spec as records and manifests keep it: environment names, no values. */
+export function recordedWorkload({ command, cwd, env }: WorkloadSpec): RecordedWorkload {
+  return { command, ...(cwd === undefined ? {} : { cwd }), envNames: Object.keys(env).sort() };
+}
+
 export async function readRecord<T>(file: string): Promise<T | null> {
   try {
     return JSON.parse(await readFile(file, 'utf8')) as T;
@@ -52,6 +60,7 @@ export async function readRecord<T>(file: string): Promise<T | null> {
 
 export async function writeRecord(file: string, record: object): Promise<void> {
   await writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`);
+  await chmod(file, 0o600);
 }
 
 export async function removeRecord(file: string): Promise<void> {

@@ -1,14 +1,24 @@
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CheckpointUse } from '../../../contract/types.js';
 import { carriesHash, identify, isRunning } from '../proc/identity.js';
 import type { RestoreFiles, StoreLayout } from './layout.js';
 import { type RestoredRecord, readRecord } from './run-records.js';
+import { removeTreeNoFollow } from './safe-files.js';
 
-/** A CRIU process and its arguments, to tell which directories it works in. */
+/** A CRIU process and the paths it names: its arguments, and for `criu swrk` (runc's RPC mode) its cwd and open files. */
 export interface CriuProcess {
   pid: number;
   argv: string[];
+}
+
+/** runc drives CRIU over RPC (`criu swrk <fd>`): the directories come as open descriptors, not arguments. */
+async function swrkPaths(pid: string): Promise<string[]> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+  const targets = await Promise.all(
+    [`/proc/${pid}/cwd`, ...fds.map((fd) => `/proc/${pid}/fd/${fd}`)].map((p) => readlink(p).catch(() => '')),
+  );
+  return targets.filter((t) => t.startsWith('/'));
 }
 
 /** Every CRIU process on the node, read once per activity from /proc. */
@@ -16,11 +26,12 @@ export async function criuProcesses(): Promise<CriuProcess[]> {
   const found: CriuProcess[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const argv = await readFile(`/proc/${entry}/cmdline`, 'utf8').then(
+    const argv: string[] = await readFile(`/proc/${entry}/cmdline`, 'utf8').then(
       (raw) => raw.split('\0').filter((a) => a !== ''),
       () => [],
     );
-    if (argv.some((a) => a === 'criu' || a.endsWith('/criu'))) found.push({ pid: Number(entry), argv });
+    if (!argv.some((a) => a === 'criu' || a.endsWith('/criu'))) continue;
+    found.push({ pid: Number(entry), argv: argv.includes('swrk') ? [...argv, ...(await swrkPaths(entry))] : argv });
   }
   return found;
 }
@@ -69,9 +80,9 @@ export async function restoreUse(layout: StoreLayout, hash: string, restoreId: s
   return (await carriesHash(pid, hash)) ? ({ restoreId, pid, state: 'running' } satisfies CheckpointUse) : null;
 }
 
-/** The newest modification time below `p` (itself included), in ms; 0 when it is gone. */
+/** The newest modification time below `p` (itself included), in ms; 0 when it is gone. Never walks through a link. */
 export async function newestMtimeMs(p: string): Promise<number> {
-  const own = await stat(p).catch(() => null);
+  const own = await lstat(p).catch(() => null);
   if (own === null) return 0;
   let newest = own.mtimeMs;
   if (own.isDirectory()) {
@@ -80,9 +91,9 @@ export async function newestMtimeMs(p: string): Promise<number> {
   return newest;
 }
 
-/** Bytes of the regular files below `p`. */
+/** Bytes of the regular files below `p`, links not followed. */
 export async function treeBytes(p: string): Promise<number> {
-  const own = await stat(p).catch(() => null);
+  const own = await lstat(p).catch(() => null);
   if (own === null) return 0;
   if (!own.isDirectory()) return own.isFile() ? own.size : 0;
   let total = 0;
@@ -90,17 +101,10 @@ export async function treeBytes(p: string): Promise<number> {
   return total;
 }
 
-/** Removes `p` and everything below it; returns the bytes freed. Already gone is success. */
+/**
+ * Removes `p` and everything below it; returns the bytes freed. Already gone is success. A link
+ * (planted by a pod in the signal directory or the store) is removed as a link, never followed.
+ */
 export async function removeTree(p: string, onBytes: (n: number) => void = () => undefined): Promise<number> {
-  const own = await stat(p).catch(() => null);
-  if (own === null) return 0;
-  let freed = 0;
-  if (own.isDirectory()) {
-    for (const child of await entries(p)) freed += await removeTree(path.join(p, child), onBytes);
-  } else if (own.isFile()) {
-    freed = own.size;
-  }
-  await rm(p, { recursive: true, force: true });
-  onBytes(freed);
-  return freed;
+  return removeTreeNoFollow(p, onBytes);
 }

@@ -2,6 +2,7 @@ import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.j
 import type { CheckpointManifest, ManifestFile } from '../../../contract/types.js';
 import { chunkRanges, digestChunks } from './chunk-digests.js';
 import { listFiles } from './file-digests.js';
+import { MANIFEST_MAC_FILE } from './layout.js';
 
 /** The chunk size a manifest's digests were taken with: format 2 records it; format 1 hashed whole files. */
 export function manifestChunkBytes(manifest: Pick<CheckpointManifest, 'formatVersion' | 'chunkBytes'>): number {
@@ -52,7 +53,7 @@ export async function verifyContents(
   onBytes: (n: number) => void,
   lanes?: number,
 ): Promise<string[]> {
-  const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== CHECKPOINT_DONE_MARKER);
+  const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== MANIFEST_MAC_FILE && f !== CHECKPOINT_DONE_MARKER);
   const chunkBytes = manifestChunkBytes(manifest);
   return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes, lanes), chunkBytes);
 }

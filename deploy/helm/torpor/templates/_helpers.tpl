@@ -10,14 +10,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s-torpor" .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- end }}
 
-{{- define "torpor.claimName" -}}
-{{- if .Values.storage.pvc.existingClaim -}}
-{{ .Values.storage.pvc.existingClaim }}
-{{- else -}}
-{{ .Values.storage.pvc.name }}
-{{- end -}}
-{{- end }}
-
 {{- define "torpor.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag }}
 {{- end }}
@@ -29,10 +21,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: TEMPORAL_NAMESPACE
   value: {{ .Values.temporal.namespace | quote }}
 {{- if .Values.metrics.enabled }}
+{{- /* The pod's own address by default, not every interface (the agent is on the host network). */}}
+- name: POD_IP
+  valueFrom: { fieldRef: { fieldPath: status.podIP } }
 - name: TORPOR_METRICS_ADDRESS
-  value: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+  value: {{ printf "%s:%d" (default "$(POD_IP)" .Values.metrics.bindAddress) (int .Values.metrics.port) | quote }}
 {{- end }}
-{{- if .Values.temporal.tls.enabled }}
+{{- if not .Values.temporal.payloadKeys.insecure }}
+- name: TORPOR_PAYLOAD_KEY_FILE
+  value: /etc/torpor/payload-keys/payload-keys
+{{- end }}
+{{- if not .Values.temporal.tls.insecure }}
 - name: TEMPORAL_TLS_CERT
   value: /etc/torpor/tls/tls.crt
 - name: TEMPORAL_TLS_KEY
@@ -43,6 +42,36 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: TEMPORAL_TLS_SERVER_NAME
   value: {{ . | quote }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Refuses to render an unprotected Temporal connection unless the values opt out explicitly. */}}
+{{- define "torpor.temporalSecrets" -}}
+{{- if and (not .Values.temporal.tls.insecure) (not .Values.temporal.tls.secretName) }}
+{{- fail "temporal.tls.secretName is required (mTLS to Temporal, whose namespace access is root on every node); set temporal.tls.insecure=true to opt out" }}
+{{- end }}
+{{- if and (not .Values.temporal.payloadKeys.insecure) (not .Values.temporal.payloadKeys.secretName) }}
+{{- fail "temporal.payloadKeys.secretName is required (payload encryption key, README \"Encrypted payloads\"); set temporal.payloadKeys.insecure=true to opt out" }}
+{{- end }}
+{{- end }}
+
+{{- define "torpor.temporalMounts" -}}
+{{- if not .Values.temporal.tls.insecure }}
+- { name: temporal-tls, mountPath: /etc/torpor/tls, readOnly: true }
+{{- end }}
+{{- if not .Values.temporal.payloadKeys.insecure }}
+- { name: payload-keys, mountPath: /etc/torpor/payload-keys, readOnly: true }
+{{- end }}
+{{- end }}
+
+{{- define "torpor.temporalVolumes" -}}
+{{- if not .Values.temporal.tls.insecure }}
+- name: temporal-tls
+  secret: { secretName: {{ .Values.temporal.tls.secretName | quote }} }
+{{- end }}
+{{- if not .Values.temporal.payloadKeys.insecure }}
+- name: payload-keys
+  secret: { secretName: {{ .Values.temporal.payloadKeys.secretName | quote }} }
 {{- end }}
 {{- end }}
 
