@@ -1,22 +1,16 @@
-import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { clusterActivities } from '../../activities/cluster/index.js';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import { TorporClient } from '../../client/index.js';
-import { torporDataConverter } from '../../client/payload-codec.js';
-import { checkpointWorkflowId, nodeTaskQueue } from '../../contract/naming.js';
+import { checkpointWorkflowId } from '../../contract/naming.js';
 import type { CheckpointManifest } from '../../contract/types.js';
-import { createControlWorker } from '../../workers/control.js';
 import { attemptsOf } from '../support/activity-attempts.js';
-import { testClusterPolicy } from '../support/cluster-policy.js';
-import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
-import { TestKubelet } from '../support/test-kubelet.js';
+import { type KubeWorkflowWorld, startKubeWorkflowWorld } from '../support/kube-workflow-world.js';
+import type { TestKubelet } from '../support/test-kubelet.js';
 
 // Hostile input here: a pod that stays unready, with no watch event, for longer than the cluster
 // wait's heartbeat timeout (30 s), as a quiet image pull or a slow readiness probe does (1).
@@ -25,12 +19,10 @@ const NODE = 'slow-node';
 const NS = 'slow';
 const SILENT_MS = 40_000;
 const clusterDir = path.join(os.tmpdir(), `torpor-long-waits-${process.pid}`);
-let cluster: KubeCluster;
 let kubelet: TestKubelet;
 let core: CoreV1Api;
 let client: Client;
-const workers: Worker[] = [];
-const running: Promise<void>[] = [];
+let world: KubeWorkflowWorld;
 
 const podOf = async (selector: string) => (await core.listNamespacedPod({ namespace: NS, labelSelector: selector })).items[0];
 
@@ -57,35 +49,11 @@ function nodeSteps() {
 }
 
 beforeAll(async () => {
-  cluster = await startKubeCluster(clusterDir);
-  const admin = cluster.kubeConfig(cluster.adminToken);
-  core = admin.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: NS } } });
-  kubelet = new TestKubelet(admin, NODE);
-  await kubelet.registerNode();
-  const address = inject('temporalAddress');
-  const connection = await NativeConnection.connect({ address });
-  workers.push(
-    await createControlWorker(connection, 'default', {
-      workflowBundle: { codePath: inject('workflowBundlePath') },
-      activities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([NS]) }),
-    }),
-    await Worker.create({
-      connection,
-      namespace: 'default',
-      taskQueue: nodeTaskQueue(NODE),
-      activities: nodeSteps(),
-      dataConverter: torporDataConverter(),
-    }),
-  );
-  for (const w of workers) running.push(w.run());
-  client = new Client({ connection: await Connection.connect({ address }), dataConverter: torporDataConverter() });
+  world = await startKubeWorkflowWorld({ dir: clusterDir, namespace: NS, node: NODE, nodeActivities: nodeSteps() });
+  ({ core, kubelet, client } = world);
 }, 180_000);
 afterAll(async () => {
-  for (const w of workers) w.shutdown();
-  await Promise.allSettled(running);
-  await cluster?.stop();
-  await rm(clusterDir, { recursive: true, force: true });
+  await world?.stop();
 });
 
 describe('a cluster wait against a silent watch (real kube-apiserver)', () => {

@@ -1,23 +1,19 @@
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BatchV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { clusterActivities } from '../../activities/cluster/index.js';
+import { BatchV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointJobName, HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import type { NodeActivities } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
-import { torporDataConverter } from '../../client/payload-codec.js';
-import { checkpointWorkflowId, nodeTaskQueue, restoreWorkflowId } from '../../contract/naming.js';
+import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
 import type { CheckpointManifest } from '../../contract/types.js';
-import { createControlWorker } from '../../workers/control.js';
-import { testClusterPolicy } from '../support/cluster-policy.js';
-import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
+import type { KubeCluster } from '../support/kube-cluster.js';
+import { type KubeWorkflowWorld, startKubeWorkflowWorld } from '../support/kube-workflow-world.js';
 import { recordHistory } from '../support/record-history.js';
-import { TestKubelet } from '../support/test-kubelet.js';
+import type { TestKubelet } from '../support/test-kubelet.js';
 
 // Real Temporal and a real Kubernetes control plane. The node steps (CRIU inside containers) are
 // faked at the node agent's task-queue boundary: a worker on torpor-node-gpu-node-1 that records
@@ -29,8 +25,7 @@ let kubelet: TestKubelet;
 let core: CoreV1Api;
 let client: Client;
 let torpor: TorporClient;
-const workers: Worker[] = [];
-const running: Promise<void>[] = [];
+let world: KubeWorkflowWorld;
 const nodeCalls: string[] = [];
 /** The container IDs the workflows handed the node agent (from the pods' status). */
 const containerIds: string[] = [];
@@ -129,41 +124,19 @@ async function kubeletLoop(): Promise<void> {
 }
 
 beforeAll(async () => {
-  cluster = await startKubeCluster(path.join(os.tmpdir(), `torpor-kube-wf-${process.pid}`));
-  const admin = cluster.kubeConfig(cluster.adminToken);
-  core = admin.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: NS } } });
-  kubelet = new TestKubelet(admin, NODE);
-  await kubelet.registerNode();
-  const address = inject('temporalAddress');
-  const connection = await NativeConnection.connect({ address });
-  // The control worker uses the admin identity here; its RBAC is proven in cluster-activities.test.ts.
-  workers.push(
-    await createControlWorker(connection, 'default', {
-      workflowBundle: { codePath: inject('workflowBundlePath') },
-      activities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([NS]) }),
-    }),
-  );
-  const { Worker: W } = await import('@temporalio/worker');
-  workers.push(
-    await W.create({
-      connection,
-      namespace: 'default',
-      taskQueue: nodeTaskQueue(NODE),
-      activities: fakeNodeActivities(),
-      dataConverter: torporDataConverter(),
-    }),
-  );
-  for (const w of workers) running.push(w.run());
-  client = new Client({ connection: await Connection.connect({ address }), dataConverter: torporDataConverter() });
+  world = await startKubeWorkflowWorld({
+    dir: path.join(os.tmpdir(), `torpor-kube-wf-${process.pid}`),
+    namespace: NS,
+    node: NODE,
+    nodeActivities: fakeNodeActivities(),
+  });
+  ({ cluster, core, kubelet, client } = world);
   torpor = new TorporClient(client);
   void kubeletLoop();
 }, 180_000);
 afterAll(async () => {
   stopKubelet = true;
-  for (const w of workers) w.shutdown();
-  await Promise.allSettled(running);
-  await cluster?.stop();
+  await world?.stop();
 });
 
 const request = (hash: string, image = 'registry.example/llm:1.0'): CheckpointRequest => ({
