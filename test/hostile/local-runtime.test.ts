@@ -7,8 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeAgentConfig } from '../../activities/node/agent-config.js';
+import { parseCgroupMounts, parseProcCgroup } from '../../activities/node/container/cgroups.js';
 import { createNodeActivities, type NodeActivities } from '../../activities/node/index.js';
 import { assertCanDumpLocalWorkloads } from '../../activities/node/local/runtime-switch.js';
+import { WORKLOADS_CGROUP } from '../../activities/node/local/workload-cgroup.js';
 import { canDumpOtherUsers } from '../../activities/node/proc/capabilities.js';
 import { identify, readProcStat } from '../../activities/node/proc/identity.js';
 import { MANIFEST_MAC_FILE, StoreLayout } from '../../activities/node/store/layout.js';
@@ -70,6 +72,28 @@ const shWorkload = (script: string, extraEnv: Record<string, string> = {}): Work
   command: ['sh', '-c', script],
   env: extraEnv,
 });
+
+const procCgroups = async (pid: number) => parseProcCgroup(await readFile(`/proc/${pid}/cgroup`, 'utf8'));
+
+/** `pid` is in cgroup `name` and shares no cgroup but a hierarchy's root with the agent (this test process). */
+async function expectOwnCgroup(pid: number, name: string): Promise<void> {
+  const theirs = await procCgroups(pid);
+  for (const agent of (await procCgroups(process.pid)).filter((c) => c.path !== '/')) {
+    const line = theirs.find((c) => c.controllers.join() === agent.controllers.join());
+    expect(line?.path, `pid ${pid} in ${agent.controllers.join() || 'unified'}`).not.toBe(agent.path);
+    expect(line?.path.startsWith(`${agent.path}/`)).toBe(false);
+  }
+  expect(theirs.map((c) => c.path)).toContain(`/${WORKLOADS_CGROUP}/${name}`);
+}
+
+/** The directories of cgroup `name` that still exist, in any mounted hierarchy. */
+async function cgroupLeft(name: string): Promise<string[]> {
+  const mounts = parseCgroupMounts(await readFile('/proc/self/mountinfo', 'utf8'));
+  const dirs = mounts.map((m) => path.join(m.mountPoint, WORKLOADS_CGROUP, name));
+  const left: string[] = [];
+  for (const dir of dirs) if (await exists(dir)) left.push(dir);
+  return left;
+}
 
 afterAll(async () => {
   for (const child of children) if (child.pid) process.kill(-child.pid, 'SIGKILL');
@@ -196,7 +220,29 @@ describe('a workload runs as the configured non-root user and cannot touch the a
       process.kill(pid, signal);
       const exit = await env.run(agent.waitWorkloadExit, { hash, timeoutMs: 5000 });
       expect(exit).toMatchObject({ exited: true, exitCode: code });
+      await env.run(agent.cleanupWorkload, { hash });
     }
+  });
+});
+
+describe("a workload lives in a cgroup of its own, outside the agent's, and stops with it", () => {
+  it('leaves the agent cgroup before the command runs; stop kills every process of the cgroup, a detached one too, and removes it', async () => {
+    const { agent, layout } = await agentOver({ localRuntime: NOBODY });
+    const hash = `cg-${randomBytes(4).toString('hex')}`;
+    const script = 'setsid sleep 300 & echo "detached $!"; echo up > "$DYN_CHECKPOINT_READY_FILE"; exec sleep 300';
+    const { pid, logFile } = await start(agent, { hash, workload: shWorkload(script) });
+    await env.run(agent.waitWorkloadReady, { hash, timeoutMs: 10_000 });
+    const detached = Number(/detached (\d+)/.exec(await readFile(logFile, 'utf8'))?.[1]);
+    expect(detached).toBeGreaterThan(0);
+    expect((await readProcStat(detached))?.pgid).toBe(detached);
+    await expectOwnCgroup(pid, hash);
+    await expectOwnCgroup(detached, hash);
+    expect(await cgroupLeft(hash)).not.toEqual([]);
+    expect(await env.run(agent.stopWorkload, { hash })).toEqual({ stopped: true });
+    for (const p of [pid, detached]) expect(await alive(p), `pid ${p}`).toBe(false);
+    expect(await cgroupLeft(hash)).toEqual([]);
+    await env.run(agent.cleanupWorkload, { hash });
+    expect(await exists(layout.workloadRecord(hash))).toBe(false);
   });
 });
 
@@ -346,12 +392,15 @@ describe('a local restore trusts no path from manifest.json, and no environment 
     });
     const restored = (await env.run(agent.restoreCheckpoint, { hash, restoreId: 'r2' })) as { pid: number };
     try {
+      // In a cgroup of its own, never the agent's: CRIU's default would recreate the dumped one.
+      await expectOwnCgroup(restored.pid, `${hash}.r2`);
       expect(await readFile(layout.workloadFiles(hash).restoreMarkerFile, 'utf8')).toBe('r2\n');
       await expectVictimsUntouched();
     } finally {
       await env.run(agent.stopRestored, { hash, restoreId: 'r2' });
     }
     expect(await alive(restored.pid)).toBe(false);
+    expect(await cgroupLeft(`${hash}.r2`)).toEqual([]);
     await expectVictimsUntouched();
   });
 });

@@ -38,6 +38,7 @@ describe('CRIU command lines', () => {
     const args = restore(CLOSE);
     expect(args[0]).toBe('restore');
     expect(args).toContain('--restore-detached');
+    expect(args).toContain('--manage-cgroups=ignore');
     expect(args[args.indexOf('--pidfile') + 1]).toBe('/s/.restores/h/r/pid');
     expect(args[args.indexOf('--inherit-fd') + 1]).toBe('fd[3]:s/.runs/h/workload.log');
   });

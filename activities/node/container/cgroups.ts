@@ -55,6 +55,13 @@ export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
   return mounts;
 }
 
+/** The host's mount of the hierarchy one line of /proc/PID/cgroup names, if it has one. */
+export function mountOf(member: CgroupMembership, mounts: CgroupMount[]): CgroupMount | undefined {
+  return member.controllers.length === 0
+    ? mounts.find((m) => m.version === 2)
+    : mounts.find((m) => m.version === 1 && member.controllers.every((c) => m.controllers.includes(c)));
+}
+
 /**
  * Where the task's cgroups are on this host: for each hierarchy it belongs to, the directory under
  * the host's mount of that hierarchy. Hierarchies the host has not mounted are left out.
@@ -62,10 +69,7 @@ export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
 export function cgroupDirs(membership: CgroupMembership[], mounts: CgroupMount[]): CgroupDir[] {
   const dirs: CgroupDir[] = [];
   for (const member of membership) {
-    const mount =
-      member.controllers.length === 0
-        ? mounts.find((m) => m.version === 2)
-        : mounts.find((m) => m.version === 1 && member.controllers.every((c) => m.controllers.includes(c)));
+    const mount = mountOf(member, mounts);
     if (!mount) continue;
     const rel = path.posix.relative(mount.root, member.path);
     if (rel.startsWith('..')) continue;

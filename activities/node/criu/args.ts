@@ -60,9 +60,15 @@ export interface RestoreArgsInput {
   extra: string[];
 }
 
+/**
+ * `--manage-cgroups=ignore`: the restored tree stays in the cgroups of the CRIU that forks it (the
+ * agent runs CRIU inside the restore's own workload cgroup), never the dumped paths, which CRIU's
+ * default mode would recreate: those may be the cgroups of the agent that started the original.
+ */
 export function criuRestoreArgs(input: RestoreArgsInput): string[] {
   return [
     'restore',
+    '--manage-cgroups=ignore',
     '--images-dir',
     input.imagesDir,
     '--work-dir',

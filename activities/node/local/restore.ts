@@ -21,6 +21,7 @@ import { verifyContents } from '../store/verify-contents.js';
 import { probeOnce } from './readiness.js';
 import { markerRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
+import { assertInWorkloadCgroup, cgroupLauncher, createWorkloadCgroup, restoredCgroupName, stopWorkloadCgroup } from './workload-cgroup.js';
 
 /** Local restores: CRIU brings the process back on this host, with its PID. */
 class LocalRestores {
@@ -96,6 +97,7 @@ class LocalRestores {
     manifest: CheckpointManifest,
     files: RestoreFiles,
     marker: string,
+    cgroup: { name: string; dirs: string[] },
   ): Promise<{ criuMs: number; verifiedBytes: number }> {
     const gate = await verifiedResumeGate(files.dir);
     const progress = { bytes: 0 };
@@ -114,6 +116,8 @@ class LocalRestores {
       logFile: files.criuLog,
       extraFds: [log.fd],
       orphanRestoredTree: true,
+      // CRIU enters the restore's cgroup first, so the tree it forks is born there.
+      launcher: cgroupLauncher(cgroup.dirs),
       env: gate.env,
       ...activityRunOptions(async () => ({ phase: 'restoring', verifiedBytes: progress.bytes })),
     }).finally(() => log.close());
@@ -121,6 +125,7 @@ class LocalRestores {
     if (run.ok && problems.length === 0) return { criuMs: run.durationMs, verifiedBytes: progress.bytes };
     await rm(marker, { force: true });
     await rm(files.pidFile, { force: true });
+    await stopWorkloadCgroup(cgroup.name);
     if (problems.length > 0) {
       // CRIU killed the tree at the gate: nothing of it ran. Its restore directory goes too.
       await rm(files.dir, { recursive: true, force: true });
@@ -157,8 +162,11 @@ class LocalRestores {
     await markerRunDir(this.layout, hash);
     await removeSignalFile(this.layout, hash);
     await writeFileAtomic(marker, `${restoreId}\n`);
-    const { criuMs, verifiedBytes } = await this.runRestore(manifest, files, marker);
+    const name = restoredCgroupName(hash, restoreId);
+    const cgroup = { name, dirs: await createWorkloadCgroup(name) };
+    const { criuMs, verifiedBytes } = await this.runRestore(manifest, files, marker, cgroup);
     const record = await this.adoptRestored(input, logFile, criuMs);
+    await assertInWorkloadCgroup(cgroup.dirs, record.pid, 'RestoreFailed');
     return { pid: record.pid, logFile, criuMs, verifiedBytes };
   }
 
@@ -191,7 +199,10 @@ class LocalRestores {
     const record =
       (await readRecord<RestoredRecord>(this.layout.restoreFiles(input.hash, input.restoreId).record)) ??
       (await this.adoptRestored(input, '', 0).catch(() => null));
-    const stopped = record !== null && (await terminateWorkload(record, input.hash));
+    const killed = await stopWorkloadCgroup(restoredCgroupName(input.hash, input.restoreId));
+    // A copy restored by an agent without workload cgroups runs outside one.
+    const leader = record !== null && (await terminateWorkload(record, input.hash));
+    const stopped = killed || leader;
     // The marker told that copy it was restored; a later copy gets a fresh one from its own restore.
     await rm(this.layout.workloadFiles(input.hash).restoreMarkerFile, { force: true });
     return { stopped };

@@ -7,6 +7,7 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { StartWorkloadInput, WorkloadContractFiles } from '../../../contract/types.js';
 import type { LocalRuntimeConfig } from '../agent-config.js';
 import { resolveProgram } from './spec-hash.js';
+import { enterWorkloadCgroup } from './workload-cgroup.js';
 
 /** The agent's own variables a workload inherits; everything else comes from the spec. */
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'PYTHONPATH'];
@@ -34,11 +35,29 @@ export function exitCode(code: number | null, signal: NodeJS.Signals | null): nu
 /** Exit codes of workloads this agent process started (lost on agent restart, then reported as null). */
 export type ExitCodes = Map<number, number | null>;
 
-/** How the agent starts a workload: as whom, through which launcher, with which start id. */
+/** How the agent starts a workload: as whom, through which launcher, with which start id, in which cgroup. */
 export interface SpawnOptions {
   owner: LocalRuntimeConfig;
   startId: string;
   launcher?: string | undefined;
+  /** The workload cgroup's directories (workload-cgroup.ts), entered before the command runs. */
+  cgroup: string[];
+}
+
+/** The loader's variables would run code in the gate before it is in its cgroup: they are set only after. */
+const GATED_PREFIX = 'TORPOR_GATED_';
+
+/**
+ * The gate the workload starts as: a shell of the workload's user that waits on fd 3 until the agent
+ * has moved it into its cgroup, then execs the command (keeping its PID). Nothing it forks can be
+ * left in the agent's cgroup, and no root process ever runs with the caller's environment.
+ */
+function gate(env: Record<string, string>): { script: string; env: Record<string, string> } {
+  const gated = Object.keys(env).filter((name) => name.startsWith('LD_') && /^[A-Za-z0-9_]+$/.test(name));
+  const restore = gated.map((name) => `export ${name}="$${GATED_PREFIX}${name}"; unset ${GATED_PREFIX}${name}; `).join('');
+  const script = `IFS= read -r go <&3 && [ "$go" = go ] || exit 125; exec 3<&-; ${restore}exec "$@"`;
+  const gatedEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [gated.includes(k) ? `${GATED_PREFIX}${k}` : k, v]));
+  return { script, env: gatedEnv };
 }
 
 /**
@@ -50,7 +69,7 @@ export async function spawnWorkload(
   input: StartWorkloadInput,
   files: WorkloadContractFiles,
   exitCodes: ExitCodes,
-  { owner, startId, launcher }: SpawnOptions,
+  { owner, startId, launcher, cgroup }: SpawnOptions,
 ): Promise<number> {
   const [program, ...args] = input.workload.command as [string, ...string[]];
   const cwd = input.workload.cwd ?? process.cwd();
@@ -64,8 +83,8 @@ export async function spawnWorkload(
   }
   const inherited = Object.fromEntries(INHERITED_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
   const env: Record<string, string> = { ...inherited, ...input.workload.env, ...contractEnv(input.hash, files), [START_ID_ENV]: startId };
-  // Through a launcher, a missing program would only show as its exit code: look it up first.
-  if (launcher && (await resolveProgram(program, cwd, env.PATH ?? '')) === null) {
+  // Through the gate, a missing program would only show as its exit code: look it up first.
+  if ((await resolveProgram(program, cwd, env.PATH ?? '')) === null) {
     throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ENOENT (not an executable file on PATH or relative to ${cwd})`);
   }
   const [file, argv] = launcher ? [launcher, [program, ...args]] : [program, args];
@@ -73,7 +92,15 @@ export async function spawnWorkload(
   const log = await open(files.logFile, 'a', 0o600);
   try {
     // A detached child leads its own session and process group, as CRIU wants its dump root to.
-    const child = spawn(file, argv, { cwd, detached: true, stdio: ['ignore', log.fd, log.fd], env, uid: owner.uid, gid: owner.gid });
+    const entry = gate(env);
+    const child = spawn('/bin/sh', ['-c', entry.script, 'torpor-gate', file, ...argv], {
+      cwd,
+      detached: true,
+      stdio: ['ignore', log.fd, log.fd, 'pipe'],
+      env: entry.env,
+      uid: owner.uid,
+      gid: owner.gid,
+    });
     const [outcome] = (await Promise.race([once(child, 'spawn').then(() => ['spawned']), once(child, 'error')])) as [
       'spawned' | NodeJS.ErrnoException,
     ];
@@ -81,7 +108,18 @@ export async function spawnWorkload(
     const pid = child.pid as number;
     exitCodes.set(pid, null);
     child.on('exit', (code, signal) => exitCodes.set(pid, exitCode(code, signal)));
+    const opener = child.stdio[3] as NodeJS.WritableStream & { unref?: () => void };
+    // A gate killed before it read fd 3 breaks the pipe: that is its exit to report, not the agent's error.
+    opener.on('error', () => undefined);
+    try {
+      await enterWorkloadCgroup(cgroup, pid);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    opener.end('go\n');
     child.unref();
+    opener.unref?.();
     return pid;
   } finally {
     await log.close();

@@ -18,6 +18,7 @@ import { removeSignalFile, writeSignalFile } from '../store/signal-files.js';
 import { freshRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
 import { type ExitCodes, START_ID_ENV, spawnWorkload } from './spawn.js';
+import { createWorkloadCgroup, stopWorkloadCgroup, workloadCgroupName } from './workload-cgroup.js';
 
 /** The `local` runtime's checkpoint workload: a process this agent starts on its own host. */
 class LocalWorkloads {
@@ -68,7 +69,7 @@ class LocalWorkloads {
     const previous = existing && (await this.recordedProcess(existing));
     if (existing?.runId === runId && previous) return this.adopt(existing, previous);
     if (existing?.runId === runId && existing.pid !== 0) throw await this.exitedFailure(existing, 'before it became ready');
-    if (existing && previous) await terminateWorkload(previous, hash);
+    await this.terminate(hash, existing && previous);
     const files = layout.workloadFiles(hash);
     await freshRunDir(layout, hash, owner);
     await removeSignalFile(layout, hash);
@@ -86,6 +87,7 @@ class LocalWorkloads {
       owner,
       startId: intent.startId as string,
       launcher: this.config.workloadLauncher,
+      cgroup: await createWorkloadCgroup(workloadCgroupName(hash)),
     });
     const id = await identify(pid);
     if (id === null) throw await this.exitedFailure({ ...intent, pid }, 'immediately');
@@ -139,19 +141,28 @@ class LocalWorkloads {
     return { exited, exitCode: exited ? (this.exitCodes.get(record.pid) ?? null) : null, waitedMs };
   }
 
+  /**
+   * Kills every process of the workload's cgroup and removes it; then the recorded process, should
+   * it run outside (started by an agent without workload cgroups).
+   */
+  private async terminate(hash: string, running: ProcessIdentity | null | undefined): Promise<boolean> {
+    const killed = await stopWorkloadCgroup(workloadCgroupName(hash));
+    const leader = !!running && (await terminateWorkload(running, hash));
+    return killed || leader;
+  }
+
   /** Stops the checkpoint workload if it still runs. Already gone is success. */
   async stop({ hash }: HashInput): Promise<{ stopped: boolean }> {
     const record = await readRecord<WorkloadRecord>(this.layout.workloadRecord(hash));
     const running = record && (await this.recordedProcess(record));
-    return { stopped: !!running && (await terminateWorkload(running, hash)) };
+    return { stopped: await this.terminate(hash, running) };
   }
 
   /** Stops the workload if it still runs and removes its run files and signal file; its log stays for reading. */
   async cleanup({ hash }: HashInput): Promise<void> {
     const record = await readRecord<WorkloadRecord>(this.layout.workloadRecord(hash));
     if (record === null) return;
-    const running = await this.recordedProcess(record);
-    if (running) await terminateWorkload(running, hash);
+    await this.terminate(hash, await this.recordedProcess(record));
     await removeSignalFile(this.layout, hash);
     const runDir = this.layout.runDir(hash);
     const keep = path.basename(this.layout.workloadFiles(hash).logFile);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { HASH_PATTERN } from '../../../contract/spec.js';
 import type { GarbageInput, GarbageReport } from '../../../contract/types.js';
+import { stopWorkloadCgroup, workloadCgroupName } from '../local/workload-cgroup.js';
 import { isRunning } from '../proc/identity.js';
 import { terminateWorkload } from '../proc/terminate.js';
 import { trashCheckpoint } from './catalog.js';
@@ -110,6 +111,7 @@ async function sweepRuns(layout: StoreLayout, sweep: Sweep): Promise<void> {
       sweep.busy(runDir);
     } else {
       // Only while its environment still carries the hash: a record never makes the agent signal a stranger.
+      await stopWorkloadCgroup(workloadCgroupName(hash));
       await terminateWorkload(record, hash);
       sweep.report.stoppedWorkloads.push(hash);
       await sweep.remove(runDir);
