@@ -21,7 +21,7 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
   const established = establishedPolicy(spec);
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   const workload = checkpointWorkload(spec, agent);
-  tracker.identify(hash, node);
+  tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
   const undo = new Compensations();
   try {
     const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));

@@ -20,11 +20,12 @@ export function trackProgress() {
   return {
     progress,
     /** Tags the execution with what it works on, once the request is valid. */
-    identify(hash: string, node: string) {
+    /** `namespace`: the workload's Kubernetes namespace, 'local' for the local runtime; none where the workflow does not know it (containers). */
+    identify(hash: string, node: string, namespace?: string) {
       upsertSearchAttributes([
         { key: TorporHash, value: hash },
         { key: TorporNode, value: node },
-        { key: TorporNamespace, value: 'local' },
+        ...(namespace === undefined ? [] : [{ key: TorporNamespace, value: namespace }]),
       ]);
     },
     async step<T>(phase: Phase, run: () => Promise<T>): Promise<T> {

@@ -17,7 +17,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const spec = parseRestoreRequest(request);
   const { hash, node, restoreId } = spec;
   const agent = nodeActivities(node, spec.agentTimeoutMs);
-  tracker.identify(hash, node);
+  tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
   const undo = new Compensations();
   const workload = restoreWorkload(spec, agent, { tracker, undo });
   try {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENCRYPTED_ENCODING, payloadCodecFromEnv } from '../../client/payload-codec.js';
-import { TorporHash } from '../../contract/search-attributes.js';
+import { TorporHash, TorporNamespace } from '../../contract/search-attributes.js';
 import type { Progress } from '../../contract/types.js';
 import { killCheckpointProcesses } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';
@@ -60,6 +60,7 @@ describe('what the Temporal UI and callers see', () => {
     const description = await handle.describe();
     expect(description.typedSearchAttributes.get(TorporHash)).toBe(hash);
     expect(description.searchAttributes.TorporNode).toEqual([h.node]);
+    expect(description.typedSearchAttributes.get(TorporNamespace)).toBe('local');
     expect(description.searchAttributes.TorporPhase).toEqual(['done']);
     expect(await description.staticSummary()).toBe(`Checkpoint ${hash} on ${h.node}`);
     // Visibility is eventually consistent: list until the execution shows up.

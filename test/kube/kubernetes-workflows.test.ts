@@ -8,6 +8,7 @@ import { checkpointJobName, HASH_LABEL, ROLE_LABEL } from '../../activities/clus
 import type { NodeActivities } from '../../activities/node/index.js';
 import { TorporClient } from '../../client/index.js';
 import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
+import { TorporNamespace } from '../../contract/search-attributes.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 import type { KubeCluster } from '../support/kube-cluster.js';
@@ -167,6 +168,8 @@ describe('workflows in kubernetes mode', () => {
     expect(containerIds).toHaveLength(1);
     expect(containerIds[0]).toMatch(/^containerd:\/\/[0-9a-f]+$/);
     expect(await jobGone('k8s-ckpt-1')).toBe(true);
+    const tags = (await client.workflow.getHandle(checkpointWorkflowId('k8s-ckpt-1')).describe()).typedSearchAttributes;
+    expect(tags.get(TorporNamespace)).toBe(NS);
     await recordHistory(client.workflow.getHandle(checkpointWorkflowId('k8s-ckpt-1')), 'checkpoint-kubernetes-created');
   });
 
