@@ -15,7 +15,7 @@ import { readCommitted, totalBytes } from './manifest.js';
 import { readAuthenticManifest, writeManifest } from './manifest-mac.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
 import { removeTree } from './scan.js';
-import { verifyContents } from './verify-contents.js';
+import { fileMismatches, verifyContents } from './verify-contents.js';
 
 const NOT_IN_MANIFEST = new Set([MANIFEST_FILE, MANIFEST_MAC_FILE, CHECKPOINT_DONE_MARKER]);
 
@@ -50,14 +50,8 @@ async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase
 /** The cheap half of a verification: the same files with the same sizes (a restore hashes the bytes). */
 async function sizeMismatches(dir: string, manifest: CheckpointManifest): Promise<string[]> {
   const rels = (await listFiles(dir)).filter((f) => !NOT_IN_MANIFEST.has(f));
-  const onDisk = new Map(await Promise.all(rels.map(async (rel) => [rel, (await stat(path.join(dir, rel))).size] as const)));
-  const problems = manifest.files.flatMap((f) => {
-    const size = onDisk.get(f.path);
-    onDisk.delete(f.path);
-    if (size === undefined) return [`${f.path} is missing`];
-    return size === f.sizeBytes ? [] : [`${f.path} has ${size} bytes, expected ${f.sizeBytes}`];
-  });
-  return [...problems, ...[...onDisk.keys()].map((extra) => `${extra} is not in the manifest`)];
+  const onDisk = await Promise.all(rels.map(async (rel) => ({ path: rel, sizeBytes: (await stat(path.join(dir, rel))).size })));
+  return fileMismatches(manifest.files, onDisk);
 }
 
 /** The manifest of a finished dump: what it is, every file's size and sha256, tools and timings. */

@@ -14,36 +14,45 @@ function expectedChunks(file: ManifestFile): string[] {
 }
 
 /**
- * What differs between the manifest and the files on disk, each problem a sentence; empty when they
- * match. `actual` was hashed with the manifest's own chunk size, so chunk i of both covers the same bytes.
+ * Missing, resized and unlisted files, each problem a sentence; empty when they match. `contentProblem`
+ * adds a check of each file that is present with the expected size.
  */
-export function contentMismatches(expected: ManifestFile[], actual: ManifestFile[], chunkBytes: number): string[] {
+export function fileMismatches<T extends { path: string; sizeBytes: number }>(
+  expected: ManifestFile[],
+  actual: T[],
+  contentProblem: (want: ManifestFile, got: T) => string | undefined = () => undefined,
+): string[] {
   const problems: string[] = [];
   const onDisk = new Map(actual.map((f) => [f.path, f]));
   for (const want of expected) {
     const got = onDisk.get(want.path);
     onDisk.delete(want.path);
-    if (got === undefined) {
-      problems.push(`${want.path} is missing`);
-      continue;
-    }
-    if (got.sizeBytes !== want.sizeBytes) {
-      problems.push(`${want.path} has ${got.sizeBytes} bytes, expected ${want.sizeBytes}`);
-      continue;
-    }
-    const wanted = expectedChunks(want);
-    const ranges = chunkRanges(want.sizeBytes, chunkBytes);
-    const bad = ranges.findIndex((_, i) => got.chunkSha256?.[i] !== wanted[i]);
-    if (bad >= 0 || wanted.length !== ranges.length) {
-      const i = Math.max(bad, 0);
-      const range = ranges[i] ?? { offset: 0, length: 0 };
-      const where =
-        ranges.length > 1 ? ` in chunk ${i} of ${ranges.length} (bytes ${range.offset}-${range.offset + range.length - 1})` : '';
-      problems.push(`${want.path} has sha256 ${got.chunkSha256?.[i] ?? '?'}${where}, expected ${wanted[i] ?? '(none recorded)'}`);
+    if (got === undefined) problems.push(`${want.path} is missing`);
+    else if (got.sizeBytes !== want.sizeBytes) problems.push(`${want.path} has ${got.sizeBytes} bytes, expected ${want.sizeBytes}`);
+    else {
+      const problem = contentProblem(want, got);
+      if (problem !== undefined) problems.push(problem);
     }
   }
   for (const extra of onDisk.keys()) problems.push(`${extra} is not in the manifest`);
   return problems;
+}
+
+/**
+ * What differs between the manifest and the files on disk, each problem a sentence; empty when they
+ * match. `actual` was hashed with the manifest's own chunk size, so chunk i of both covers the same bytes.
+ */
+export function contentMismatches(expected: ManifestFile[], actual: ManifestFile[], chunkBytes: number): string[] {
+  return fileMismatches(expected, actual, (want, got) => {
+    const wanted = expectedChunks(want);
+    const ranges = chunkRanges(want.sizeBytes, chunkBytes);
+    const bad = ranges.findIndex((_, i) => got.chunkSha256?.[i] !== wanted[i]);
+    if (bad < 0 && wanted.length === ranges.length) return undefined;
+    const i = Math.max(bad, 0);
+    const range = ranges[i] ?? { offset: 0, length: 0 };
+    const where = ranges.length > 1 ? ` in chunk ${i} of ${ranges.length} (bytes ${range.offset}-${range.offset + range.length - 1})` : '';
+    return `${want.path} has sha256 ${got.chunkSha256?.[i] ?? '?'}${where}, expected ${wanted[i] ?? '(none recorded)'}`;
+  });
 }
 
 /** Hashes every file of the checkpoint in `dir` (but the manifest and marker) in parallel and compares it with `manifest`. */
