@@ -44,7 +44,13 @@ function hostileEntry(entry: ReadEntry): string | undefined {
 /** Reads the whole archive before anything is written: one hostile entry refuses it all, typed. */
 async function refuseHostileEntries(tarFile: string, what: string): Promise<void> {
   const refused: string[] = [];
-  await listTar({ file: tarFile, onReadEntry: (entry) => void (hostileEntry(entry) && refused.push(hostileEntry(entry) as string)) });
+  await listTar({
+    file: tarFile,
+    onReadEntry: (entry) => {
+      const why = hostileEntry(entry);
+      if (why) refused.push(why);
+    },
+  });
   if (refused.length > 0) {
     throw torporFailure('TargetNotAllowed', `${what} has entries that would leave its directory: ${refused.slice(0, 5).join(', ')}`);
   }

@@ -1,5 +1,5 @@
 import { readdir } from 'node:fs/promises';
-import { identify, type ProcessIdentity, readEnviron, readProcStat } from './identity.js';
+import { type ProcessIdentity, readEnviron, readProcStat } from './identity.js';
 
 /**
  * The process group leader whose environment holds every variable of `match`: how a retried start
@@ -13,7 +13,7 @@ export async function findLeaderByEnv(match: Record<string, string>): Promise<Pr
     if (env === null || !Object.entries(match).every(([name, value]) => env[name] === value)) continue;
     const stat = await readProcStat(pid);
     if (stat === null || stat.pgid !== pid || stat.state === 'Z') continue;
-    return identify(pid);
+    return { pid, startTime: stat.startTime };
   }
   return null;
 }

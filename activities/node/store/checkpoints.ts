@@ -2,22 +2,19 @@ import { constants, open, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
+import { CHECKPOINT_DONE_MARKER } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest, CommitInput, HashInput, ManifestFile, VerifiedCheckpoint, VerifyInput } from '../../../contract/types.js';
 import type { NodeAgentConfig } from '../agent-config.js';
 import { byteHeartbeat } from '../heartbeat.js';
 import { digestChunks } from './chunk-digests.js';
-import { fsyncPath, listFiles, pathExists, writeFileAtomic } from './file-digests.js';
+import { fsyncPath, pathExists, writeFileAtomic } from './file-digests.js';
 import type { StoreLayout } from './layout.js';
-import { MANIFEST_MAC_FILE } from './layout.js';
 import { readCommitted, totalBytes } from './manifest.js';
 import { readAuthenticManifest, writeManifest } from './manifest-mac.js';
 import { type DumpRecord, readRecord, removeRecord } from './run-records.js';
 import { removeTree } from './scan.js';
-import { fileMismatches, verifyContents } from './verify-contents.js';
-
-const NOT_IN_MANIFEST = new Set([MANIFEST_FILE, MANIFEST_MAC_FILE, CHECKPOINT_DONE_MARKER]);
+import { checkpointFiles, fileMismatches, verifyContents } from './verify-contents.js';
 
 /** Every image file reaches the disk before the manifest and marker say the checkpoint is whole. */
 async function syncFiles(dir: string, rels: string[]): Promise<void> {
@@ -49,7 +46,7 @@ async function mismatchesOnDisk(dir: string, manifest: CheckpointManifest, phase
 
 /** The cheap half of a verification: the same files with the same sizes (a restore hashes the bytes). */
 async function sizeMismatches(dir: string, manifest: CheckpointManifest): Promise<string[]> {
-  const rels = (await listFiles(dir)).filter((f) => !NOT_IN_MANIFEST.has(f));
+  const rels = await checkpointFiles(dir);
   const onDisk = await Promise.all(rels.map(async (rel) => ({ path: rel, sizeBytes: (await stat(path.join(dir, rel))).size })));
   return fileMismatches(manifest.files, onDisk);
 }
@@ -133,7 +130,7 @@ class CheckpointStore {
       throw torporFailure('DumpFailed', `No finished dump ${input.dumpId} to commit for ${input.hash}; the dump must run again`);
     }
     const beat = byteHeartbeat('committing');
-    const rels = (await listFiles(tmp)).filter((f) => !NOT_IN_MANIFEST.has(f));
+    const rels = await checkpointFiles(tmp);
     await syncFiles(tmp, rels);
     const files = await digestChunks(tmp, rels, beat.add, config.digestChunkBytes);
     const manifest = buildManifest(input, dump, files, {

@@ -1,4 +1,4 @@
-import { chmod, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import type { RecordedWorkload } from '../../../contract/manifest-types.js';
 import type { NetworkPolicy } from '../../../contract/network.js';
 import type { Runtime, WorkloadSpec } from '../../../contract/spec.js';
@@ -59,8 +59,7 @@ export async function readRecord<T>(file: string): Promise<T | null> {
 }
 
 export async function writeRecord(file: string, record: object): Promise<void> {
-  await writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`);
-  await chmod(file, 0o600);
+  await writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
 }
 
 export async function removeRecord(file: string): Promise<void> {

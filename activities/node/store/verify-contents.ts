@@ -13,6 +13,13 @@ function expectedChunks(file: ManifestFile): string[] {
   return file.chunkSha256 ?? (file.sha256 === undefined ? [] : [file.sha256]);
 }
 
+const NOT_IN_MANIFEST = new Set([MANIFEST_FILE, MANIFEST_MAC_FILE, CHECKPOINT_DONE_MARKER]);
+
+/** The files of the checkpoint in `dir` a manifest lists: all but the manifest, its MAC and the marker. */
+export async function checkpointFiles(dir: string): Promise<string[]> {
+  return (await listFiles(dir)).filter((f) => !NOT_IN_MANIFEST.has(f));
+}
+
 /**
  * Missing, resized and unlisted files, each problem a sentence; empty when they match. `contentProblem`
  * adds a check of each file that is present with the expected size.
@@ -62,7 +69,7 @@ export async function verifyContents(
   onBytes: (n: number) => void,
   lanes?: number,
 ): Promise<string[]> {
-  const rels = (await listFiles(dir)).filter((f) => f !== MANIFEST_FILE && f !== MANIFEST_MAC_FILE && f !== CHECKPOINT_DONE_MARKER);
+  const rels = await checkpointFiles(dir);
   const chunkBytes = manifestChunkBytes(manifest);
   return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes, lanes), chunkBytes);
 }
