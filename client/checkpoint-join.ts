@@ -27,7 +27,8 @@ export function checkpointIdentity(request: CheckpointRequest): CheckpointIdenti
  * One workflow ID per hash means a second request joins the first run. That is only right for the
  * same node, runtime and workload: anything else is refused, and the running checkpoint is left alone.
  */
-export async function assertSameCheckpoint(handle: WorkflowHandle, request: CheckpointRequest, workflowId: string): Promise<void> {
+export async function assertSameCheckpoint(handle: WorkflowHandle, request: CheckpointRequest): Promise<void> {
+  const { workflowId } = handle;
   const description = await handle.describe();
   const running = description.memo?.[IDENTITY_MEMO] as CheckpointIdentity | undefined;
   const wanted = checkpointIdentity(request);

@@ -47,7 +47,7 @@ export async function startCheckpointWorkflow(client: Client, request: Checkpoin
     staticSummary: `Checkpoint ${request.hash} on ${request.node}`,
     staticDetails: `Checkpoint of \`${request.workload.command.join(' ')}\` (${request.runtime} runtime) into hash **${request.hash}** on node **${request.node}**.`,
   });
-  await assertSameCheckpoint(handle, request, handle.workflowId);
+  await assertSameCheckpoint(handle, request);
   return handle;
 }
 

@@ -20,8 +20,9 @@ import type { WorkloadSpec } from '../../contract/spec.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
 import { TEST_LOCAL_USER, testAgentConfig } from '../support/agent-config.js';
-import { processesOfCheckpoint } from '../support/leftovers.js';
+import { exists, processesOfCheckpoint } from '../support/leftovers.js';
 import { testSample } from '../support/sample.js';
+import { refusedWith } from './hostile-files.js';
 
 // The local runtime as an attack surface: each case is a real attempt by a caller (who can send the
 // agent any activity input) or by a workload (which runs the caller's code), and each must be
@@ -39,16 +40,6 @@ async function agentOver(overrides: Partial<NodeAgentConfig>): Promise<{ agent: 
   return { agent: createNodeActivities(config), layout: new StoreLayout(root) };
 }
 
-async function refusal(run: Promise<unknown>): Promise<{ type?: string; nonRetryable?: boolean; message: string }> {
-  const err = await run.then(
-    () => null,
-    (e: unknown) => e as { type?: string; nonRetryable?: boolean; message: string },
-  );
-  expect(err, 'the attempt was not refused').not.toBeNull();
-  expect(err?.nonRetryable).toBe(true);
-  return err as { type?: string; nonRetryable?: boolean; message: string };
-}
-
 /** A process of the test's own (no DYN_CHECKPOINT_HASH): a stranger the agent must never signal. */
 function stranger(extraEnv: Record<string, string> = {}): ChildProcess {
   const child = spawn('sleep', ['120'], { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH ?? '', ...extraEnv } });
@@ -61,11 +52,6 @@ const alive = async (pid: number) => {
   const state = (await readProcStat(pid))?.state;
   return state !== undefined && state !== 'Z' && state !== 'X';
 };
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
 const start = (agent: NodeActivities, input: { hash: string; workload: WorkloadSpec }) =>
   env.run(agent.startWorkload, input) as Promise<{ pid: number; logFile: string }>;
 const shWorkload = (script: string, extraEnv: Record<string, string> = {}): WorkloadSpec => ({
@@ -110,9 +96,11 @@ describe('the local runtime is off unless a node turns it on', () => {
   it('refuses startWorkload with RuntimeDisabled, spawns nothing and creates no run directory', async () => {
     const hash = `off-${randomBytes(4).toString('hex')}`;
     const witness = path.join(layout.root, 'started-anyway');
-    const err = await refusal(env.run(agent.startWorkload, { hash, workload: shWorkload(`touch ${witness}; sleep 60`) }));
-    expect(err.type).toBe('RuntimeDisabled');
-    expect(err.message).toContain('TORPOR_LOCAL_RUNTIME=on');
+    const message = await refusedWith(
+      env.run(agent.startWorkload, { hash, workload: shWorkload(`touch ${witness}; sleep 60`) }),
+      'RuntimeDisabled',
+    );
+    expect(message).toContain('TORPOR_LOCAL_RUNTIME=on');
     await sleep(300);
     expect(await processesOfCheckpoint(hash)).toEqual([]);
     expect(await exists(witness)).toBe(false);
@@ -122,14 +110,15 @@ describe('the local runtime is off unless a node turns it on', () => {
   it('refuses an exec readiness probe with RuntimeDisabled before running it', async () => {
     const witness = path.join(layout.root, 'probed-anyway');
     const probe = { kind: 'exec' as const, command: ['touch', witness] };
-    const err = await refusal(env.run(agent.waitRestoredReady, { hash: 'h1', restoreId: 'r1', readiness: probe, timeoutMs: 1000 }));
-    expect(err.type).toBe('RuntimeDisabled');
+    await refusedWith(
+      env.run(agent.waitRestoredReady, { hash: 'h1', restoreId: 'r1', readiness: probe, timeoutMs: 1000 }),
+      'RuntimeDisabled',
+    );
     expect(await exists(witness)).toBe(false);
   });
 
   it('refuses restoreCheckpoint with RuntimeDisabled and writes no restore directory', async () => {
-    const err = await refusal(env.run(agent.restoreCheckpoint, { hash: 'h1', restoreId: 'r1' }));
-    expect(err.type).toBe('RuntimeDisabled');
+    await refusedWith(env.run(agent.restoreCheckpoint, { hash: 'h1', restoreId: 'r1' }), 'RuntimeDisabled');
     expect(await exists(layout.restoresRoot())).toBe(false);
   });
 
@@ -283,13 +272,19 @@ describe('records never make the agent signal a process that is not the workload
     expect(await alive(target.pid as number)).toBe(true);
   });
 
-  it('a retried start adopts the process an interrupted attempt spawned instead of starting a second', async () => {
-    const hash = `stray-${randomBytes(4).toString('hex')}`;
+  /** What an attempt interrupted between its intent record (start id attempt-1) and its own record leaves: the record, and a process carrying the hash and `startId`. */
+  async function interruptedStart(prefix: string, startId: string) {
+    const hash = `${prefix}-${randomBytes(4).toString('hex')}`;
     const runId = env.context.info.workflowExecution?.runId ?? '';
-    const stray = stranger({ DYN_CHECKPOINT_HASH: hash, TORPOR_START_ID: 'attempt-1' });
+    const leader = stranger({ DYN_CHECKPOINT_HASH: hash, TORPOR_START_ID: startId });
     await mkdir(layout.runDir(hash), { recursive: true });
     const intent = { pid: 0, startTime: 0, hash, runId, startId: 'attempt-1', workload: { command: ['sleep'], envNames: [] } };
     await writeRecord(layout.workloadRecord(hash), { ...intent, contract: layout.workloadFiles(hash) });
+    return { hash, leader };
+  }
+
+  it('a retried start adopts the process an interrupted attempt spawned instead of starting a second', async () => {
+    const { hash, leader: stray } = await interruptedStart('stray', 'attempt-1');
     const started = await start(agent, { hash, workload: shWorkload('exec sleep 60') });
     expect(started.pid).toBe(stray.pid);
     expect(await processesOfCheckpoint(hash)).toEqual([stray.pid]);
@@ -297,12 +292,7 @@ describe('records never make the agent signal a process that is not the workload
   });
 
   it('a retried start neither adopts nor signals a process with the hash but another start id (a restored copy)', async () => {
-    const hash = `copy-${randomBytes(4).toString('hex')}`;
-    const runId = env.context.info.workflowExecution?.runId ?? '';
-    const copy = stranger({ DYN_CHECKPOINT_HASH: hash, TORPOR_START_ID: 'someone-else' });
-    await mkdir(layout.runDir(hash), { recursive: true });
-    const intent = { pid: 0, startTime: 0, hash, runId, startId: 'attempt-1', workload: { command: ['sleep'], envNames: [] } };
-    await writeRecord(layout.workloadRecord(hash), { ...intent, contract: layout.workloadFiles(hash) });
+    const { hash, leader: copy } = await interruptedStart('copy', 'someone-else');
     const started = await start(agent, { hash, workload: shWorkload('exec sleep 60') });
     expect(started.pid).not.toBe(copy.pid);
     expect(await alive(copy.pid as number)).toBe(true);
@@ -378,9 +368,8 @@ describe('a local restore trusts no path from manifest.json, and no environment 
       m.runtime = 'kubernetes';
       m.contract = outside();
     });
-    const err = await refusal(env.run(agent.restoreCheckpoint, { hash, restoreId: 'r1' }));
-    expect(err.type).toBe('TargetNotAllowed');
-    expect(err.message).toContain('kubernetes runtime');
+    const message = await refusedWith(env.run(agent.restoreCheckpoint, { hash, restoreId: 'r1' }), 'TargetNotAllowed');
+    expect(message).toContain('kubernetes runtime');
     await expectVictimsUntouched();
     expect(await exists(layout.workloadFiles(hash).restoreMarkerFile)).toBe(false);
   });
