@@ -31,3 +31,32 @@ export function clusterActivitiesFromEnv(env: NodeJS.ProcessEnv = process.env) {
   kubeConfig.loadFromDefault();
   return clusterActivities({ kubeConfig, ...clusterPolicyFromEnv(env) });
 }
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, not "${raw}"`);
+  return value;
+}
+
+/**
+ * The control worker's concurrency, each left to the SDK's default when unset (bench/results/load.md
+ * measured them enough for 50 cycles in flight): TORPOR_CONTROL_WORKFLOW_TASK_SLOTS (workflow tasks
+ * at once; SDK 40), TORPOR_CONTROL_CACHED_WORKFLOWS (workflows kept in memory between tasks; SDK:
+ * from the heap size), TORPOR_CONTROL_ACTIVITY_SLOTS (Kubernetes activities at once; SDK 100),
+ * TORPOR_CONTROL_WORKFLOW_THREADS (threads that run workflow code; SDK 1): a burst of new workflows
+ * queues behind their first tasks on one thread (bench/results/load.md).
+ */
+export function controlWorkerTuningFromEnv(env: NodeJS.ProcessEnv = process.env) {
+  const slots = positiveInt(env, 'TORPOR_CONTROL_WORKFLOW_TASK_SLOTS');
+  const cached = positiveInt(env, 'TORPOR_CONTROL_CACHED_WORKFLOWS');
+  const activities = positiveInt(env, 'TORPOR_CONTROL_ACTIVITY_SLOTS');
+  const threads = positiveInt(env, 'TORPOR_CONTROL_WORKFLOW_THREADS');
+  return {
+    ...(threads === undefined ? {} : { workflowThreadPoolSize: threads }),
+    ...(slots === undefined ? {} : { maxConcurrentWorkflowTaskExecutions: slots }),
+    ...(cached === undefined ? {} : { maxCachedWorkflows: cached }),
+    ...(activities === undefined ? {} : { maxConcurrentActivityTaskExecutions: activities }),
+  };
+}

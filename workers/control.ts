@@ -3,7 +3,7 @@ import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/w
 import { torporDataConverter } from '../client/payload-codec.js';
 import { CONTROL_TASK_QUEUE } from '../contract/naming.js';
 import { connectWorker, runMain, shutdownOnTlsRotation, temporalTargetFromEnv } from './connection.js';
-import { clusterActivitiesFromEnv } from './control-config.js';
+import { clusterActivitiesFromEnv, controlWorkerTuningFromEnv } from './control-config.js';
 import { workflowSource } from './workflow-source.js';
 
 /** The unprivileged control worker: the workflows, and the Kubernetes activities when it has a cluster, on `torpor-control`. */
@@ -14,6 +14,7 @@ export function createControlWorker(connection: NativeConnection, namespace: str
     taskQueue: CONTROL_TASK_QUEUE,
     dataConverter: torporDataConverter(),
     ...workflowSource(options.workflowBundle),
+    ...controlWorkerTuningFromEnv(),
     ...options,
   });
 }

@@ -5,6 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { NodeAgentConfig } from '../activities/node/agent-config.js';
 import { kubernetesPodLookup } from '../activities/node/container/pod-lookup.js';
 import type { PodLookup } from '../activities/node/container/target-policy.js';
+import { defaultHeavyStepLimit } from '../activities/node/heavy-steps.js';
 import { CHUNK_BYTES } from '../activities/node/store/chunk-digests.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NETWORK_LOCK_METHODS, type NetworkLockMethod } from '../contract/network.js';
@@ -119,6 +120,7 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
     networkLock: networkLockFromEnv(env, criuPath),
     digestChunkBytes: positiveIntFromEnv(env, 'TORPOR_DIGEST_CHUNK_BYTES', CHUNK_BYTES),
+    heavyStepLimit: positiveIntFromEnv(env, 'TORPOR_HEAVY_STEPS', defaultHeavyStepLimit()),
     ...workloadLauncherFromEnv(env, criuPath),
     ...localRuntimeFromEnv(env),
     torporVersion: env.npm_package_version ?? '0.1.0',
@@ -137,4 +139,21 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
         }
       : {}),
   };
+}
+
+/** What the agent's Temporal worker is told beyond its activities (see agentWorkerTuningFromEnv). */
+export interface AgentWorkerTuning {
+  maxConcurrentActivityTaskExecutions: number;
+}
+
+/**
+ * TORPOR_AGENT_ACTIVITY_SLOTS (200): activities this agent runs at once, heavy steps waiting in
+ * its queue included. Heavy and quick steps share one task queue (a second worker could not pick
+ * only quick ones), so the slots are many and the heavy-step queue is what bounds the node's work:
+ * a queued dump holds a slot and costs a promise, and a quick step finds a free slot while dumps
+ * wait. Every workflow runs one node step at a time, so slots ≥ workflows in flight on the node
+ * can never starve.
+ */
+export function agentWorkerTuningFromEnv(env: NodeJS.ProcessEnv = process.env): AgentWorkerTuning {
+  return { maxConcurrentActivityTaskExecutions: positiveIntFromEnv(env, 'TORPOR_AGENT_ACTIVITY_SLOTS', 200) };
 }

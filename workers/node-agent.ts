@@ -7,7 +7,7 @@ import { assertCanDumpLocalWorkloads } from '../activities/node/local/runtime-sw
 import { torporDataConverter } from '../client/payload-codec.js';
 import { nodeTaskQueue } from '../contract/naming.js';
 import { connectWorker, runMain, shutdownOnTlsRotation, temporalTargetFromEnv } from './connection.js';
-import { nodeAgentConfigFromEnv } from './node-agent-config.js';
+import { agentWorkerTuningFromEnv, nodeAgentConfigFromEnv } from './node-agent-config.js';
 
 /**
  * The privileged agent of one node: node activities only, on `torpor-node-<node>`. It refuses to
@@ -28,6 +28,7 @@ export async function createNodeAgent(
     taskQueue: nodeTaskQueue(config.nodeName),
     activities: createNodeActivities(config, gpu),
     dataConverter: torporDataConverter(),
+    ...agentWorkerTuningFromEnv(),
     ...options,
   });
 }
@@ -39,7 +40,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const worker = await createNodeAgent(await connectWorker(target), target.namespace, config);
     console.log(
       `node agent for ${config.nodeName} polling ${nodeTaskQueue(config.nodeName)}; storage ${config.storageRoot}; ` +
-        `CRIU network lock ${config.networkLock}; workload launcher ${config.workloadLauncher ?? 'none'}`,
+        `CRIU network lock ${config.networkLock}; workload launcher ${config.workloadLauncher ?? 'none'}; ` +
+        `heavy steps ${config.heavyStepLimit} at once`,
     );
     shutdownOnTlsRotation(worker);
     await worker.run();

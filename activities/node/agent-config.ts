@@ -31,6 +31,11 @@ export interface NodeAgentConfig {
   workloadLauncher?: string;
   torporVersion: string;
   /**
+   * How many heavy steps (dump, restore, commit hashing, verification, tar) this agent runs at once;
+   * more wait in its queue (TORPOR_HEAVY_STEPS). Absent: derived from the node (heavy-steps.ts).
+   */
+  heavyStepLimit?: number;
+  /**
    * The local runtime (processes the agent starts and restores on its own host, from a caller's
    * command): absent when off, the default, since whoever can start a workflow chooses the command.
    */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { NodeAgentConfig } from './agent-config.js';
 import { nodeContainerActivities } from './container/node-config.js';
 import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
+import { defaultHeavyStepLimit, heavyStepQueue, limitHeavySteps } from './heavy-steps.js';
 import { dumpActivities } from './local/dump.js';
 import { restoreActivities } from './local/restore.js';
 import { specHashActivities } from './local/spec-hash.js';
@@ -32,23 +33,28 @@ import { StoreLayout } from './store/layout.js';
  *   discardDump (undo)  store/checkpoints.ts   gpuState, gpuInfo       gpu/index.ts
  *
  * Beside them: store/layout.ts names every path on disk, criu/ builds and runs CRIU command lines,
- * proc/ reads /proc (identity, termination, log tails).
+ * proc/ reads /proc (identity, termination, log tails); heavy-steps.ts queues the steps that move
+ * image bytes (at most `heavyStepLimit` at once in this agent).
  */
 
 /** `gpu` replaces the CUDA driver and nvidia-smi (tests on machines without a GPU). */
 export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityDeps) {
   const layout = new StoreLayout(config.storageRoot, config.signalDir, config.manifestKeyFile);
-  return guardedSteps(path.join(config.storageRoot, '.locks'), {
-    ...checkpointStoreActivities(config, layout),
-    ...localWorkloadActivities(config, layout),
-    ...dumpActivities(config, layout),
-    ...restoreActivities(config, layout),
-    ...gpuActivities(config, layout, gpu),
-    ...specHashActivities(config, gpu?.queryGpus),
-    ...retentionActivities(config, layout),
-    ...garbageActivities(layout),
-    ...nodeContainerActivities(config),
-  });
+  const heavy = heavyStepQueue(config.heavyStepLimit ?? defaultHeavyStepLimit());
+  return guardedSteps(
+    path.join(config.storageRoot, '.locks'),
+    limitHeavySteps(heavy, {
+      ...checkpointStoreActivities(config, layout),
+      ...localWorkloadActivities(config, layout),
+      ...dumpActivities(config, layout),
+      ...restoreActivities(config, layout),
+      ...gpuActivities(config, layout, gpu),
+      ...specHashActivities(config, gpu?.queryGpus),
+      ...retentionActivities(config, layout),
+      ...garbageActivities(layout),
+      ...nodeContainerActivities(config),
+    }),
+  );
 }
 
 export type NodeActivities = ReturnType<typeof createNodeActivities>;

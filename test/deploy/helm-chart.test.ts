@@ -260,6 +260,37 @@ describe('the Helm chart', () => {
     );
   });
 
+  it('passes the load tuning to the workers: heavy steps derived unless set, many agent slots, control concurrency only when set', async () => {
+    const envOf = async (kind: string, args: string[]) => {
+      const all = loadAllYaml(await template(args)) as KubernetesObject[];
+      const found = all.find((o) => o.kind === kind) as unknown as {
+        spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+      };
+      return Object.fromEntries((found.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    };
+    const base = combos['namespace RBAC, no TLS'] as string[];
+    const agent = await envOf('DaemonSet', base);
+    expect(agent).not.toHaveProperty('TORPOR_HEAVY_STEPS');
+    expect(agent.TORPOR_AGENT_ACTIVITY_SLOTS).toBe('200');
+    const control = await envOf('Deployment', base);
+    expect(Object.keys(control).filter((n) => n.startsWith('TORPOR_CONTROL_'))).toEqual([]);
+    expect(control.NODE_OPTIONS).toBe('--max-old-space-size=512');
+    const tuned = [
+      ...base,
+      ...['--set', 'nodeAgent.heavySteps=3', '--set', 'controlWorker.workflowTaskSlots=80'],
+      ...['--set', 'controlWorker.cachedWorkflows=600', '--set', 'controlWorker.activitySlots=150'],
+      ...['--set', 'controlWorker.workflowThreads=2', '--set', 'controlWorker.maxOldSpaceMiB=1024'],
+    ];
+    expect(await envOf('DaemonSet', tuned)).toMatchObject({ TORPOR_HEAVY_STEPS: '3' });
+    expect(await envOf('Deployment', tuned)).toMatchObject({
+      TORPOR_CONTROL_WORKFLOW_TASK_SLOTS: '80',
+      TORPOR_CONTROL_CACHED_WORKFLOWS: '600',
+      TORPOR_CONTROL_ACTIVITY_SLOTS: '150',
+      TORPOR_CONTROL_WORKFLOW_THREADS: '2',
+      NODE_OPTIONS: '--max-old-space-size=1024',
+    });
+  });
+
   it('with container support, points the agent at runc state under /run/containerd and lets it see host mounts', async () => {
     const docs = loadAllYaml(await template(combos['namespace RBAC, mTLS, no metrics'] as string[])) as KubernetesObject[];
     const ds = docs.find((d) => d.kind === 'DaemonSet') as unknown as {
