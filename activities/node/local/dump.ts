@@ -11,6 +11,7 @@ import { carriesHash, ioUringHolders, isRunning } from '../proc/identity.js';
 import { directoryBytes } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
+import { withWriteBehind } from '../store/write-behind.js';
 
 const RLIMIT_HINT =
   'CRIU needs CAP_SYS_RESOURCE to read the resource limits of a process of another user (TORPOR_LOCAL_UID): ' +
@@ -74,10 +75,12 @@ async function dumpWorkload(
     network,
     extra: config.extraDumpArgs,
   });
-  const run = await runCriu(config.criuPath, args, {
-    logFile: files.criuLog,
-    ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(files.imagesDir) })),
-  });
+  const run = await withWriteBehind(files.imagesDir, () =>
+    runCriu(config.criuPath, args, {
+      logFile: files.criuLog,
+      ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(files.imagesDir) })),
+    }),
+  );
   if (!run.ok) {
     if (!(await isRunning(target))) {
       throw torporFailure('WorkloadExited', `Workload ${hash} exited while CRIU was dumping it:\n${run.excerpt}`);

@@ -80,8 +80,19 @@ async function existingDirs(name: string): Promise<string[]> {
   return present.filter((d) => d !== null);
 }
 
-/** A v1 cpuset starts with no CPUs and no memory nodes, and takes no task until it has its parent's. */
+/**
+ * A v1 cpuset starts with no CPUs and no memory nodes, and takes no task until it has its parent's.
+ * On cgroup v2 (a `cgroup.controllers` file) an empty cpuset already means the parent's, and the
+ * root has no cpuset files to copy.
+ */
 async function inheritCpuset(dir: string): Promise<void> {
+  if (
+    await stat(path.join(dir, 'cgroup.controllers')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   for (const file of ['cpuset.cpus', 'cpuset.mems']) {
     const own = await readFile(path.join(dir, file), 'utf8').catch(() => null);
     if (own === null || own.trim() !== '') continue;

@@ -131,8 +131,8 @@ class CheckpointStore {
     }
     const beat = byteHeartbeat('committing');
     const rels = await checkpointFiles(tmp);
-    await syncFiles(tmp, rels);
-    const files = await digestChunks(tmp, rels, beat.add, config.digestChunkBytes);
+    // Hashing reads the page cache CRIU just filled while the flush goes to the disk: both at once.
+    const [files] = await Promise.all([digestChunks(tmp, rels, beat.add, config.digestChunkBytes), syncFiles(tmp, rels)]);
     const manifest = buildManifest(input, dump, files, {
       nodeName: config.nodeName,
       torporVersion: config.torporVersion,

@@ -1,0 +1,45 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { withWriteBehind } from '../../activities/node/store/write-behind.js';
+
+describe('withWriteBehind (flushing a dump while CRIU writes it)', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  });
+
+  async function tempDir(): Promise<string> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'write-behind-'));
+    dirs.push(dir);
+    return dir;
+  }
+
+  it("returns the writer's result with its files intact while files come and go under the flusher", async () => {
+    const dir = await tempDir();
+    const result = await withWriteBehind(dir, async () => {
+      for (let i = 0; i < 8; i++) {
+        await writeFile(path.join(dir, `pages-${i}.img`), Buffer.alloc(1 << 20, i));
+        if (i % 2 === 1) await rm(path.join(dir, `pages-${i - 1}.img`));
+        await sleep(60);
+      }
+      return 'dumped';
+    });
+    expect(result).toBe('dumped');
+    const kept = await readFile(path.join(dir, 'pages-7.img'));
+    expect(kept.length).toBe(1 << 20);
+    expect(kept.every((b) => b === 7)).toBe(true);
+  });
+
+  it("rethrows the writer's failure, and a directory that does not exist yet is no error", async () => {
+    const missing = path.join(await tempDir(), 'not-yet');
+    await expect(
+      withWriteBehind(missing, async () => {
+        await sleep(300);
+        throw new Error('criu failed');
+      }),
+    ).rejects.toThrow('criu failed');
+  });
+});
