@@ -24,6 +24,13 @@ export const containerCheckpointRequestSchema = z.object({
   containerId: containerIdSchema,
   hash: hashSchema,
   agentTimeoutMs: agentTimeoutSchema,
+  /** How long the CUDA driver may wait for the container's running GPU work before the lock fails. */
+  gpuLockTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 60 * 60 * 1000, 'must be at most 24 hours')
+    .default(30_000),
 });
 
 export const containerRestoreRequestSchema = z.object({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RESERVED_ENV_PREFIXES } from './chrek.js';
 import { torporFailure } from './failures.js';
+import { GPU_SELECTOR_PATTERN } from './gpu-types.js';
 import { kubernetesSectionSchema } from './kubernetes.js';
 import { type EstablishedPolicy, httpPathSchema, networkSectionSchema, tcpPortSchema } from './network.js';
 
@@ -91,6 +92,16 @@ export const restoreRequestSchema = z.object({
   kubernetes: kubernetesSectionSchema.optional(),
   /** The placeholder's command and environment (kubernetes runtime); its image's own when absent. */
   workload: workloadSchema.optional(),
+  /**
+   * Local runtime: the GPUs to restore onto, by UUID or nvidia-smi index, in the order the restored
+   * process sees them (its GPU 0 first); the checkpoint's GPUs are paired with them. Default: the node's, in index order.
+   */
+  gpus: z
+    .array(z.string().regex(GPU_SELECTOR_PATTERN, 'must be a GPU UUID (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) or an nvidia-smi index'))
+    .min(1)
+    .max(64)
+    .refine((gpus) => new Set(gpus.map((g) => g.toLowerCase())).size === gpus.length, 'must name each GPU once')
+    .optional(),
 });
 
 export type Runtime = z.output<typeof runtimeSchema>;
@@ -128,10 +139,14 @@ export function runtimeProblems(spec: {
   kubernetes?: unknown;
   workload?: { cwd?: string | undefined } | undefined;
   network?: { established?: EstablishedPolicy | undefined } | undefined;
+  gpus?: unknown;
 }): string[] {
   if (spec.runtime === 'kubernetes') {
     return [
       ...(spec.kubernetes === undefined ? ['kubernetes is required for the kubernetes runtime'] : []),
+      ...(spec.gpus === undefined
+        ? []
+        : ['gpus is not supported by the kubernetes runtime (the placeholder gets its GPUs from the device plugin)']),
       ...(spec.workload?.cwd === undefined ? [] : ['workload.cwd is not supported by the kubernetes runtime (the image sets it)']),
       ...(spec.network?.established === 'keep'
         ? [

@@ -28,7 +28,20 @@ export const CLUSTER_WAIT_HEARTBEAT_TIMEOUT_MS = 30_000;
  * the pod's container instead of calling the process steps; histories from before replay unchanged.
  */
 export const KUBERNETES_CONTAINER_STEPS = 'kubernetes-container-steps';
+/**
+ * The patch under which the kubernetes runtime freezes and thaws the GPU state of the pod's
+ * container, and checks and restores it against the placeholder's GPUs; histories from before
+ * recorded no GPU steps for a pod (and checked the node's GPUs before creating the placeholder).
+ */
+export const KUBERNETES_GPU_STEPS = 'kubernetes-gpu-steps';
 export const QUICK_START_TO_CLOSE_MS = 15_000;
+/**
+ * A heavy step's budget includes its wait in the agent's heavy-step queue (TORPOR_HEAVY_STEPS at
+ * once per agent, activities/node/heavy-steps.ts): a queued step heartbeats "queued" meanwhile, and
+ * no schedule-to-close is set, so only this bound counts. Two hours hold a 50 GB restore (about
+ * 40 s) behind a queue of a hundred on one node.
+ */
+export const HEAVY_START_TO_CLOSE_MS = 2 * 60 * 60 * 1000;
 const retry = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
@@ -59,11 +72,11 @@ const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> 
   restoreCheckpoint: 'CRIU restore',
   waitRestoredReady: 'Wait for the restored app to be ready',
   stopRestored: 'Stop the restored process',
-  gpuFreeze: 'Lock and checkpoint the GPU state (CUDA)',
-  gpuThaw: 'Restore and unlock the GPU state (CUDA)',
+  gpuFreeze: 'Lock all, then checkpoint all CUDA processes (GPU state)',
+  gpuThaw: 'Restore all (GPU UUIDs paired), then unlock all CUDA processes',
   gpuState: 'Read the GPU checkpoint state',
   gpuInfo: "Read the node's GPUs",
-  gpuCheckRestore: 'Check GPU model and driver against the checkpoint',
+  gpuCheckRestore: "Check the target's GPUs (model, driver, count) against the checkpoint",
   deriveSpecHash: 'Derive the spec hash (files, env, GPU, CRIU)',
   listCommitted: 'List committed checkpoints',
   describeCheckpoint: 'Read a checkpoint and its users',
@@ -106,7 +119,7 @@ export function nodeActivities(node: string, agentTimeoutMs: number) {
       retry: { ...retry, maximumAttempts: 5 },
     }),
     heavy: group<NodeActivities>(queue, agentTimeoutMs, {
-      startToCloseTimeout: '2 hours',
+      startToCloseTimeout: HEAVY_START_TO_CLOSE_MS,
       heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
       retry: { ...retry, maximumAttempts: 5 },
     }),

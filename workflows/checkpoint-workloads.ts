@@ -1,8 +1,9 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
 import { torporFailure } from '../contract/failures.js';
+import type { GpuTarget } from '../contract/gpu-types.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointSpec, establishedPolicy } from '../contract/spec.js';
-import { clusterActivities, KUBERNETES_CONTAINER_STEPS, type nodeActivities } from './activity-policies.js';
+import { clusterActivities, KUBERNETES_CONTAINER_STEPS, KUBERNETES_GPU_STEPS, type nodeActivities } from './activity-policies.js';
 
 type NodeAgent = ReturnType<typeof nodeActivities>;
 
@@ -23,8 +24,8 @@ export interface CheckpointWorkload {
 
 /** The node agent's steps on a ready workload. */
 export interface ReadyWorkload {
-  /** Whether its GPU state is frozen before the dump and thawed after; when not, the manifest records no GPU. */
-  readonly freezesGpu: boolean;
+  /** Whose GPU state is frozen before the dump and thawed after; null: none is, and the manifest records no GPU. */
+  readonly gpu: GpuTarget | null;
   /** Dumps it into the temporary dump `dumpId`. */
   dump(dumpId: string): Promise<{ imageBytes: number; dumpMs: number }>;
   /** Tells the app to exit. */
@@ -94,7 +95,7 @@ function processSteps(spec: CheckpointSpec, agent: NodeAgent): ReadyWorkload {
   const { hash } = spec;
   const established = establishedPolicy(spec);
   return {
-    freezesGpu: true,
+    gpu: { hash },
     async dump(dumpId) {
       const { imageBytes, criuMs } = await agent.heavy.dumpWorkload({ hash, dumpId, established });
       return { imageBytes, dumpMs: criuMs };
@@ -105,12 +106,14 @@ function processSteps(spec: CheckpointSpec, agent: NodeAgent): ReadyWorkload {
 
 /**
  * The pod's container, which the agent finds from the ID in the pod's status and signals through
- * the file the Job waits for. A container's GPU state is not checkpointed: the manifest records none.
+ * the file the Job waits for; the GPU steps act on every CUDA process of its tree (histories from
+ * before the patch checkpointed no GPU state of a container).
  */
 function containerSteps(spec: CheckpointSpec, agent: NodeAgent, pod: PodPlacement): ReadyWorkload {
   const { hash, node } = spec;
+  const container = { id: pod.containerId, role: 'source' as const };
   return {
-    freezesGpu: false,
+    gpu: patched(KUBERNETES_GPU_STEPS) ? { hash, container, nodeName: node } : null,
     dump: (dumpId) => agent.heavy.dumpContainer({ containerId: pod.containerId, hash, dumpId, nodeName: node, workload: spec.workload }),
     signal: () => agent.quick.signalCheckpointPod({ hash }),
   };

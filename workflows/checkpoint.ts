@@ -36,9 +36,10 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
 
     let frozen: GpuFreezeResult | undefined;
-    if (ready.freezesGpu) {
-      undo.add('thaw the GPU state', () => agent.heavy.gpuThaw({ hash }));
-      frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ hash, lockTimeoutMs: spec.gpuLockTimeoutMs }));
+    const gpuTarget = ready.gpu;
+    if (gpuTarget) {
+      undo.add('thaw the GPU state', () => agent.heavy.gpuThaw(gpuTarget));
+      frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ ...gpuTarget, lockTimeoutMs: spec.gpuLockTimeoutMs }));
     }
 
     const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
@@ -50,7 +51,9 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     );
     // The original must run again to see the signal and exit: a frozen CUDA call would hang it. A
     // `keep` dump has ended it already.
-    if (frozen && frozen.after !== 'none' && established !== 'keep') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash }));
+    if (gpuTarget && frozen && frozen.after !== 'none' && established !== 'keep') {
+      await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw(gpuTarget));
+    }
 
     await tracker.step('signalling', () => ready.signal());
     const exited = await tracker.step('waiting-exit', () => workload.waitExit());

@@ -1,4 +1,4 @@
-import { uuid4 } from '@temporalio/workflow';
+import { patched, uuid4 } from '@temporalio/workflow';
 import type { ContainerLabels, RestoreIntoPlaceholderResult } from '../activities/node/container/types.js';
 import {
   type ContainerCheckpointRequest,
@@ -6,6 +6,7 @@ import {
   parseContainerCheckpointRequest,
   parseContainerRestoreRequest,
 } from '../contract/containers.js';
+import type { GpuFreezeResult, GpuTarget, GpuThawResult } from '../contract/gpu-types.js';
 import type { CheckpointManifest } from '../contract/types.js';
 import { nodeActivities } from './activity-policies.js';
 import { Compensations } from './compensations.js';
@@ -27,13 +28,23 @@ export interface ContainerRestoreResult extends RestoreIntoPlaceholderResult {
   hash: string;
   verifiedBytes: number;
   stepMs: Record<string, number>;
+  /** The GPU restore of the restored tree (pairs, driver times); absent for a checkpoint without GPU state. */
+  gpu?: GpuThawResult;
 }
 
 /**
- * containerCheckpoint: validate → the node agent resolves and verifies the container from its
- * runtime and dumps it (it keeps running) → commit (sha256 manifest, rename, marker), as for a
- * process. Workflow ID `container-checkpoint/<hash>/<node>`; a hash committed from the same
- * container is returned as it is.
+ * The patch under which the container workflows checkpoint and restore the container's GPU state
+ * (freeze before the dump, thaw after the commit; check and restore-all into the placeholder);
+ * histories from before recorded no GPU steps.
+ */
+export const CONTAINER_GPU_STEPS = 'container-gpu-steps';
+
+/**
+ * containerCheckpoint: validate → lock all, then checkpoint all CUDA processes of the container →
+ * the node agent resolves and verifies the container from its runtime and dumps it (it keeps
+ * running) → commit (sha256 manifest with the GPU record, rename, marker), as for a process →
+ * restore all, then unlock all CUDA processes. Workflow ID `container-checkpoint/<hash>/<node>`;
+ * a hash committed from the same container is returned as it is.
  */
 export async function containerCheckpoint(request: ContainerCheckpointRequest): Promise<ContainerCheckpointResult> {
   const tracker = trackProgress();
@@ -43,13 +54,21 @@ export async function containerCheckpoint(request: ContainerCheckpointRequest): 
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   const undo = new Compensations();
   try {
+    const gpuTarget: GpuTarget = { hash, container: { id: containerId, role: 'source' }, nodeName: node };
+    let frozen: GpuFreezeResult | undefined;
+    if (patched(CONTAINER_GPU_STEPS)) {
+      undo.add('thaw the GPU state', () => agent.heavy.gpuThaw(gpuTarget));
+      frozen = await tracker.step('freezing-gpu', () => agent.heavy.gpuFreeze({ ...gpuTarget, lockTimeoutMs: spec.gpuLockTimeoutMs }));
+    }
     const dumpId = `${hash}.${uuid4().slice(0, 8)}`;
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
     const dumped = await tracker.step('dumping', () => agent.heavy.dumpContainer({ containerId, hash, dumpId, nodeName: node }));
     tracker.progress.bytesWritten = dumped.imageBytes;
     const manifest = await tracker.step('committing', () =>
-      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs: 0, dumpMs: dumped.dumpMs, gpu: null }),
+      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs: 0, dumpMs: dumped.dumpMs, gpu: frozen?.gpu ?? null }),
     );
+    // The container keeps serving after its dump: its CUDA processes run again once the checkpoint is committed.
+    if (frozen && frozen.after !== 'none') await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw(gpuTarget));
     tracker.set('done');
     const outcome = dumped.alreadyCommitted ? 'existing' : 'created';
     return { hash, node, containerId, outcome, labels: dumped.labels, manifest, stepMs: tracker.progress.stepMs };
@@ -62,10 +81,12 @@ export async function containerCheckpoint(request: ContainerCheckpointRequest): 
 }
 
 /**
- * containerRestore: validate → verify the checkpoint (marker + checksums) → the node agent checks
- * the placeholder, replays the rootfs changes, writes the restore marker and restores the process
- * tree into the placeholder's namespaces. Workflow ID `container-restore/<hash>/<placeholder>`;
- * run again, it finds the tree it restored instead of restoring a second one.
+ * containerRestore: validate → verify the checkpoint (marker + checksums) → check the placeholder's
+ * GPUs against the recorded ones → the node agent checks the placeholder, replays the rootfs
+ * changes, writes the restore marker and restores the process tree into the placeholder's
+ * namespaces → restore all CUDA processes onto the placeholder's GPUs (UUIDs paired), then unlock
+ * all. Workflow ID `container-restore/<hash>/<placeholder>`; run again, it finds the tree it
+ * restored instead of restoring a second one.
  */
 export async function containerRestore(request: ContainerRestoreRequest): Promise<ContainerRestoreResult> {
   const tracker = trackProgress();
@@ -76,16 +97,28 @@ export async function containerRestore(request: ContainerRestoreRequest): Promis
   try {
     const verified = await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
     tracker.progress.bytesWritten = verified.verifiedBytes;
+    const { placeholderContainerId } = spec;
+    const recorded = verified.manifest.gpu ?? null;
+    const gpuSteps = recorded !== null && patched(CONTAINER_GPU_STEPS);
+    if (gpuSteps) {
+      await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded, hash, placeholderContainerId, nodeName: node }));
+    }
     const restored = await tracker.step('restoring', () =>
       agent.heavy.restoreIntoPlaceholder({
         hash,
-        placeholderContainerId: spec.placeholderContainerId,
+        placeholderContainerId,
         nodeName: node,
         ...(spec.restoreMarkerFile ? { restoreMarkerFile: spec.restoreMarkerFile } : {}),
       }),
     );
+    // The restored tree blocks in its first CUDA call until its GPU state is back, on the placeholder's GPUs.
+    const container = { id: placeholderContainerId, role: 'placeholder' as const };
+    const gpu = gpuSteps
+      ? await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, container, nodeName: node, recorded }))
+      : undefined;
     tracker.set('done');
-    return { ...restored, node, hash, verifiedBytes: verified.verifiedBytes, stepMs: tracker.progress.stepMs };
+    const result = { ...restored, node, hash, verifiedBytes: verified.verifiedBytes, stepMs: tracker.progress.stepMs };
+    return gpu ? { ...result, gpu } : result;
   } catch (err) {
     tracker.set('failed');
     throw surfaceFailure(err, node);

@@ -1,8 +1,9 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
+import type { GpuTarget } from '../contract/gpu-types.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import type { RestoreSpec } from '../contract/spec.js';
 import type { RestoredProcess } from '../contract/types.js';
-import { clusterActivities, KUBERNETES_CONTAINER_STEPS, type nodeActivities } from './activity-policies.js';
+import { clusterActivities, KUBERNETES_CONTAINER_STEPS, KUBERNETES_GPU_STEPS, type nodeActivities } from './activity-policies.js';
 import type { Compensations } from './compensations.js';
 import type { ProgressTracker } from './progress.js';
 
@@ -24,6 +25,11 @@ export interface RestoreWorkload {
    * process until they match (local); the verifying step then checks marker, manifest and sizes only.
    */
   verifiesWhileRestoring(): boolean;
+  /**
+   * True where the GPU check runs against the target's container once it exists (a placeholder pod's
+   * GPUs, from the device plugin); false: against the node's (or the request's) GPUs, before it.
+   */
+  checksGpuOnTarget(): boolean;
   /** What the process is restored into: kubernetes creates the placeholder pod and waits until it runs; local has nothing to prepare. */
   prepareTarget(): Promise<RestoreTarget>;
 }
@@ -39,6 +45,8 @@ export interface RestoreTarget {
   restore(): Promise<RestoredProcess>;
   /** Waits until the restored app is ready. */
   waitReady(): Promise<unknown>;
+  /** Whose GPU state the thaw restores: the restored process, or the placeholder's container. */
+  readonly gpu: GpuTarget;
 }
 
 /** The request's runtime. */
@@ -53,8 +61,13 @@ function localRestoreWorkload(spec: RestoreSpec, agent: NodeAgent, saga: Restore
     restore: () => restoreProcess(spec, agent, saga),
     waitReady: () =>
       agent.wait(spec.readyTimeoutMs).waitRestoredReady({ hash, restoreId, readiness: spec.readiness, timeoutMs: spec.readyTimeoutMs }),
+    gpu: { hash, restoreId },
   };
-  return { verifiesWhileRestoring: () => patched(VERIFY_WHILE_RESTORING), prepareTarget: async () => target };
+  return {
+    verifiesWhileRestoring: () => patched(VERIFY_WHILE_RESTORING),
+    checksGpuOnTarget: () => false,
+    prepareTarget: async () => target,
+  };
 }
 
 /** `kubernetes`: the placeholder pod (same image, this node), ready when the pod is. */
@@ -72,11 +85,17 @@ function kubernetesRestoreWorkload(
   // The pod this run created, by UID: only it is waited for and deleted (never a foreign pod of that name).
   const owner = workflowInfo().runId;
   let podUid: string | undefined;
+  let gpuOnPlaceholder = false;
   const waitForPod = (until: 'running' | 'ready') =>
     cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until, podUid });
   return {
     // The placeholder restore has no gate before the tree resumes: every byte is verified first.
     verifiesWhileRestoring: () => false,
+    checksGpuOnTarget() {
+      // Histories from before the patch checked the node's GPUs and thawed no placeholder's.
+      gpuOnPlaceholder = patched(KUBERNETES_GPU_STEPS);
+      return gpuOnPlaceholder;
+    },
     async prepareTarget() {
       undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace, uid: podUid, owner }));
       const created = await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes, owner }));
@@ -87,6 +106,7 @@ function kubernetesRestoreWorkload(
         restore: () =>
           patched(KUBERNETES_CONTAINER_STEPS) ? restoreIntoPlaceholder(spec, agent, saga, pod) : restoreProcess(spec, agent, saga),
         waitReady: () => waitForPod('ready'),
+        gpu: gpuOnPlaceholder ? { hash, container: { id: pod.containerId, role: 'placeholder' }, nodeName: node } : { hash, restoreId },
       };
     },
   };

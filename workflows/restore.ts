@@ -9,8 +9,9 @@ import { restoreWorkload } from './restore-workloads.js';
 /**
  * restore: validate → verify the checkpoint (marker, manifest, sizes; the checksums too, unless
  * the restore verifies them while CRIU reads the image, holding the process until they match)
- * → check the node's GPUs → (kubernetes: create the placeholder pod, wait until it runs)
- * → CRIU restore → thaw the GPU → wait until the restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
+ * → check the node's GPUs → (kubernetes: create the placeholder pod, wait until it runs, check its
+ * GPUs instead) → CRIU restore → thaw the GPU (a placeholder's: onto its GPUs) → wait until the
+ * restored app is ready. Workflow ID `restore/<hash>/<restoreId>`.
  */
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const tracker = trackProgress();
@@ -27,12 +28,20 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
     );
     tracker.progress.bytesWritten = verified.verifiedBytes;
     const gpu = verified.manifest.gpu ?? null;
-    await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu }));
+    // The local runtime restores onto the GPUs the request names; a placeholder pod gets its own from the device plugin.
+    const gpus = spec.gpus ? { gpus: spec.gpus } : {};
+    const onTarget = workload.checksGpuOnTarget();
+    if (!onTarget) await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu, ...gpus }));
     const target = await workload.prepareTarget();
+    const { container } = target.gpu;
+    if (onTarget && gpu && container) {
+      const placeholder = { hash, placeholderContainerId: container.id, nodeName: node };
+      await tracker.step('checking-gpu', () => agent.quick.gpuCheckRestore({ recorded: gpu, ...placeholder }));
+    }
     const restored = await target.restore();
     if (restored.verifiedBytes !== undefined) tracker.progress.bytesWritten = restored.verifiedBytes;
     // The restored app blocks in its first CUDA call until its GPU state is back.
-    if (gpu) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, restoreId }));
+    if (gpu) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ ...target.gpu, recorded: gpu, ...(container ? {} : gpus) }));
     await tracker.step('waiting-restored-ready', () => target.waitReady());
     tracker.set('done');
     return {

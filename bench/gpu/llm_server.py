@@ -12,13 +12,17 @@ make_model.py from a config: no network), so generations are token ids without a
 
 One deterministic greedy generation is written to BENCH_OUTPUT_DIR/generation-before.json before
 the ready file and again, as generation-after.json, once restored; both hold the token ids, a
-sha256 of the logits and a checksum of every weight, so a restore is checked bit for bit.
+sha256 of the logits and a checksum of every weight, so a restore is checked bit for bit. With
+BENCH_HTTP_PORT set it also answers HTTP from its first second (bench_http.py: GET /health,
+GET /generation), as a model server does.
 """
 import hashlib
 import json
 import os
 import sys
 import time
+
+import bench_http
 
 STARTED = time.time()
 TICK_SECONDS = 0.05
@@ -120,6 +124,7 @@ def initialize(out_dir):
     result = warm[-1]
     result.update(weights_checksum=weights_checksum(model), phase="before-checkpoint", pid=os.getpid())
     write_json(os.path.join(out_dir, "generation-before.json"), result)
+    bench_http.publish(result)
     write_json(
         os.path.join(out_dir, "init.json"),
         {
@@ -144,6 +149,7 @@ def main():
     restore_marker = os.environ.get("DYN_RESTORE_MARKER_FILE", "/tmp/dynamo-restored")
     out_dir = os.environ["BENCH_OUTPUT_DIR"]
 
+    bench_http.serve()
     model = initialize(out_dir)
     log("initialized")
     if signal_file is None:
@@ -165,6 +171,7 @@ def main():
     result = generate(model)
     result.update(weights_checksum=weights_checksum(model), phase="after-restore", pid=os.getpid(), marker_to_done_s=time.time() - restored_at)
     write_json(os.path.join(out_dir, "generation-after.json"), result)
+    bench_http.publish(result)
     log("generated after restore; serving")
     while True:
         time.sleep(1)

@@ -56,10 +56,12 @@ describe('GPU steps in the workflows (fake CUDA driver)', () => {
     expect(callsFor(pid)).toEqual(['lock', 'checkpoint', 'restore', 'unlock']);
     const order = activityOrder.filter((a) => ['gpuFreeze', 'dumpWorkload', 'commitCheckpoint', 'gpuThaw', 'signalWorkload'].includes(a));
     expect(order).toEqual(['gpuFreeze', 'dumpWorkload', 'commitCheckpoint', 'gpuThaw', 'signalWorkload']);
+    const uuid = H100.gpus[0]?.uuid;
     expect(result.manifest.gpu).toEqual({
       driverVersion: H100.driverVersion,
-      gpus: [{ name: 'NVIDIA H100 80GB HBM3', uuid: 'GPU-11111111', memoryTotalBytes: 85e9 }],
+      gpus: [{ index: 0, name: 'NVIDIA H100 80GB HBM3', uuid, memoryTotalBytes: 85e9 }],
       processMemoryBytes: 2e9,
+      processes: [{ pid, memoryBytes: 2e9, gpuUuids: [uuid] }],
     });
   });
 

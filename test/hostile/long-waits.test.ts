@@ -30,6 +30,7 @@ function nodeSteps() {
   const manifest = (hash: string) => ({ hash, node: NODE, runtime: 'kubernetes', files: [], totalBytes: 0, gpu: null }) as unknown;
   return {
     findCheckpoint: async () => null,
+    gpuFreeze: async () => ({ pid: 1, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null }),
     dumpContainer: async (input: { hash: string; dumpId: string }) => ({
       ...input,
       labels: {},

@@ -139,6 +139,8 @@ describe('the kubernetes runtime end to end (real Temporal, API server, runc and
     });
     expect(checkpoint).toMatchObject({ outcome: 'created', workloadEnd: 'exited' });
     expect(checkpoint.manifest).toMatchObject({ runtime: 'kubernetes', node: NODE });
+    // A CPU-only pod: the freeze found no CUDA process, and the manifest records no GPU.
+    expect(checkpoint.manifest.gpu).toBeNull();
     const before = await readStatus(checkpointBundle);
     expect(before?.iid).toMatch(/^[0-9a-f]{16}$/);
 
@@ -159,13 +161,6 @@ describe('the kubernetes runtime end to end (real Temporal, API server, runc and
 
     const history = await h.client.workflow.getHandle(restoreWorkflowId('llm-k8s-1', 'r1')).fetchHistory();
     const steps = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-    expect(steps).toEqual([
-      'verifyCheckpoint',
-      'gpuCheckRestore',
-      'createRestorePod',
-      'waitForRestorePod',
-      'restoreIntoPlaceholder',
-      'waitForRestorePod',
-    ]);
+    expect(steps).toEqual(['verifyCheckpoint', 'createRestorePod', 'waitForRestorePod', 'restoreIntoPlaceholder', 'waitForRestorePod']);
   });
 });

@@ -61,7 +61,10 @@ function fakeNodeActivities(): Partial<Record<keyof NodeActivities, (input: Inpu
   const podOf = async (selector: string) => (await core.listNamespacedPod({ namespace: NS, labelSelector: selector })).items[0];
   return {
     findCheckpoint: recorded('findCheckpoint', ({ hash }) => (committed.has(hash) ? fakeManifest(hash) : null)),
-    gpuFreeze: recorded('gpuFreeze', () => ({ pid: 1, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null })),
+    gpuFreeze: recorded('gpuFreeze', (input) => {
+      containerIds.push((input as Input & { container: { id: string } }).container.id);
+      return { pid: 1, before: 'none', after: 'none', lockMs: 0, checkpointMs: 0, gpu: null };
+    }),
     gpuThaw: recorded('gpuThaw', () => ({ pid: 1, before: 'none', after: 'none', restoreMs: 0, unlockMs: 0 })),
     discardDump: recorded('discardDump', () => undefined),
     dumpWorkload: recorded('dumpWorkload', ({ dumpId }) => ({ dumpId, imageBytes: 1, criuMs: 1 })),
@@ -163,10 +166,12 @@ describe('workflows in kubernetes mode', () => {
     const result = await torpor.checkpoint(request('k8s-ckpt-1'));
     expect(result.outcome).toBe('created');
     expect(result.workloadEnd).toBe('exited');
-    expect(nodeCalls).toEqual(['findCheckpoint', 'dumpContainer', 'commitCheckpoint', 'signalCheckpointPod']);
-    // The container the pod's status names, as the (test) kubelet reported it.
-    expect(containerIds).toHaveLength(1);
+    // A CPU-only pod: the freeze finds no CUDA process, so nothing is thawed.
+    expect(nodeCalls).toEqual(['findCheckpoint', 'gpuFreeze', 'dumpContainer', 'commitCheckpoint', 'signalCheckpointPod']);
+    // The container the pod's status names, as the (test) kubelet reported it, for the freeze and the dump.
+    expect(containerIds).toHaveLength(2);
     expect(containerIds[0]).toMatch(/^containerd:\/\/[0-9a-f]+$/);
+    expect(containerIds[1]).toBe(containerIds[0]);
     expect(await jobGone('k8s-ckpt-1')).toBe(true);
     const tags = (await client.workflow.getHandle(checkpointWorkflowId('k8s-ckpt-1')).describe()).typedSearchAttributes;
     expect(tags.get(TorporNamespace)).toBe(NS);
@@ -186,7 +191,8 @@ describe('workflows in kubernetes mode', () => {
       readyTimeoutMs: 30_000,
     });
     expect(result.restoreId).toBe('r1');
-    expect(nodeCalls).toEqual(['verifyCheckpoint', 'gpuCheckRestore', 'restoreIntoPlaceholder']);
+    // No GPU record: no GPU check and no thaw; a GPU checkpoint's are in kubernetes-gpu-pods.test.ts.
+    expect(nodeCalls).toEqual(['verifyCheckpoint', 'restoreIntoPlaceholder']);
     expect(containerIds).toHaveLength(1);
     expect(containerIds[0]).toMatch(/^containerd:\/\//);
     const pods: V1Pod[] = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'torpor.dev/restore-id=r1' })).items;

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { checkpointRecord, gpuMismatch, parseGpuQuery, parseProcessMemory } from '../../activities/node/gpu/gpu-info.js';
+import {
+  checkpointRecord,
+  gpuMismatch,
+  groupGpus,
+  groupRecord,
+  parseComputeApps,
+  parseGpuQuery,
+  parseProcessMemory,
+} from '../../activities/node/gpu/gpu-info.js';
+import type { GpuDevice } from '../../contract/gpu-types.js';
 
 const MIB = 1024 * 1024;
 const H100 = 'NVIDIA H100 80GB HBM3';
@@ -43,5 +52,22 @@ describe('GPU information', () => {
     const two = checkpointRecord(parseGpuQuery(`${SMI_GPUS}1, ${H100}, GPU-y, 580.159.04, 81559, 0\n`), 0);
     expect(gpuMismatch(two, parseGpuQuery(SMI_GPUS))).toMatch(/needs 2× NVIDIA H100/);
     expect(gpuMismatch(recorded, { driverVersion: null, gpus: [] })).toMatch(/no NVIDIA GPU/);
+  });
+
+  it("records the GPUs a group could see, the node's all when it names none, plus any a member used that it missed", () => {
+    const node = parseGpuQuery(
+      `1, ${H100}, GPU-b, 580.159.04, 81559, 0\n0, ${H100}, GPU-a, 580.159.04, 81559, 0\n2, ${H100}, GPU-c, 580.159.04, 81559, 0\n`,
+    );
+    const [b, a, c] = node.gpus as [GpuDevice, GpuDevice, GpuDevice];
+    const apps = parseComputeApps('41, GPU-a, 100\n41, GPU-b, 50\n99, GPU-c, 7\n');
+    expect(groupGpus(node, [b], apps, [41, 42])).toEqual([b, a]);
+    expect(groupGpus(node, [], apps, [41])).toEqual([a, b, c]);
+    const record = groupRecord('580.159.04', [b], apps, [41, 42]);
+    expect(record.gpus).toEqual([{ index: 0, name: H100, uuid: 'GPU-b', memoryTotalBytes: 81559 * MIB }]);
+    expect(record.processes).toEqual([
+      { pid: 41, memoryBytes: 150 * MIB, gpuUuids: ['GPU-a', 'GPU-b'] },
+      { pid: 42, memoryBytes: 0, gpuUuids: [] },
+    ]);
+    expect(record.processMemoryBytes).toBe(150 * MIB);
   });
 });

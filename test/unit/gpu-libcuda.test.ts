@@ -61,4 +61,27 @@ describe('libcuda FFI binding (against a fake libcuda built from test/support/fa
   it('reads a PID without CUDA state as "none"', async () => {
     expect(await readGpuState(driver, 1)).toBe('none');
   });
+
+  it('passes UUID pairs in CUcheckpointRestoreArgs (64 bytes, CUuuid as 16 raw bytes) and logs state changes in order', async () => {
+    const pid = PID + 7;
+    await writeFile(path.join(dir, String(pid)), '2\n');
+    const pairs = [
+      { oldUuid: 'GPU-1b2c3d4e-0000-1111-2222-3333444455ff', newUuid: 'GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee' },
+      { oldUuid: 'GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', newUuid: 'GPU-1b2c3d4e-0000-1111-2222-3333444455ff' },
+    ];
+    await driver.restore(pid, pairs);
+    await driver.unlock(pid);
+    const written = (await readFile(path.join(dir, `${pid}.gpu-pairs`), 'utf8')).trim().split('\n');
+    expect(written).toEqual(pairs.map((p) => `${p.oldUuid} ${p.newUuid}`));
+    const log = (await readFile(path.join(dir, 'calls.log'), 'utf8')).trim().split('\n');
+    expect(log.slice(-2)).toEqual([`restore ${pid}`, `unlock ${pid}`]);
+  });
+
+  it('fails the checkpoint of a PID the test marked, with the driver error name', async () => {
+    const pid = PID + 8;
+    await writeFile(path.join(dir, String(pid)), '1\n');
+    await writeFile(path.join(dir, `${pid}.fail-checkpoint`), '');
+    await expect(driver.checkpoint(pid)).rejects.toThrow('CUDA_ERROR_OUT_OF_MEMORY');
+    expect(await driver.getState(pid)).toBe('locked');
+  });
 });

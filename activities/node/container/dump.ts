@@ -8,6 +8,7 @@ import { activityContext, reportProgress } from '../heartbeat.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, recordedWorkload, writeRecord } from '../store/run-records.js';
+import { withWriteBehind } from '../store/write-behind.js';
 import { committedContainerCheckpoint, containerCheckpointFiles, freshStagingDir } from './container-store.js';
 import { captureDevShm } from './dev-shm.js';
 import type { OverlayRootfs } from './overlay-layers.js';
@@ -45,7 +46,7 @@ interface RuncDump {
  * Finds the container through runc under this agent's root only, and verifies it from runc's and
  * the bundle's own data; the caller never supplies a PID. Throws before anything is frozen.
  */
-async function resolveTarget(config: ContainerAgentConfig, id: string): Promise<ContainerTarget> {
+export async function resolveTarget(config: ContainerAgentConfig, id: string): Promise<ContainerTarget> {
   const container = await requireContainer(config, id, 'container');
   const labels = containerLabels(container.annotations);
   // The allow-list first: a namespace this agent does not serve is never looked up in the API.
@@ -81,12 +82,14 @@ async function runcDump(config: ContainerAgentConfig, target: ContainerTarget, f
   const signal = activityContext()?.cancellationSignal;
   reportProgress({ phase: 'runc checkpoint' });
   const started = Date.now();
-  await runcCheckpoint(config, target.id, {
-    imageDir: files.imageDir,
-    workDir: files.workDir,
-    criuConfigFile,
-    ...(signal ? { signal } : {}),
-  });
+  await withWriteBehind(files.imageDir, () =>
+    runcCheckpoint(config, target.id, {
+      imageDir: files.imageDir,
+      workDir: files.workDir,
+      criuConfigFile,
+      ...(signal ? { signal } : {}),
+    }),
+  );
   const criuArgs = ['runc', 'checkpoint', '--leave-running', ...criuOptions.flatMap((o) => `--${o}`.split(' '))];
   return { dumpMs: Date.now() - started, criuArgs };
 }

@@ -7,9 +7,9 @@
  * by PID, so the agent drives a workload from outside it, as `cuda-checkpoint` does.
  */
 
-import type { GpuProcessState } from '../../../contract/gpu-types.js';
+import type { GpuPair, GpuProcessState } from '../../../contract/gpu-types.js';
 
-export type { GpuProcessState };
+export type { GpuPair, GpuProcessState };
 
 /** What the agent calls; the real one goes through libcuda, tests pass an in-memory fake. */
 export interface CudaCheckpointDriver {
@@ -19,8 +19,11 @@ export interface CudaCheckpointDriver {
   lock(pid: number, timeoutMs: number): Promise<void>;
   /** Copies the locked process's GPU memory into its host memory and releases its GPUs. */
   checkpoint(pid: number): Promise<void>;
-  /** Re-acquires the GPUs and copies the memory back; the process stays locked. */
-  restore(pid: number): Promise<void>;
+  /**
+   * Re-acquires the GPUs and copies the memory back; the process stays locked. With `pairs`, what ran
+   * on each old GPU goes onto its new one (every GPU the process checkpointed must be paired).
+   */
+  restore(pid: number, pairs?: GpuPair[]): Promise<void>;
   /** Lets the process's CUDA calls run again. */
   unlock(pid: number): Promise<void>;
   /** The thread the driver uses inside the process to restore it (CRIU's CUDA plugin needs it). */

@@ -1,4 +1,4 @@
-import { type CudaCheckpointDriver, CudaDriverError, type GpuProcessState } from './cuda-checkpoint-driver.js';
+import { type CudaCheckpointDriver, CudaDriverError, type GpuPair, type GpuProcessState } from './cuda-checkpoint-driver.js';
 
 type Call = 'getState' | 'lock' | 'checkpoint' | 'restore' | 'unlock' | 'restoreThreadId';
 
@@ -9,8 +9,11 @@ type Call = 'getState' | 'lock' | 'checkpoint' | 'restore' | 'unlock' | 'restore
  */
 export class FakeCudaDriver implements CudaCheckpointDriver {
   readonly calls: Array<{ call: Call; pid: number }> = [];
+  /** The UUID pairs each restore got, by PID (the last one). */
+  readonly pairs = new Map<number, GpuPair[]>();
   private readonly states = new Map<number, GpuProcessState>();
   private readonly failures = new Map<Call, string>();
+  private readonly failingPids = new Map<Call, Set<number>>();
 
   /** Makes `pid` a CUDA process in `state` (default running). */
   track(pid: number, state: GpuProcessState = 'running'): this {
@@ -22,6 +25,18 @@ export class FakeCudaDriver implements CudaCheckpointDriver {
   failNext(call: Call, errorName = 'CUDA_ERROR_UNKNOWN'): this {
     this.failures.set(call, errorName);
     return this;
+  }
+
+  /** Every call of `call` for `pid` fails with `errorName` (one member of a group failing). */
+  failFor(call: Call, pid: number): this {
+    const pids = this.failingPids.get(call) ?? new Set<number>();
+    this.failingPids.set(call, pids.add(pid));
+    return this;
+  }
+
+  /** Every PID it knows as a CUDA process. */
+  tracked(): number[] {
+    return [...this.states.keys()];
   }
 
   stateOf(pid: number): GpuProcessState | undefined {
@@ -37,8 +52,9 @@ export class FakeCudaDriver implements CudaCheckpointDriver {
   async checkpoint(pid: number): Promise<void> {
     this.move('checkpoint', pid, 'locked', 'checkpointed');
   }
-  async restore(pid: number): Promise<void> {
+  async restore(pid: number, pairs?: GpuPair[]): Promise<void> {
     this.move('restore', pid, 'checkpointed', 'locked');
+    if (pairs !== undefined) this.pairs.set(pid, pairs);
   }
   async unlock(pid: number): Promise<void> {
     this.move('unlock', pid, 'locked', 'running');
@@ -55,6 +71,7 @@ export class FakeCudaDriver implements CudaCheckpointDriver {
       this.failures.delete(call);
       throw new CudaDriverError(`cuCheckpointProcess(${call})`, 999, injected);
     }
+    if (this.failingPids.get(call)?.has(pid)) throw new CudaDriverError(`cuCheckpointProcess(${call})`, 2, 'CUDA_ERROR_OUT_OF_MEMORY');
     const state = this.states.get(pid);
     if (state === undefined) throw new CudaDriverError('cuCheckpointProcessGetState', 500, 'CUDA_ERROR_NOT_FOUND');
     return state;

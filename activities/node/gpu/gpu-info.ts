@@ -1,5 +1,6 @@
 import { execa } from 'execa';
-import type { GpuCheckpointRecord, GpuDevice, GpuNodeInfo } from '../../../contract/gpu-types.js';
+import type { GpuCheckpointRecord, GpuDevice, GpuNodeInfo, GpuProcessRecord } from '../../../contract/gpu-types.js';
+import { pairGpus } from './gpu-pairing.js';
 
 const MIB = 1024 * 1024;
 const QUERY_GPU = ['--query-gpu=index,name,uuid,driver_version,memory.total,memory.used', '--format=csv,noheader,nounits'];
@@ -39,6 +40,23 @@ export function parseProcessMemory(csv: string, pid: number): number {
     .reduce((sum, [, , used]) => sum + mib(used), 0);
 }
 
+/** One row of `nvidia-smi --query-compute-apps`: a process's memory on one GPU. */
+export interface ComputeApp {
+  pid: number;
+  gpuUuid: string;
+  usedBytes: number;
+}
+
+export function parseComputeApps(csv: string): ComputeApp[] {
+  return csvRows(csv).map(([pid, gpuUuid, used]) => ({ pid: Number(pid), gpuUuid: gpuUuid ?? '', usedBytes: mib(used) }));
+}
+
+/** The node's CUDA processes and their memory per GPU; none where nvidia-smi is missing or fails. */
+export async function queryComputeApps(nvidiaSmi = 'nvidia-smi'): Promise<ComputeApp[]> {
+  const result = await execa(nvidiaSmi, QUERY_APPS, { reject: false, stdin: 'ignore' });
+  return result.exitCode === 0 ? parseComputeApps(result.stdout) : [];
+}
+
 /** The node's GPUs; no driver or no nvidia-smi reads as no GPUs. */
 export async function queryGpus(nvidiaSmi = 'nvidia-smi'): Promise<GpuNodeInfo> {
   const result = await execa(nvidiaSmi, QUERY_GPU, { reject: false, stdin: 'ignore' });
@@ -60,29 +78,41 @@ export function checkpointRecord(info: GpuNodeInfo, processMemoryBytes: number):
 }
 
 /**
- * Why a checkpoint taken on `recorded` cannot be restored on a node with `here`, or null when it can.
- * Model and driver must match. UUIDs are not compared: the driver's restore accepts a GPU remapping
- * (CUcheckpointRestoreArgs.gpuPairs) that this agent does not pass yet, and a restore onto other GPUs
- * of the same model without it has not been tried here.
+ * The GPUs a group's record names: those it could see (`visible`, the node's all when it names
+ * none: devices bound in by hand), plus any GPU nvidia-smi shows a member using that `visible`
+ * missed, since the driver wants every GPU a process checkpointed paired at the restore.
  */
-export function gpuMismatch(recorded: GpuCheckpointRecord, here: GpuNodeInfo): string | null {
-  if (here.driverVersion === null || here.gpus.length === 0) {
-    return `the checkpoint holds GPU state (driver ${recorded.driverVersion}, ${models(recorded.gpus)}) but this node has no NVIDIA GPU`;
-  }
-  if (here.driverVersion !== recorded.driverVersion) {
-    return `the checkpoint was taken under NVIDIA driver ${recorded.driverVersion}, this node runs ${here.driverVersion}`;
-  }
-  const available = here.gpus.map((g) => g.name);
-  for (const gpu of recorded.gpus) {
-    const at = available.indexOf(gpu.name);
-    if (at < 0) return `the checkpoint needs ${models(recorded.gpus)}, this node has ${models(here.gpus)}`;
-    available.splice(at, 1);
-  }
-  return null;
+export function groupGpus(node: GpuNodeInfo, visible: GpuDevice[], apps: ComputeApp[], pids: number[]): GpuDevice[] {
+  const byIndex = [...node.gpus].sort((a, b) => a.index - b.index);
+  const seen = visible.length > 0 ? visible : byIndex;
+  const used = new Set(apps.filter((a) => pids.includes(a.pid)).map((a) => a.gpuUuid));
+  return [...seen, ...byIndex.filter((g) => used.has(g.uuid) && !seen.includes(g))];
 }
 
-function models(gpus: Array<{ name: string }>): string {
-  const counts = new Map<string, number>();
-  for (const { name } of gpus) counts.set(name, (counts.get(name) ?? 0) + 1);
-  return [...counts].map(([name, n]) => `${n}× ${name}`).join(', ');
+/**
+ * The record of a group's GPU state: the GPUs the group could see (`visible`, in its CUDA ordinal
+ * order), and per member its memory and the GPUs it held memory on, as nvidia-smi lists them.
+ */
+export function groupRecord(driverVersion: string | null, visible: GpuDevice[], apps: ComputeApp[], pids: number[]): GpuCheckpointRecord {
+  const processes: GpuProcessRecord[] = pids.map((pid) => {
+    const rows = apps.filter((a) => a.pid === pid);
+    return { pid, memoryBytes: rows.reduce((sum, a) => sum + a.usedBytes, 0), gpuUuids: [...new Set(rows.map((a) => a.gpuUuid))] };
+  });
+  return {
+    driverVersion: driverVersion ?? 'unknown',
+    gpus: visible.map(({ name, uuid, memoryTotalBytes }, ordinal) => ({ index: ordinal, name, uuid, memoryTotalBytes })),
+    processMemoryBytes: processes.reduce((sum, p) => sum + p.memoryBytes, 0),
+    processes,
+  };
+}
+
+/**
+ * Why a checkpoint taken on `recorded` cannot be restored on a node with `here` (all its GPUs, in
+ * index order), or null when it can: another driver, too few GPUs or another model. Other UUIDs
+ * are paired (gpu-pairing.ts).
+ */
+export function gpuMismatch(recorded: GpuCheckpointRecord, here: GpuNodeInfo): string | null {
+  const gpus = [...here.gpus].sort((a, b) => a.index - b.index);
+  const pairing = pairGpus(recorded, { driverVersion: here.driverVersion, gpus, what: 'this node' });
+  return 'problem' in pairing ? pairing.problem : null;
 }

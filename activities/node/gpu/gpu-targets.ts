@@ -1,8 +1,12 @@
 import { torporFailure } from '../../../contract/failures.js';
 import type { GpuTarget } from '../../../contract/gpu-types.js';
-import { carriesHash, isRunning, type ProcessIdentity } from '../proc/identity.js';
+import type { DeviceNode } from '../container/gpu-device-nodes.js';
+import { containerGpuGroup } from '../container/gpu-group.js';
+import type { ContainerAgentConfig } from '../container/types.js';
+import { carriesHash, isRunning, type ProcessIdentity, processTree } from '../proc/identity.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type RestoredRecord, readRecord, type WorkloadRecord } from '../store/run-records.js';
+import type { DeviceRequest } from './gpu-selection.js';
 
 export interface ResolvedTarget {
   id: ProcessIdentity;
@@ -32,4 +36,39 @@ export async function resolveGpuTarget(layout: StoreLayout, target: GpuTarget): 
     throw torporFailure('TargetNotAllowed', `Process ${id.pid} is not a workload of checkpoint ${hash}`);
   }
   return { id, running: true };
+}
+
+/** The processes a GPU step acts on: a local process's tree or a container's, with the GPUs they can see. */
+export interface GpuGroup {
+  rootPid: number;
+  /** False when the local target no longer runs. */
+  running: boolean;
+  /** The root and its descendants; the driver says which of them hold CUDA state. */
+  pids: number[];
+  /** A local process sees every GPU of the node; a container what its bundle gives it. */
+  devices: DeviceRequest;
+  /** A placeholder's NVIDIA device nodes, made present in the restored tree's /dev before its GPU restore; none for a local process. */
+  gpuNodes?: DeviceNode[];
+  what: string;
+}
+
+/** The group of `target`, from the agent's records (local) or runc (containers); refused without a container runtime. */
+export async function resolveGpuGroup(
+  layout: StoreLayout,
+  containers: ContainerAgentConfig | undefined,
+  target: GpuTarget,
+): Promise<GpuGroup> {
+  if (target.container !== undefined) {
+    if (containers === undefined)
+      throw torporFailure('TargetNotAllowed', 'This node agent has no container runtime configured (set TORPOR_RUNC_ROOT)');
+    const group = await containerGpuGroup(containers, {
+      hash: target.hash,
+      container: target.container,
+      ...(target.nodeName ? { nodeName: target.nodeName } : {}),
+    });
+    return { ...group, running: true };
+  }
+  const { id, running } = await resolveGpuTarget(layout, target);
+  const what = target.restoreId === undefined ? `workload ${target.hash}` : `restore ${target.restoreId} of ${target.hash}`;
+  return { rootPid: id.pid, running, pids: running ? await processTree(id.pid) : [], devices: 'all', what };
 }

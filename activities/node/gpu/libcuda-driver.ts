@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { type CudaCheckpointDriver, CudaDriverError, processStateName } from './cuda-checkpoint-driver.js';
+import { type CudaCheckpointDriver, CudaDriverError, type GpuPair, processStateName } from './cuda-checkpoint-driver.js';
+import { uuidBytes } from './gpu-pairing.js';
 
 /**
  * The checkpoint API called in-process through an FFI to libcuda.so.1 (koffi), not by running
@@ -24,6 +25,25 @@ const LockArgs = koffi.struct({
   reserved1: koffi.array('uint64', 7),
 });
 
+const CUuuid = koffi.struct({ bytes: koffi.array('uint8', 16) });
+const GpuPairStruct = koffi.struct({ oldUuid: CUuuid, newUuid: CUuuid });
+/** Driver 580's layout, 64 bytes; cuda.h of later releases names part of `reserved` but keeps the size. */
+const RestoreArgs = koffi.struct({
+  gpuPairs: koffi.pointer(GpuPairStruct),
+  gpuPairsCount: 'uint32',
+  reserved: koffi.array('uint8', 44),
+  reserved1: 'uint64',
+});
+
+/** The pairs in memory that stays put while the driver reads it on a worker thread; freed by the caller after the call. */
+function restoreArgs(pairs: GpuPair[]): { args: Record<string, unknown>; free: () => void } {
+  const array = koffi.alloc(GpuPairStruct, pairs.length);
+  const encoded = pairs.map((p) => ({ oldUuid: { bytes: uuidBytes(p.oldUuid) }, newUuid: { bytes: uuidBytes(p.newUuid) } }));
+  koffi.encode(array, koffi.array(GpuPairStruct, pairs.length), encoded);
+  const args = { gpuPairs: array, gpuPairsCount: pairs.length, reserved: new Array(44).fill(0), reserved1: 0 };
+  return { args, free: () => koffi.free(array) };
+}
+
 /**
  * Loads and initializes the driver library; null when this node has no driver or no GPU (a CPU node:
  * GPU steps become no-ops). A driver that is present but fails to initialize throws CudaDriverError.
@@ -42,6 +62,7 @@ export function loadLibcudaDriver(libraryPath = process.env.TORPOR_LIBCUDA ?? 'l
   const lock = lib.func('cuCheckpointProcessLock', 'int', ['int', koffi.pointer(LockArgs)]) as unknown as Bound;
   const checkpoint = fn('int cuCheckpointProcessCheckpoint(int pid, void *args)');
   const restore = fn('int cuCheckpointProcessRestore(int pid, void *args)');
+  const restoreWithArgs = lib.func('cuCheckpointProcessRestore', 'int', ['int', koffi.pointer(RestoreArgs)]) as unknown as Bound;
   const unlock = fn('int cuCheckpointProcessUnlock(int pid, void *args)');
   const restoreThread = fn('int cuCheckpointProcessGetRestoreThreadId(int pid, _Out_ int *tid)');
 
@@ -79,7 +100,15 @@ export function loadLibcudaDriver(libraryPath = process.env.TORPOR_LIBCUDA ?? 'l
     },
     lock: (pid, timeoutMs) => call('cuCheckpointProcessLock', lock, pid, { timeoutMs, reserved0: 0, reserved1: [0, 0, 0, 0, 0, 0, 0] }),
     checkpoint: (pid) => call('cuCheckpointProcessCheckpoint', checkpoint, pid, null),
-    restore: (pid) => call('cuCheckpointProcessRestore', restore, pid, null),
+    async restore(pid, pairs) {
+      if (pairs === undefined || pairs.length === 0) return call('cuCheckpointProcessRestore', restore, pid, null);
+      const { args, free } = restoreArgs(pairs);
+      try {
+        await call('cuCheckpointProcessRestore', restoreWithArgs, pid, args);
+      } finally {
+        free();
+      }
+    },
     unlock: (pid) => call('cuCheckpointProcessUnlock', unlock, pid, null),
     async restoreThreadId(pid) {
       const out = [0];
