@@ -1,4 +1,4 @@
-import type { FreezeStep, ThawStep } from '../../activities/node/gpu/gpu-steps.js';
+import type { GroupFreeze, GroupThaw } from '../../activities/node/gpu/gpu-group.js';
 import type { GpuNodeInfo } from '../../contract/gpu-types.js';
 import type { DiskBandwidth } from './bench-host.js';
 
@@ -20,7 +20,7 @@ export interface BenchResults {
   secondColdStartMs: number | null;
   init: Record<string, unknown>;
   processGpuMemoryBytes: number;
-  frozen: FreezeStep;
+  frozen: GroupFreeze;
   criuDumpMs: number;
   /** Per-chunk sha256 of the image on every core (the agent's commit). */
   commitMs: number;
@@ -31,7 +31,7 @@ export interface BenchResults {
   warmCriuRestoreMs: number;
   restorePageCacheDropped: boolean;
   criuRestoreMs: number;
-  thawed: ThawStep;
+  thawed: GroupThaw;
   restoreTotalMs: number;
   restoreToGenerationMs: number;
   samePid: boolean;

@@ -1,6 +1,6 @@
 /**
- * Checkpoint and restore of an LLM-like GPU server with the node agent's own code: freezeGpu /
- * thawGpu over the CUDA driver API (libcuda through koffi), criuDumpArgs / criuRestoreArgs /
+ * Checkpoint and restore of an LLM-like GPU server with the node agent's own code: freezeGroup /
+ * thawGroup over the CUDA driver API (libcuda through koffi), criuDumpArgs / criuRestoreArgs /
  * runCriu for CRIU. Runs where the GPU is (no Temporal needed); prints the table issue 6 asks for
  * and writes results.json beside it. Settings (environment):
  *   BENCH_WORK_DIR (.torpor/gpu-bench), BENCH_MODEL_DIR (<work>/model, made by make_model.py),
@@ -13,8 +13,9 @@ import path from 'node:path';
 import { criuDumpArgs, criuRestoreArgs } from '../../activities/node/criu/args.js';
 import { runCriu } from '../../activities/node/criu/runner.js';
 import { verifiedResumeGate } from '../../activities/node/criu/verified-resume.js';
+import { freezeGroup, thawGroup } from '../../activities/node/gpu/gpu-group.js';
 import { queryGpus, queryProcessGpuMemory } from '../../activities/node/gpu/gpu-info.js';
-import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-steps.js';
+import { readGpuState } from '../../activities/node/gpu/gpu-steps.js';
 import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
 import { identify, isRunning, type ProcessIdentity, readProcStat } from '../../activities/node/proc/identity.js';
 import { terminateGroup } from '../../activities/node/proc/terminate.js';
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
   const before = await readJson<Generation>(path.join(files.outputDir, 'generation-before.json'));
   const processGpuMemoryBytes = await queryProcessGpuMemory(id.pid);
 
-  const frozen = await freezeGpu(driver, id.pid, lockTimeoutMs);
+  const frozen = await freezeGroup(driver, [id.pid], lockTimeoutMs);
   step(`GPU frozen: ${JSON.stringify(frozen)}; nvidia-smi now: ${await queryProcessGpuMemory(id.pid)} bytes`);
   const dumpDir = path.join(workDir, 'run', 'checkpoint');
   const imagesDir = path.join(dumpDir, 'images');
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
   const restored = (await identify(Number((await readFile(pidFile, 'utf8')).trim()))) as ProcessIdentity;
   live.add(restored);
   step(`CRIU restore ${restore.durationMs} ms, pid ${restored.pid}, GPU state ${await readGpuState(driver, restored.pid)}`);
-  const thawed = await thawGpu(driver, restored.pid);
+  const thawed = await thawGroup(driver, [restored.pid]);
   const restoreTotalMs = performance.now() - restoreStarted;
   step(`GPU thawed: ${JSON.stringify(thawed)}`);
   const afterFile = path.join(files.outputDir, 'generation-after.json');
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
   const warmPid = (await identify(Number((await readFile(warm.pidFile, 'utf8')).trim()))) as ProcessIdentity;
   live.add(warmPid);
   step(`warm CRIU restore ${warm.restore.durationMs} ms (verify ${warm.verifyMs.toFixed(0)} ms)`);
-  await thawGpu(driver, warmPid.pid);
+  await thawGroup(driver, [warmPid.pid]);
   await terminateGroup(warmPid, 2000);
 
   const results: BenchResults = {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CudaCheckpointDriver } from '../../activities/node/gpu/cuda-checkpoint-driver.js';
-import { freezeGpu, readGpuState, thawGpu } from '../../activities/node/gpu/gpu-steps.js';
+import { freezeGroup, thawGroup } from '../../activities/node/gpu/gpu-group.js';
+import { readGpuState } from '../../activities/node/gpu/gpu-steps.js';
 import { loadLibcudaDriver } from '../../activities/node/gpu/libcuda-driver.js';
 
 const SOURCE = fileURLToPath(new URL('../support/fake-libcuda.c', import.meta.url));
@@ -48,11 +49,12 @@ describe('libcuda FFI binding (against a fake libcuda built from test/support/fa
     await writeFile(path.join(dir, String(PID)), '0\n');
     let ticks = 0;
     const timer = setInterval(() => ticks++, 20);
-    const frozen = await freezeGpu(driver, PID, 1000);
-    const thawed = await thawGpu(driver, PID);
+    const frozen = await freezeGroup(driver, [PID], 1000);
+    const thawed = await thawGroup(driver, [PID]);
     clearInterval(timer);
-    expect(frozen).toMatchObject({ before: 'running', after: 'checkpointed' });
-    expect(thawed).toMatchObject({ before: 'checkpointed', after: 'running' });
+    expect(frozen.members).toEqual([{ pid: PID, before: 'running' }]);
+    expect(thawed.members).toEqual([{ pid: PID, before: 'checkpointed' }]);
+    expect(await readGpuState(driver, PID)).toBe('running');
     // The fake's checkpoint and restore each take 300 ms on koffi's worker threads.
     expect(frozen.checkpointMs + thawed.restoreMs).toBeGreaterThanOrEqual(550);
     expect(ticks).toBeGreaterThan(10);

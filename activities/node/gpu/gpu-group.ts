@@ -81,8 +81,11 @@ async function eachMember(
   wanted: (m: GroupMember) => boolean,
   call: (pid: number) => Promise<void>,
 ): Promise<number> {
+  const due = members.filter(wanted);
+  // A step with nothing left to do took no time (a retried freeze, a thaw of a running group).
+  if (due.length === 0) return 0;
   const started = performance.now();
-  for (const member of members.filter(wanted)) {
+  for (const member of due) {
     try {
       await call(member.pid);
     } catch (err) {
