@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { readProcStat } from '../proc/identity.js';
 import type { CudaCheckpointDriver, GpuPair } from './cuda-checkpoint-driver.js';
 import { GpuStateError, type GpuStepState, readGpuState } from './gpu-steps.js';
 
@@ -44,8 +45,8 @@ export class GroupMemberError extends Error {
  * library mapped. False where /proc cannot say (the process is gone).
  */
 async function mayHoldCuda(pid: number): Promise<boolean> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  if (!status || /^State:\s+Z/m.test(status)) return false;
+  const stat = await readProcStat(pid);
+  if (stat === null || stat.state === 'Z' || stat.state === 'X') return false;
   return (await readFile(`/proc/${pid}/maps`, 'utf8').catch(() => '')).includes('libcuda.so');
 }
 
