@@ -1,7 +1,9 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
+import { queryComputeApps } from '../../activities/node/gpu/gpu-info.js';
 import type { Generation } from './bench-table.js';
+
+export { dropPageCache, readJson } from './bench-host.js';
 
 /** The benchmark app as the workflow benchmark runs it, from its environment (bench/gpu/device-workflows.sh sets it). */
 export interface AppSetup {
@@ -51,10 +53,6 @@ export function appSetupFromEnv(env: NodeJS.ProcessEnv = process.env): AppSetup 
 
 export const step = (message: string) => console.log(`[flow +${(performance.now() / 1000).toFixed(1)}s] ${message}`);
 
-export async function readJson<T>(file: string): Promise<T> {
-  return JSON.parse(await readFile(file, 'utf8')) as T;
-}
-
 /** Polls for a file the app writes; the benchmark is a program, not an activity, so it may poll. */
 export async function waitForFile(file: string, timeoutMs: number, alive: () => Promise<boolean> = async () => true): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -77,15 +75,6 @@ export function sameGeneration(a: Generation, b: Generation): boolean {
   return a.logits_sha256 === b.logits_sha256 && a.weights_checksum === b.weights_checksum && a.tokens.join() === b.tokens.join();
 }
 
-/** Empties the page cache so the restore reads from the disk; false where the kernel refuses. */
-export async function dropPageCache(): Promise<boolean> {
-  await execa('sync');
-  return writeFile('/proc/sys/vm/drop_caches', '3\n').then(
-    () => true,
-    () => false,
-  );
-}
-
 /** Stops a process tree the benchmark restored (it leads its own session). */
 export function stopTree(pid: number): void {
   for (const target of [-pid, pid]) {
@@ -100,10 +89,5 @@ export function stopTree(pid: number): void {
 
 /** The GPUs `pid` holds memory on, as nvidia-smi sees them (after a restore: where it landed). */
 export async function gpusOfProcess(pid: number): Promise<string[]> {
-  const out = await execa('nvidia-smi', ['--query-compute-apps=pid,gpu_uuid', '--format=csv,noheader'], { reject: false });
-  if (out.exitCode !== 0) return [];
-  return out.stdout.split('\n').flatMap((line) => {
-    const [p, uuid] = line.split(',').map((c) => c.trim());
-    return Number(p) === pid && uuid ? [uuid] : [];
-  });
+  return (await queryComputeApps()).filter((app) => app.pid === pid).map((app) => app.gpuUuid);
 }

@@ -35,9 +35,12 @@ export function parseGpuQuery(csv: string): GpuNodeInfo {
 
 /** Sums `nvidia-smi --query-compute-apps=pid,gpu_uuid,used_memory` over the rows of `pid`. */
 export function parseProcessMemory(csv: string, pid: number): number {
-  return csvRows(csv)
-    .filter(([p]) => Number(p) === pid)
-    .reduce((sum, [, , used]) => sum + mib(used), 0);
+  return processMemory(parseComputeApps(csv), pid);
+}
+
+/** What `pid` holds over all GPUs. */
+export function processMemory(apps: ComputeApp[], pid: number): number {
+  return apps.filter((app) => app.pid === pid).reduce((sum, app) => sum + app.usedBytes, 0);
 }
 
 /** One row of `nvidia-smi --query-compute-apps`: a process's memory on one GPU. */
@@ -65,8 +68,7 @@ export async function queryGpus(nvidiaSmi = 'nvidia-smi'): Promise<GpuNodeInfo> 
 
 /** GPU memory `pid` holds, as the driver accounts it (its allocator's whole reservation). */
 export async function queryProcessGpuMemory(pid: number, nvidiaSmi = 'nvidia-smi'): Promise<number> {
-  const result = await execa(nvidiaSmi, QUERY_APPS, { reject: false, stdin: 'ignore' });
-  return result.exitCode === 0 ? parseProcessMemory(result.stdout, pid) : 0;
+  return processMemory(await queryComputeApps(nvidiaSmi), pid);
 }
 
 export function checkpointRecord(info: GpuNodeInfo, processMemoryBytes: number): GpuCheckpointRecord {
