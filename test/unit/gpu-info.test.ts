@@ -1,18 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import {
-  checkpointRecord,
-  gpuMismatch,
-  groupGpus,
-  groupRecord,
-  parseComputeApps,
-  parseGpuQuery,
-  parseProcessMemory,
-} from '../../activities/node/gpu/gpu-info.js';
-import type { GpuDevice } from '../../contract/gpu-types.js';
+import { groupGpus, groupRecord, parseComputeApps, parseGpuQuery, parseProcessMemory } from '../../activities/node/gpu/gpu-info.js';
+import { pairGpus } from '../../activities/node/gpu/gpu-pairing.js';
+import type { GpuCheckpointRecord, GpuDevice, GpuNodeInfo } from '../../contract/gpu-types.js';
 
 const MIB = 1024 * 1024;
 const H100 = 'NVIDIA H100 80GB HBM3';
 const SMI_GPUS = `0, ${H100}, GPU-1b2c3d4e-0000-1111-2222-333344445555, 580.159.04, 81559, 7029\n`;
+
+/** The record of a process that could see every GPU of `info` (as a local workload can). */
+const recordOf = (info: GpuNodeInfo) => groupRecord(info.driverVersion, info.gpus, [], []);
+/** Why `recorded` cannot go onto all of `here`'s GPUs, or null (the agent's check for a local restore). */
+function mismatch(recorded: GpuCheckpointRecord, here: GpuNodeInfo): string | null {
+  const pairing = pairGpus(recorded, { driverVersion: here.driverVersion, gpus: here.gpus, what: 'this node' });
+  return 'problem' in pairing ? pairing.problem : null;
+}
 
 describe('GPU information', () => {
   it("reads model, UUID, driver and memory from nvidia-smi's CSV", () => {
@@ -38,20 +39,20 @@ describe('GPU information', () => {
   });
 
   it('accepts a restore on the same model and driver, whatever the UUIDs', () => {
-    const recorded = checkpointRecord(parseGpuQuery(SMI_GPUS), 6500 * MIB);
+    const recorded = recordOf(parseGpuQuery(SMI_GPUS));
     const here = parseGpuQuery(`0, ${H100}, GPU-other, 580.159.04, 81559, 0\n1, ${H100}, GPU-more, 580.159.04, 81559, 0\n`);
-    expect(gpuMismatch(recorded, here)).toBeNull();
+    expect(mismatch(recorded, here)).toBeNull();
   });
 
   it('refuses another driver version, another model, too few GPUs, or no GPU at all', () => {
-    const recorded = checkpointRecord(parseGpuQuery(SMI_GPUS), 6500 * MIB);
-    expect(gpuMismatch(recorded, parseGpuQuery(`0, ${H100}, GPU-x, 570.86.10, 81559, 0\n`))).toMatch(/driver 580.159.04.*570.86.10/);
-    expect(gpuMismatch(recorded, parseGpuQuery('0, NVIDIA H200, GPU-x, 580.159.04, 143771, 0\n'))).toMatch(
+    const recorded = recordOf(parseGpuQuery(SMI_GPUS));
+    expect(mismatch(recorded, parseGpuQuery(`0, ${H100}, GPU-x, 570.86.10, 81559, 0\n`))).toMatch(/driver 580.159.04.*570.86.10/);
+    expect(mismatch(recorded, parseGpuQuery('0, NVIDIA H200, GPU-x, 580.159.04, 143771, 0\n'))).toMatch(
       /needs 1× NVIDIA H100.*has 1× NVIDIA H200/,
     );
-    const two = checkpointRecord(parseGpuQuery(`${SMI_GPUS}1, ${H100}, GPU-y, 580.159.04, 81559, 0\n`), 0);
-    expect(gpuMismatch(two, parseGpuQuery(SMI_GPUS))).toMatch(/needs 2× NVIDIA H100/);
-    expect(gpuMismatch(recorded, { driverVersion: null, gpus: [] })).toMatch(/no NVIDIA GPU/);
+    const two = recordOf(parseGpuQuery(`${SMI_GPUS}1, ${H100}, GPU-y, 580.159.04, 81559, 0\n`));
+    expect(mismatch(two, parseGpuQuery(SMI_GPUS))).toMatch(/needs 2× NVIDIA H100/);
+    expect(mismatch(recorded, { driverVersion: null, gpus: [] })).toMatch(/no NVIDIA GPU/);
   });
 
   it("records the GPUs a group could see, the node's all when it names none, plus any a member used that it missed", () => {

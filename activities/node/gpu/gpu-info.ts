@@ -1,6 +1,5 @@
 import { execa } from 'execa';
 import type { GpuCheckpointRecord, GpuDevice, GpuNodeInfo, GpuProcessRecord } from '../../../contract/gpu-types.js';
-import { pairGpus } from './gpu-pairing.js';
 
 const MIB = 1024 * 1024;
 const QUERY_GPU = ['--query-gpu=index,name,uuid,driver_version,memory.total,memory.used', '--format=csv,noheader,nounits'];
@@ -71,14 +70,6 @@ export async function queryProcessGpuMemory(pid: number, nvidiaSmi = 'nvidia-smi
   return processMemory(await queryComputeApps(nvidiaSmi), pid);
 }
 
-export function checkpointRecord(info: GpuNodeInfo, processMemoryBytes: number): GpuCheckpointRecord {
-  return {
-    driverVersion: info.driverVersion ?? 'unknown',
-    gpus: info.gpus.map(({ name, uuid, memoryTotalBytes }) => ({ name, uuid, memoryTotalBytes })),
-    processMemoryBytes,
-  };
-}
-
 /**
  * The GPUs a group's record names: those it could see (`visible`, the node's all when it names
  * none: devices bound in by hand), plus any GPU nvidia-smi shows a member using that `visible`
@@ -106,15 +97,4 @@ export function groupRecord(driverVersion: string | null, visible: GpuDevice[], 
     processMemoryBytes: processes.reduce((sum, p) => sum + p.memoryBytes, 0),
     processes,
   };
-}
-
-/**
- * Why a checkpoint taken on `recorded` cannot be restored on a node with `here` (all its GPUs, in
- * index order), or null when it can: another driver, too few GPUs or another model. Other UUIDs
- * are paired (gpu-pairing.ts).
- */
-export function gpuMismatch(recorded: GpuCheckpointRecord, here: GpuNodeInfo): string | null {
-  const gpus = [...here.gpus].sort((a, b) => a.index - b.index);
-  const pairing = pairGpus(recorded, { driverVersion: here.driverVersion, gpus, what: 'this node' });
-  return 'problem' in pairing ? pairing.problem : null;
 }
