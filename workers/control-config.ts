@@ -1,5 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { type ClusterPolicy, clusterActivities } from '../activities/cluster/index.js';
+import { positiveIntFromEnv } from './env-numbers.js';
 
 function list(value: string | undefined): string[] {
   return (value ?? '')
@@ -32,14 +33,6 @@ export function clusterActivitiesFromEnv(env: NodeJS.ProcessEnv = process.env) {
   return clusterActivities({ kubeConfig, ...clusterPolicyFromEnv(env) });
 }
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, not "${raw}"`);
-  return value;
-}
-
 /**
  * The control worker's concurrency, each left to the SDK's default when unset (bench/results/load.md
  * measured them enough for 50 cycles in flight): TORPOR_CONTROL_WORKFLOW_TASK_SLOTS (workflow tasks
@@ -49,10 +42,10 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
  * queues behind their first tasks on one thread (bench/results/load.md).
  */
 export function controlWorkerTuningFromEnv(env: NodeJS.ProcessEnv = process.env) {
-  const slots = positiveInt(env, 'TORPOR_CONTROL_WORKFLOW_TASK_SLOTS');
-  const cached = positiveInt(env, 'TORPOR_CONTROL_CACHED_WORKFLOWS');
-  const activities = positiveInt(env, 'TORPOR_CONTROL_ACTIVITY_SLOTS');
-  const threads = positiveInt(env, 'TORPOR_CONTROL_WORKFLOW_THREADS');
+  const slots = positiveIntFromEnv(env, 'TORPOR_CONTROL_WORKFLOW_TASK_SLOTS');
+  const cached = positiveIntFromEnv(env, 'TORPOR_CONTROL_CACHED_WORKFLOWS');
+  const activities = positiveIntFromEnv(env, 'TORPOR_CONTROL_ACTIVITY_SLOTS');
+  const threads = positiveIntFromEnv(env, 'TORPOR_CONTROL_WORKFLOW_THREADS');
   return {
     ...(threads === undefined ? {} : { workflowThreadPoolSize: threads }),
     ...(slots === undefined ? {} : { maxConcurrentWorkflowTaskExecutions: slots }),

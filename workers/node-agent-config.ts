@@ -10,6 +10,7 @@ import { CHUNK_BYTES } from '../activities/node/store/chunk-digests.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NETWORK_LOCK_METHODS, type NetworkLockMethod } from '../contract/network.js';
 import { NODE_PATTERN } from '../contract/spec.js';
+import { positiveIntFromEnv } from './env-numbers.js';
 
 /** Node names become task-queue names; a host name like "GPU_Box1" becomes "gpu-box1". */
 export function normalizeNodeName(name: string): string {
@@ -51,14 +52,6 @@ export function networkLockFromEnv(env: NodeJS.ProcessEnv, criuPath: string): Ne
   if ((NETWORK_LOCK_METHODS as readonly string[]).includes(wanted)) return wanted as NetworkLockMethod;
   if (wanted !== 'auto') throw new Error(`TORPOR_CRIU_NETWORK_LOCK must be iptables, nftables or auto, not "${wanted}"`);
   return findExecutable('iptables-restore', searchPath(env, criuPath)) ? 'iptables' : 'nftables';
-}
-
-function positiveIntFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, not "${raw}"`);
-  return value;
 }
 
 /** TORPOR_WORKLOAD_LAUNCHER: a path, or "none"; by default torpor-no-io-uring when it is on PATH. */
@@ -119,8 +112,8 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     extraDumpArgs: splitArgs(env.TORPOR_CRIU_DUMP_ARGS),
     extraRestoreArgs: splitArgs(env.TORPOR_CRIU_RESTORE_ARGS),
     networkLock: networkLockFromEnv(env, criuPath),
-    digestChunkBytes: positiveIntFromEnv(env, 'TORPOR_DIGEST_CHUNK_BYTES', CHUNK_BYTES),
-    heavyStepLimit: positiveIntFromEnv(env, 'TORPOR_HEAVY_STEPS', defaultHeavyStepLimit()),
+    digestChunkBytes: positiveIntFromEnv(env, 'TORPOR_DIGEST_CHUNK_BYTES') ?? CHUNK_BYTES,
+    heavyStepLimit: positiveIntFromEnv(env, 'TORPOR_HEAVY_STEPS') ?? defaultHeavyStepLimit(),
     ...workloadLauncherFromEnv(env, criuPath),
     ...localRuntimeFromEnv(env),
     torporVersion: env.npm_package_version ?? '0.1.0',
@@ -155,5 +148,5 @@ export interface AgentWorkerTuning {
  * can never starve.
  */
 export function agentWorkerTuningFromEnv(env: NodeJS.ProcessEnv = process.env): AgentWorkerTuning {
-  return { maxConcurrentActivityTaskExecutions: positiveIntFromEnv(env, 'TORPOR_AGENT_ACTIVITY_SLOTS', 200) };
+  return { maxConcurrentActivityTaskExecutions: positiveIntFromEnv(env, 'TORPOR_AGENT_ACTIVITY_SLOTS') ?? 200 };
 }
