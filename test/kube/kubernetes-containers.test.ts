@@ -1,20 +1,14 @@
-import { mkdir } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterActivities } from '../../activities/cluster/index.js';
 import { HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
-import { kubernetesPodLookup } from '../../activities/node/container/pod-lookup.js';
-import { CHECKPOINT_SOURCE_LABEL } from '../../contract/chrek.js';
 import { restoreWorkflowId } from '../../contract/naming.js';
-import { testClusterPolicy } from '../support/cluster-policy.js';
-import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
+import { type KubeRuncTorpor, startKubeRuncTorpor } from '../support/kube-runc-torpor.js';
 import { exists } from '../support/leftovers.js';
 import { RuncWorld, readStatus } from '../support/runc-containers.js';
-import { TestKubelet } from '../support/test-kubelet.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
+import type { TestKubelet } from '../support/test-kubelet.js';
+import type { TorporHarness } from '../support/torpor-harness.js';
 
 // Everything real but the kubelet: Temporal, kube-apiserver and controller-manager (the Job makes
 // the pod), the node agent with runc and CRIU. The test kubelet below does what a kubelet with
@@ -23,7 +17,7 @@ import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
 const NS = 'ml';
 const NODE = 'gpu-node-7';
 const world = new RuncWorld(path.resolve('.torpor/test/kubernetes-containers'));
-let cluster: KubeCluster;
+let env: KubeRuncTorpor;
 let core: CoreV1Api;
 let h: TorporHarness;
 let stop = false;
@@ -91,38 +85,14 @@ async function kubeletLoop(kubelet: TestKubelet): Promise<void> {
 }
 
 beforeAll(async () => {
-  cluster = await startKubeCluster(path.join(os.tmpdir(), `torpor-kube-containers-${process.pid}`));
-  const admin = cluster.kubeConfig(cluster.adminToken);
-  core = admin.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: NS } } });
-  const kubelet = new TestKubelet(admin, NODE);
-  await kubelet.registerNode();
-  await world.createImage();
-  await mkdir(signals, { recursive: true });
-  const { runcPath, runcRoot, criuPath } = world.config([]);
-  h = await startTorpor({
-    node: NODE,
-    controlActivities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([NS], { signalHostPath: signals }) }),
-    config: {
-      criuPath,
-      signalDir: signals,
-      containers: {
-        runcPath,
-        runcRoot,
-        allowedNamespaces: [NS],
-        checkpointSourceLabel: CHECKPOINT_SOURCE_LABEL,
-        pods: kubernetesPodLookup(admin),
-      },
-    },
-  });
-  void kubeletLoop(kubelet);
+  env = await startKubeRuncTorpor({ world, namespace: NS, node: NODE, signals });
+  ({ core, h } = env);
+  void kubeletLoop(env.kubelet);
 }, 180_000);
 afterAll(async () => {
   stop = true;
   await sleep(500);
-  await world.cleanUp();
-  await h?.stop();
-  await cluster?.stop();
+  await env?.stop();
 });
 
 describe('the kubernetes runtime end to end (real Temporal, API server, runc and CRIU; a test kubelet)', () => {

@@ -1,23 +1,18 @@
-import { mkdir, readFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterActivities } from '../../activities/cluster/index.js';
 import { HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
-import { kubernetesPodLookup } from '../../activities/node/container/pod-lookup.js';
-import { CHECKPOINT_SOURCE_LABEL } from '../../contract/chrek.js';
 import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
-import { testClusterPolicy } from '../support/cluster-policy.js';
 import { FAKE_CUDA_LAUNCH, FakeCudaDriver } from '../support/fake-cuda-processes.js';
 import { TWO_H100 } from '../support/fake-gpu-node.js';
-import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
+import { type KubeRuncTorpor, startKubeRuncTorpor } from '../support/kube-runc-torpor.js';
 import { exists } from '../support/leftovers.js';
 import { recordHistory } from '../support/record-history.js';
 import { RuncWorld, readStatus } from '../support/runc-containers.js';
-import { TestKubelet } from '../support/test-kubelet.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
+import type { TestKubelet } from '../support/test-kubelet.js';
+import type { TorporHarness } from '../support/torpor-harness.js';
 
 // Real Temporal, kube-apiserver + controller-manager, runc and CRIU; the CUDA driver is the fake
 // libcuda through the agent's real FFI binding (this machine has no GPU). The test kubelet plays the
@@ -31,7 +26,7 @@ const HASH = 'llm-gpu-pod-1';
 const world = new RuncWorld(path.resolve('.torpor/test/kubernetes-gpu-pods'));
 const signals = path.join(world.dir, 'signals');
 const containerOf = new Map<string, { id: string; bundle: string }>();
-let cluster: KubeCluster;
+let env: KubeRuncTorpor;
 let core: CoreV1Api;
 let h: TorporHarness;
 let cuda: FakeCudaDriver;
@@ -99,40 +94,23 @@ async function kubeletLoop(kubelet: TestKubelet): Promise<void> {
 
 beforeAll(async () => {
   cuda = await FakeCudaDriver.build('torpor-kube-gpu-');
-  cluster = await startKubeCluster(path.join(os.tmpdir(), `torpor-kube-gpu-${process.pid}`));
-  const admin = cluster.kubeConfig(cluster.adminToken);
-  core = admin.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: NS } } });
-  const kubelet = new TestKubelet(admin, NODE);
-  await kubelet.registerNode();
-  await world.createImage();
-  await mkdir(signals, { recursive: true });
-  const { runcPath, runcRoot, criuPath } = world.config([]);
-  h = await startTorpor({
+  env = await startKubeRuncTorpor({
+    world,
+    namespace: NS,
     node: NODE,
-    gpu: cuda.gpuNode(TWO_H100),
-    agentInterceptors: [cuda.logSteps(['dumpContainer', 'commitCheckpoint', 'gpuCheckRestore', 'restoreIntoPlaceholder'])],
-    controlActivities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([NS], { signalHostPath: signals }) }),
-    config: {
-      criuPath,
-      signalDir: signals,
-      containers: {
-        runcPath,
-        runcRoot,
-        allowedNamespaces: [NS],
-        checkpointSourceLabel: CHECKPOINT_SOURCE_LABEL,
-        pods: kubernetesPodLookup(admin),
-      },
+    signals,
+    agent: {
+      gpu: cuda.gpuNode(TWO_H100),
+      agentInterceptors: [cuda.logSteps(['dumpContainer', 'commitCheckpoint', 'gpuCheckRestore', 'restoreIntoPlaceholder'])],
     },
   });
-  void kubeletLoop(kubelet);
+  ({ core, h } = env);
+  void kubeletLoop(env.kubelet);
 }, 180_000);
 afterAll(async () => {
   stop = true;
   await sleep(500);
-  await world.cleanUp();
-  await h?.stop();
-  await cluster?.stop();
+  await env?.stop();
 });
 
 const activityTypes = async (workflowId: string) =>
