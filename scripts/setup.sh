@@ -71,17 +71,46 @@ ensure_no_io_uring() {
   stamp_set no-io-uring "$want"
 }
 
-# For the tests only (TORPOR_SETUP_KUBE=1): Helm, and a real Kubernetes control plane, built from the Go
-# modules pinned in tools/kube (kube-apiserver, kube-controller-manager, etcd). Long the first time.
+# For the tests only (TORPOR_SETUP_KUBE=1): Helm, and a real Kubernetes control plane and node, built from
+# the Go modules pinned in tools/kube (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# etcd). Long the first time.
 ensure_kube() {
   local want
   want=$(cat "$ROOT"/tools/kube/go.mod "$ROOT"/tools/kube/go.sum "$ROOT"/tools/kube/etcd/main.go | sha256sum | cut -d' ' -f1)
-  stamp_ok kube "$want" && [ -x "$T/bin/kube-apiserver" ] && [ -x "$T/bin/etcd" ] && return 0
+  stamp_ok kube "$want" && [ -x "$T/bin/kube-apiserver" ] && [ -x "$T/bin/kubelet" ] && [ -x "$T/bin/etcd" ] && return 0
   command -v go >/dev/null || fail "Go is needed to build the test Kubernetes control plane (tools/kube)"
-  log "building kube-apiserver, kube-controller-manager and etcd from their Go modules (10-20 minutes the first time)"
-  (cd "$ROOT/tools/kube" && GOFLAGS=-buildvcs=false go build -o "$T/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./etcd)
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and etcd from their Go modules (10-20 minutes the first time)"
+  (cd "$ROOT/tools/kube" && GOFLAGS=-buildvcs=false nice -n 10 go build -o "$T/bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet ./etcd)
   stamp_set kube "$want"
+}
+
+# For the real-node tests only (TORPOR_SETUP_KUBE=1): the CNI plugins the kubelet's pods are wired with
+# (bridge, host-local, loopback) and the pod sandbox's pause binary (no registry to pull it from).
+ensure_kube_node() {
+  local want
+  want="$TORPOR_CNI_PLUGINS_VERSION $(sha256sum "$ROOT/tools/pause/pause.c" | cut -d' ' -f1)"
+  stamp_ok kube-node "$want" && [ -x "$T/cni/bin/bridge" ] && [ -x "$T/bin/torpor-pause" ] && return 0
+  log "building the CNI plugins $TORPOR_CNI_PLUGINS_VERSION (go install) and the pause binary"
+  local m=github.com/containernetworking/plugins/plugins
+  mkdir -p "$T/cni/bin"
+  GOBIN="$T/cni/bin" GOFLAGS=-buildvcs=false nice -n 10 go install "$m/main/bridge@$TORPOR_CNI_PLUGINS_VERSION" \
+    "$m/main/loopback@$TORPOR_CNI_PLUGINS_VERSION" "$m/ipam/host-local@$TORPOR_CNI_PLUGINS_VERSION"
+  cc -O2 -Wall -Werror -static -o "$T/bin/torpor-pause" "$ROOT/tools/pause/pause.c"
+  stamp_set kube-node "$want"
+}
+
+# For the shared-store tests only (TORPOR_SETUP_KUBE=1): a real S3-compatible server, SeaweedFS's
+# `weed` (Apache-2.0), built from its Go module pinned in tools/s3 (a few minutes the first time on 2 cores).
+ensure_s3() {
+  local want
+  want=$(cat "$ROOT"/tools/s3/go.mod "$ROOT"/tools/s3/go.sum | sha256sum | cut -d' ' -f1)
+  stamp_ok s3 "$want" && [ -x "$T/bin/weed" ] && return 0
+  command -v go >/dev/null || fail "Go is needed to build the test S3 server (tools/s3)"
+  log "building SeaweedFS (weed, the tests' S3 server) from its Go module"
+  (cd "$ROOT/tools/s3" && GOFLAGS=-buildvcs=false go build -o "$T/bin/" github.com/seaweedfs/seaweedfs/weed)
+  stamp_set s3 "$want"
 }
 
 ensure_helm() {
@@ -133,6 +162,8 @@ ensure_criu
 ensure_no_io_uring
 if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
   ensure_kube
+  ensure_kube_node
   ensure_helm
+  ensure_s3
   ensure_runc
 fi

@@ -129,13 +129,20 @@ export function restorePod(hash: string, restoreId: string, w: KubernetesWorkloa
           // The restored app listens where the checkpointed one did, now on the placeholder's address.
           ...(w.restoreHttpProbe ? { readinessProbe: { httpGet: { ...w.restoreHttpProbe }, periodSeconds: 1, failureThreshold: 3 } } : {}),
           // The smart entrypoint looks for <path>/<hash>/checkpoint.done: only that directory, read-only.
+          // The checkpoint pod's /tmp too: CRIU restores every mount the dumped app had, and finds
+          // none to map the emptyDir to otherwise ("No mapping for ... mountpoint", on a real kubelet).
           volumeMounts: [
             { name: 'checkpoint', mountPath: `${storage.checkpointMountPath}/${hash}`, subPath: hash, readOnly: true },
             { name: 'checkpoint-signal', mountPath: SIGNAL_MOUNT, readOnly: true },
+            { name: 'tmp', mountPath: '/tmp' },
           ],
         },
       ],
-      volumes: [{ name: 'checkpoint', hostPath: { path: storage.checkpointHostPath, type: 'Directory' } }, signalVolume(storage)],
+      volumes: [
+        { name: 'checkpoint', hostPath: { path: storage.checkpointHostPath, type: 'Directory' } },
+        signalVolume(storage),
+        { name: 'tmp', emptyDir: {} },
+      ],
     },
   };
 }

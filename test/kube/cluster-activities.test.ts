@@ -231,6 +231,7 @@ describe('restore placeholder pods', () => {
     ).toEqual([
       ['/checkpoints/rst-1', 'rst-1', true],
       ['/checkpoint-signal', undefined, true],
+      ['/tmp', undefined, undefined],
     ]);
     expect(pod.spec?.volumes?.find((v) => v.name === 'checkpoint')?.hostPath?.path).toBe('/var/lib/torpor/checkpoints');
     await kubelet.bind(pod);

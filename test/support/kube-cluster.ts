@@ -131,6 +131,9 @@ export async function startKubeCluster(dir: string): Promise<KubeCluster> {
         '--watch-cache=false',
         // As on GPU clusters that run a privileged node agent (ChReK's DaemonSet too).
         '--allow-privileged=true',
+        // A real test kubelet's node name resolves nowhere: dial it at its address (logs, exec).
+        '--kubelet-preferred-address-types',
+        'InternalIP',
       ],
       path.join(dir, 'kube-apiserver.log'),
     ),

@@ -13,9 +13,9 @@ async function blob(dir: string, content: Buffer | string): Promise<{ digest: st
 
 /**
  * Packs a root filesystem directory as a one-layer OCI image archive that `ctr images import`
- * takes, named `name` (no registry exists here).
+ * takes, named `name` (no registry exists here). `config` is the image's run config (Entrypoint, Env...).
  */
-export async function buildOciArchive(rootfs: string, name: string, archive: string): Promise<void> {
+export async function buildOciArchive(rootfs: string, name: string, archive: string, config: Record<string, unknown> = {}): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'torpor-oci-'));
   try {
     await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
@@ -23,16 +23,16 @@ export async function buildOciArchive(rootfs: string, name: string, archive: str
     await execa('tar', ['-C', rootfs, '--numeric-owner', '-cf', layerTar, '.']);
     const layer = await blob(dir, await readFile(layerTar));
     await rm(layerTar);
-    const config = await blob(
+    const configBlob = await blob(
       dir,
-      JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } }),
+      JSON.stringify({ architecture: 'amd64', os: 'linux', config, rootfs: { type: 'layers', diff_ids: [layer.digest] } }),
     );
     const manifest = await blob(
       dir,
       JSON.stringify({
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...configBlob },
         layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
       }),
     );

@@ -25,7 +25,15 @@ export interface PlaceholderRestoreArgsInput {
   /** What fds 0-2 of the dumped init were (runc's descriptors.json: "pipe:[123]", "/dev/null", ...). */
   dumpedStdio: string[];
   networkLock: NetworkLockMethod;
+  /**
+   * The dumped container had joined its pod sandbox's network namespace by path (a CNI pod: runc
+   * dumps it as external, key `extRootNetNS`): CRIU then takes the placeholder's as that key.
+   */
+  externalNetns?: boolean;
 }
+
+/** runc's CRIU key for a container network namespace given by path. */
+export const EXTERNAL_NETNS_KEY = 'extRootNetNS';
 
 /** A file the agent opens and hands to CRIU: the n-th one (from 0) is CRIU's fd 3 + n. */
 export interface InheritedFile {
@@ -57,7 +65,9 @@ export function placeholderRestoreArgs(input: PlaceholderRestoreArgsInput): Plac
   const inherit = (file: InheritedFile) => FIRST_INHERITED_FD + inheritedFiles.push(file) - 1;
   const args = ['restore', '-D', input.imageDir, '-W', input.workDir, '-o', 'restore.log', '-v4', '--root', input.rootfs];
   for (const ns of JOINED_NAMESPACES) {
-    args.push('--join-ns', `${ns}:/proc/self/fd/${inherit({ path: `/proc/${input.initPid}/ns/${ns}`, flags: 'r' })}`);
+    const fd = inherit({ path: `/proc/${input.initPid}/ns/${ns}`, flags: 'r' });
+    if (ns === 'net' && input.externalNetns) args.push('--inherit-fd', `fd[${fd}]:${EXTERNAL_NETNS_KEY}`);
+    else args.push('--join-ns', `${ns}:/proc/self/fd/${fd}`);
   }
   for (const [key, source] of input.externalMounts) args.push('--ext-mount-map', `${key}:${source}`);
   for (const [fd, name] of input.dumpedStdio.entries()) {
