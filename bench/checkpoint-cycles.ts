@@ -12,6 +12,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import type { WorkflowHandle } from '@temporalio/client';
 import { readProcStat } from '../activities/node/proc/identity.js';
 import { startLocalStack } from '../dev/local-stack.js';
 import { sampleRestoredProbe, sampleWorkload } from '../sample-app/workload.js';
@@ -34,6 +35,11 @@ interface Row {
   readyMs: number;
   restoreWallMs: number;
   warmCriuRestoreMs: number;
+  /** From the checkpoint's history: its workflow tasks (scheduled → completed) and its activities' dispatch (scheduled → started). */
+  ckptWorkflowTaskMs: number;
+  ckptDispatchMs: number;
+  /** The app's reaction: from the signal to its exit, as the waiting-exit step saw it. */
+  exitWaitMs: number;
 }
 
 type Column = keyof Row | 'ckptOverhead' | 'restoreOverhead';
@@ -51,6 +57,9 @@ const COLUMNS: [Column, string][] = [
   ['restoreWallMs', 'restore wall'],
   ['restoreOverhead', 'restore orch.'],
   ['warmCriuRestoreMs', 'warm CRIU'],
+  ['ckptWorkflowTaskMs', 'ckpt WFTs'],
+  ['ckptDispatchMs', 'ckpt dispatch'],
+  ['exitWaitMs', 'exit wait'],
 ];
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -70,6 +79,25 @@ function table(rows: Row[]): void {
     console.log(line([String(i + 1), ...COLUMNS.map(([c]) => fmt(value(r, c), c))]));
   });
   console.log(line(['median', ...COLUMNS.map(([c]) => fmt(median(rows.map((r) => value(r, c))), c))]));
+}
+
+type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
+
+/** Where a workflow's time went between its steps: its workflow tasks, and the wait of its activities for a worker. */
+function historyLatency(history: History): { workflowTaskMs: number; dispatchMs: number } {
+  const at = (e: NonNullable<History['events']>[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const scheduledAt = new Map<string, number>();
+  let workflowTaskMs = 0;
+  let dispatchMs = 0;
+  let taskScheduledAt = 0;
+  for (const e of history.events ?? []) {
+    if (e.workflowTaskScheduledEventAttributes) taskScheduledAt = at(e);
+    if (e.workflowTaskCompletedEventAttributes) workflowTaskMs += at(e) - taskScheduledAt;
+    if (e.activityTaskScheduledEventAttributes) scheduledAt.set(String(e.eventId), at(e));
+    const started = e.activityTaskStartedEventAttributes;
+    if (started) dispatchMs += at(e) - (scheduledAt.get(String(started.scheduledEventId)) ?? at(e));
+  }
+  return { workflowTaskMs, dispatchMs };
 }
 
 /** Kills a restored tree and waits until its PID is free again (a local restore keeps the PID). */
@@ -92,6 +120,7 @@ async function main(): Promise<void> {
       let t = Date.now();
       const ckpt = await stack.torpor.checkpoint({ ...target, workload: sampleWorkload({ tableMb, initSeconds, statusFile }) });
       const checkpointWallMs = Date.now() - t;
+      const latency = historyLatency(await stack.client.workflow.getHandle(`checkpoint/${target.hash}`).fetchHistory());
       await dropPageCache();
       t = Date.now();
       const restored = await stack.torpor.restore({ ...target, readiness: sampleRestoredProbe(statusFile) });
@@ -112,6 +141,9 @@ async function main(): Promise<void> {
         readyMs: restored.stepMs['waiting-restored-ready'] ?? 0,
         restoreWallMs,
         warmCriuRestoreMs: warm.criuRestoreMs,
+        ckptWorkflowTaskMs: latency.workflowTaskMs,
+        ckptDispatchMs: latency.dispatchMs,
+        exitWaitMs: ckpt.stepMs['waiting-exit'] ?? 0,
       });
       await rm(path.join(DIR, 'storage', target.hash), { recursive: true, force: true });
     }
@@ -124,6 +156,9 @@ async function main(): Promise<void> {
   );
   console.log(
     '"verify+CRIU" is the restore step (bytes verified while CRIU reads them); "warm CRIU" a second restore with the image cached.',
+  );
+  console.log(
+    '"ckpt WFTs" and "ckpt dispatch": the checkpoint\'s workflow tasks and its activities\' wait for a worker (history times); "exit wait": signal to exit (beside the commit).',
   );
   table(rows);
   bounds(rows, disk, cold);

@@ -12,6 +12,7 @@ import { nodeActivities } from './activity-policies.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
+import { PLACEHOLDER_VERIFY_WHILE_RESTORING } from './restore-workloads.js';
 
 export interface ContainerCheckpointResult {
   hash: string;
@@ -81,11 +82,11 @@ export async function containerCheckpoint(request: ContainerCheckpointRequest): 
 }
 
 /**
- * containerRestore: validate → verify the checkpoint (marker + checksums) → check the placeholder's
+ * containerRestore: validate → verify the checkpoint (marker, manifest, sizes) → check the placeholder's
  * GPUs against the recorded ones → the node agent checks the placeholder, replays the rootfs
  * changes, writes the restore marker and restores the process tree into the placeholder's
- * namespaces → restore all CUDA processes onto the placeholder's GPUs (UUIDs paired), then unlock
- * all. Workflow ID `container-restore/<hash>/<placeholder>`; run again, it finds the tree it
+ * namespaces, holding it before it resumes until every byte is verified → restore all CUDA
+ * processes onto the placeholder's GPUs (UUIDs paired), then unlock all. Workflow ID `container-restore/<hash>/<placeholder>`; run again, it finds the tree it
  * restored instead of restoring a second one.
  */
 export async function containerRestore(request: ContainerRestoreRequest): Promise<ContainerRestoreResult> {
@@ -95,7 +96,11 @@ export async function containerRestore(request: ContainerRestoreRequest): Promis
   tracker.identify(hash, node);
   const agent = nodeActivities(node, spec.agentTimeoutMs);
   try {
-    const verified = await tracker.step('verifying', () => agent.heavy.verifyCheckpoint({ hash }));
+    // The agent verifies the bytes while CRIU reads them; the verifying step then checks marker, manifest and sizes.
+    const beside = patched(PLACEHOLDER_VERIFY_WHILE_RESTORING);
+    const verified = await tracker.step('verifying', () =>
+      agent.heavy.verifyCheckpoint(beside ? { hash, contents: 'at-restore' } : { hash }),
+    );
     tracker.progress.bytesWritten = verified.verifiedBytes;
     const { placeholderContainerId } = spec;
     const recorded = verified.manifest.gpu ?? null;
@@ -116,8 +121,10 @@ export async function containerRestore(request: ContainerRestoreRequest): Promis
     const gpu = gpuSteps
       ? await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw({ hash, container, nodeName: node, recorded }))
       : undefined;
+    const verifiedBytes = beside ? restored.verifiedBytes : verified.verifiedBytes;
+    tracker.progress.bytesWritten = verifiedBytes;
     tracker.set('done');
-    const result = { ...restored, node, hash, verifiedBytes: verified.verifiedBytes, stepMs: tracker.progress.stepMs };
+    const result = { ...restored, node, hash, verifiedBytes, stepMs: tracker.progress.stepMs };
     return gpu ? { ...result, gpu } : result;
   } catch (err) {
     tracker.set('failed');

@@ -40,6 +40,13 @@ export interface RestoreWorkload {
  */
 export const VERIFY_WHILE_RESTORING = 'verify-while-restoring';
 
+/**
+ * The patch under which a restore into a placeholder container (kubernetes, and the container
+ * workflow) verifies the bytes during the CRIU restore, holding the tree until they match; histories
+ * from before verified every byte in the verifying step first.
+ */
+export const PLACEHOLDER_VERIFY_WHILE_RESTORING = 'placeholder-verify-while-restoring';
+
 export interface RestoreTarget {
   /** The CRIU restore, its undo registered first. */
   restore(): Promise<RestoredProcess>;
@@ -89,8 +96,7 @@ function kubernetesRestoreWorkload(
   const waitForPod = (until: 'running' | 'ready') =>
     cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until, podUid });
   return {
-    // The placeholder restore has no gate before the tree resumes: every byte is verified first.
-    verifiesWhileRestoring: () => false,
+    verifiesWhileRestoring: () => patched(PLACEHOLDER_VERIFY_WHILE_RESTORING),
     checksGpuOnTarget() {
       // Histories from before the patch checked the node's GPUs and thawed no placeholder's.
       gpuOnPlaceholder = patched(KUBERNETES_GPU_STEPS);
@@ -129,6 +135,6 @@ function restoreIntoPlaceholder(
   const { hash, node } = spec;
   return tracker.step('restoring', async () => {
     const into = await agent.heavy.restoreIntoPlaceholder({ hash, placeholderContainerId: pod.containerId, nodeName: node });
-    return { pid: into.hostPid, logFile: '', criuMs: into.restoreMs };
+    return { pid: into.hostPid, logFile: '', criuMs: into.restoreMs, verifiedBytes: into.verifiedBytes };
   });
 }

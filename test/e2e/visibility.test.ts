@@ -42,16 +42,10 @@ describe('what the Temporal UI and callers see', () => {
     expect(phases).toContain('waiting-ready');
     expect(phases.at(-1)).toBe('done');
     expect(final.phase).toBe('done');
-    expect(Object.keys(final.stepMs)).toEqual([
-      'looking-up',
-      'starting-workload',
-      'waiting-ready',
-      'freezing-gpu',
-      'dumping',
-      'committing',
-      'signalling',
-      'waiting-exit',
-    ]);
+    const steps = Object.keys(final.stepMs);
+    expect(steps.slice(0, 5)).toEqual(['looking-up', 'starting-workload', 'waiting-ready', 'freezing-gpu', 'dumping']);
+    // Without GPU state to thaw, the app is signalled and exits while the dump is committed: these end in any order.
+    expect(steps.slice(5).sort()).toEqual(['committing', 'signalling', 'waiting-exit']);
     expect(final.bytesWritten).toBeGreaterThan(16 * 2 ** 20);
   });
 

@@ -66,8 +66,13 @@ describe('hostile transport: payloads are ciphertext and the key is required', (
     const entries = payloadEntries(JSON.parse(raw));
     expect(entries.length).toBeGreaterThan(10);
     // Search attributes stay plaintext (the server indexes them): Torpor writes only hash, node, phase and namespace there.
+    // The SDK writes a patch's ID in plaintext too (its marker and TemporalChangeVersion): names from the code, not the request.
     const plaintext = entries.filter((e) => encodingOf(e.payload) !== ENCRYPTED_ENCODING).map((e) => e.path);
-    expect(plaintext.filter((p) => !/\.searchAttributes\.indexedFields\.Torpor(Hash|Node|Phase|Namespace)$/.test(p))).toEqual([]);
+    const allowed = [
+      /\.searchAttributes\.indexedFields\.(Torpor(Hash|Node|Phase|Namespace)|TemporalChangeVersion)$/,
+      /\.markerRecordedEventAttributes\.details\.patch-data\.payloads\.\d+$/,
+    ];
+    expect(plaintext.filter((p) => !allowed.some((a) => a.test(p)))).toEqual([]);
     for (const form of secretForms) expect(raw).not.toContain(form);
     expect(raw).not.toContain('API_TOKEN');
     const events = await eventsOf(handle);

@@ -1,15 +1,18 @@
-import { type FileHandle, mkdir, mkdtemp, open, readFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
+import type { CheckpointManifest } from '../../../contract/types.js';
 import { type CriuRun, runCriu } from '../criu/runner.js';
+import { type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
 import { activityContext, reportProgress } from '../heartbeat.js';
 import { checkHash, type StoreLayout } from '../store/layout.js';
 import { withCgroupFrozen } from './cgroups.js';
 import { type CommittedContainerCheckpoint, committedContainerCheckpoint, containerCheckpointFiles } from './container-store.js';
 import { replayDevShm } from './dev-shm.js';
 import { type Placeholder, resolvePlaceholder, restoredRoot } from './placeholder.js';
-import { placeholderRestoreArgs } from './placeholder-args.js';
+import { EXTERNAL_NETNS_KEY, placeholderRestoreArgs } from './placeholder-args.js';
 import { externalMountMap } from './placeholder-mounts.js';
+import { corruptCheckpoint, readByAgent, verifyImagesBesideCriu, verifyPart } from './placeholder-verify.js';
 import { checkMarkerPath, DEFAULT_RESTORE_MARKER, writeMarkerInRoot } from './restore-marker.js';
 import { overlayRootfs, replayRootfsDiffThrough } from './rootfs-diff.js';
 import { checkNode } from './target-policy.js';
@@ -20,6 +23,13 @@ type ContainerFiles = ReturnType<typeof containerCheckpointFiles>;
 /** runc's descriptors.json: what fds 0-2 of the dumped init were ("pipe:[123]", "/dev/null", ...). */
 async function dumpedStdio(imageDir: string): Promise<string[]> {
   return JSON.parse(await readFile(path.join(imageDir, 'descriptors.json'), 'utf8').catch(() => '[]')) as string[];
+}
+
+/** Whether runc dumped the container's network namespace as external (its netns image names the key). */
+async function dumpedExternalNetns(imageDir: string): Promise<boolean> {
+  const images = (await readdir(imageDir)).filter((f) => /^netns-\d+\.img$/.test(f));
+  for (const image of images) if ((await readFile(path.join(imageDir, image))).includes(EXTERNAL_NETNS_KEY)) return true;
+  return false;
 }
 
 /** The committed checkpoint, refused unless it comes from the placeholder's pod namespace and image. */
@@ -66,9 +76,9 @@ async function runCriuInPlaceholder(
   config: ContainerAgentConfig,
   placeholder: Placeholder,
   imageDir: string,
-): Promise<{ run: CriuRun; workDir: string }> {
-  await mkdir(config.workRoot, { recursive: true, mode: 0o700 });
-  const workDir = await mkdtemp(path.join(config.workRoot, `restore-${placeholder.id}-`));
+  workDir: string,
+  gate: VerifiedResumeGate,
+): Promise<CriuRun> {
   const command = placeholderRestoreArgs({
     imageDir,
     workDir,
@@ -78,21 +88,46 @@ async function runCriuInPlaceholder(
     externalMounts: externalMountMap(placeholder.mounts, placeholder.cgroups),
     dumpedStdio: await dumpedStdio(imageDir),
     networkLock: config.networkLock,
+    externalNetns: await dumpedExternalNetns(imageDir),
   });
   const handles: FileHandle[] = [];
   try {
     for (const file of command.inheritedFiles) handles.push(await open(file.path, file.flags));
     const signal = activityContext()?.cancellationSignal;
-    const run = await runCriu(config.criuPath, command.args, {
+    return await runCriu(config.criuPath, [...command.args, ...gate.args], {
       logFile: path.join(workDir, 'restore.log'),
       extraFds: handles.map((h) => h.fd),
       launcher: command.launcher,
+      env: gate.env,
       ...(signal ? { signal } : {}),
     });
-    return { run, workDir };
   } finally {
     for (const handle of handles) await handle.close();
   }
+}
+
+/**
+ * CRIU restores the tree while the agent verifies the images it reads; the tree is held before it
+ * resumes until they match. CRIU runs in the placeholder's PID namespace, where the agent's PID is
+ * not visible: the gate's liveness is a lease file.
+ */
+async function restoreVerified(
+  config: ContainerAgentConfig,
+  placeholder: Placeholder,
+  checkpoint: { dir: string; manifest: CheckpointManifest },
+  progress: { bytes: number },
+): Promise<{ run: CriuRun; workDir: string; problems: string[] }> {
+  await mkdir(config.workRoot, { recursive: true, mode: 0o700 });
+  const workDir = await mkdtemp(path.join(config.workRoot, `restore-${placeholder.id}-`));
+  const gate = await verifiedResumeGate(workDir, 'lease');
+  const verification = verifyImagesBesideCriu(checkpoint.dir, checkpoint.manifest, gate, progress);
+  const run = await runCriuInPlaceholder(config, placeholder, containerCheckpointFiles(checkpoint.dir).imageDir, workDir, gate).catch(
+    async (err: unknown) => {
+      await verification;
+      throw err;
+    },
+  );
+  return { run, workDir, problems: await verification };
 }
 
 export function placeholderRestoreActivities(config: ContainerAgentConfig, layout: StoreLayout) {
@@ -114,15 +149,25 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
       checkHash(hash);
       const placeholder = await resolvePlaceholder(config, input.placeholderContainerId, hash);
       const earlier = await restoredRoot(placeholder);
-      if (earlier) return { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true };
+      if (earlier) return { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true, verifiedBytes: 0 };
 
-      const { record, dir } = await checkpointFor(config, layout, hash, placeholder);
+      const { record, dir, manifest } = await checkpointFor(config, layout, hash, placeholder);
       const files = containerCheckpointFiles(dir);
       const marker = checkMarkerPath(input.restoreMarkerFile ?? record.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
+      // The agent reads these itself before CRIU runs: nothing unverified reaches the placeholder.
+      reportProgress({ phase: 'verifying the rootfs diff and /dev/shm' });
+      const progress = { bytes: 0 };
+      const countBytes = (n: number) => {
+        progress.bytes += n;
+      };
+      const early = await verifyPart(dir, manifest, readByAgent, countBytes);
+      if (early.length > 0) throw corruptCheckpoint(hash, early);
       reportProgress({ phase: 'replaying the rootfs diff and /dev/shm' });
       await prepareFiles(placeholder, files, marker, hash);
-      reportProgress({ phase: 'CRIU restore' });
-      const { run, workDir } = await runCriuInPlaceholder(config, placeholder, files.imageDir);
+      reportProgress({ phase: 'CRIU restore, verifying the images beside it' });
+      const { run, workDir, problems } = await restoreVerified(config, placeholder, { dir, manifest }, progress);
+      // CRIU killed the tree at the gate: nothing of it ran.
+      if (problems.length > 0) throw corruptCheckpoint(hash, problems);
       if (!run.ok) {
         const details = { containerId: placeholder.id };
         throw torporFailure(
@@ -138,7 +183,13 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
           `CRIU restored checkpoint ${hash} but no restored process runs in placeholder ${placeholder.id} (log: ${workDir}/restore.log)`,
         );
       }
-      return { placeholderContainerId: placeholder.id, ...restored, restoreMs: run.durationMs, alreadyRestored: false };
+      return {
+        placeholderContainerId: placeholder.id,
+        ...restored,
+        restoreMs: run.durationMs,
+        alreadyRestored: false,
+        verifiedBytes: progress.bytes,
+      };
     },
   };
 }

@@ -99,6 +99,8 @@ export interface RestoreIntoPlaceholderResult {
   restoreMs: number;
   /** True when an earlier attempt had already restored it (the activity ran again). */
   alreadyRestored: boolean;
+  /** Bytes of the checkpoint hashed and matched before the tree resumed (0 when found already restored). */
+  verifiedBytes: number;
 }
 
 /** What a container checkpoint records about its source (in container.json, with the file digests). */

@@ -1,4 +1,4 @@
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { chmod, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -6,16 +6,26 @@ import path from 'node:path';
  * instruction of the process has run yet) until the agent's verdict on the checkpoint's bytes: `ok`
  * lets CRIU resume it, `corrupt` (or the agent gone) makes CRIU kill the tree. So the restore reads
  * the image while the agent verifies it, and the process never runs on bytes that were not verified.
+ * CRIU that runs inside a container's PID namespace cannot see the agent's PID: there the agent
+ * proves it is alive by touching a lease file, and a lease older than LEASE_STALE_S counts as gone.
  */
 const GATE_SCRIPT = `#!/bin/sh
 [ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0
+alive() {
+  if [ -n "$TORPOR_AGENT_PID" ]; then kill -0 "$TORPOR_AGENT_PID" 2>/dev/null; return; fi
+  touched=$(stat -c %Y "$TORPOR_AGENT_LEASE" 2>/dev/null) || return 1
+  [ $(($(date +%s) - touched)) -le "$TORPOR_LEASE_STALE_S" ]
+}
 while :; do
   [ -e "$TORPOR_VERDICT.ok" ] && exit 0
   [ -e "$TORPOR_VERDICT.corrupt" ] && exit 1
-  kill -0 "$TORPOR_AGENT_PID" 2>/dev/null || exit 1
+  alive || exit 1
   sleep 0.02
 done
 `;
+
+const LEASE_STALE_S = 5;
+const LEASE_RENEW_MS = 500;
 
 export interface VerifiedResumeGate {
   /** CRIU flags that install the gate. */
@@ -26,17 +36,40 @@ export interface VerifiedResumeGate {
   decide(ok: boolean): Promise<void>;
 }
 
+/** How the script knows the agent still lives: its PID (CRIU sees the host's PIDs) or a lease file it renews. */
+export type AgentLiveness = 'pid' | 'lease';
+
+/** Renews the lease file until the verdict; the timer never keeps the agent's process alive. */
+async function leaseUntilDecided(lease: string): Promise<() => void> {
+  await writeFile(lease, '');
+  const timer = setInterval(() => {
+    const now = new Date();
+    void utimes(lease, now, now).catch(() => undefined);
+  }, LEASE_RENEW_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Writes the gate script into `dir` (the restore's own directory) and clears an earlier verdict. */
-export async function verifiedResumeGate(dir: string): Promise<VerifiedResumeGate> {
+export async function verifiedResumeGate(dir: string, liveness: AgentLiveness = 'pid'): Promise<VerifiedResumeGate> {
   const script = path.join(dir, 'verified-resume.sh');
   const verdict = path.join(dir, 'verdict');
+  const lease = path.join(dir, 'agent.lease');
   await writeFile(script, GATE_SCRIPT);
   await chmod(script, 0o700);
   await rm(`${verdict}.ok`, { force: true });
   await rm(`${verdict}.corrupt`, { force: true });
+  const stopLease = liveness === 'lease' ? await leaseUntilDecided(lease) : () => undefined;
+  const alive =
+    liveness === 'pid'
+      ? { TORPOR_AGENT_PID: String(process.pid) }
+      : { TORPOR_AGENT_PID: '', TORPOR_AGENT_LEASE: lease, TORPOR_LEASE_STALE_S: String(LEASE_STALE_S) };
   return {
     args: ['--action-script', script],
-    env: { TORPOR_VERDICT: verdict, TORPOR_AGENT_PID: String(process.pid) },
-    decide: (ok) => writeFile(`${verdict}.${ok ? 'ok' : 'corrupt'}`, ''),
+    env: { TORPOR_VERDICT: verdict, ...alive },
+    decide: async (ok) => {
+      stopLease();
+      await writeFile(`${verdict}.${ok ? 'ok' : 'corrupt'}`, '');
+    },
   };
 }

@@ -1,0 +1,51 @@
+import { IMAGES_DIR } from '../../../contract/chrek.js';
+import { torporFailure } from '../../../contract/failures.js';
+import type { CheckpointManifest } from '../../../contract/types.js';
+import type { VerifiedResumeGate } from '../criu/verified-resume.js';
+import { digestChunks, verifyThreads } from '../store/chunk-digests.js';
+import { checkpointFiles, contentMismatches, manifestChunkBytes } from '../store/verify-contents.js';
+
+/** Which files of a container checkpoint a verification pass covers. */
+type Part = (relPath: string) => boolean;
+
+/** runc's record of the dumped init's stdio, in the images: the agent builds CRIU's command line from it. */
+const DESCRIPTORS = `${IMAGES_DIR}/descriptors.json`;
+/** What the agent reads before CRIU runs (rootfs diff, /dev/shm, container record, descriptors): verified first. */
+export const readByAgent: Part = (rel) => !rel.startsWith(`${IMAGES_DIR}/`) || rel === DESCRIPTORS;
+/** CRIU's images: verified while CRIU reads them. */
+export const readByCriu: Part = (rel) => !readByAgent(rel);
+
+/** Every chunk of the files `part` selects, in parallel, against the manifest: the problems, each a sentence. */
+export async function verifyPart(dir: string, manifest: CheckpointManifest, part: Part, onBytes: (n: number) => void): Promise<string[]> {
+  const rels = (await checkpointFiles(dir)).filter(part);
+  const chunkBytes = manifestChunkBytes(manifest);
+  const expected = manifest.files.filter((f) => part(f.path));
+  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, chunkBytes, verifyThreads()), chunkBytes);
+}
+
+export function corruptCheckpoint(hash: string, problems: string[]) {
+  return torporFailure('CheckpointCorrupt', `Checkpoint ${hash} does not match its manifest: ${problems.slice(0, 5).join('; ')}`, {
+    problems: problems.slice(0, 20),
+  });
+}
+
+/**
+ * The images hashed while CRIU reads them (one read from storage, the other from the page cache);
+ * the verdict releases or kills the tree CRIU holds. Always decides, so the gate never waits for
+ * an agent that moved on.
+ */
+export async function verifyImagesBesideCriu(
+  dir: string,
+  manifest: CheckpointManifest,
+  gate: VerifiedResumeGate,
+  progress: { bytes: number },
+): Promise<string[]> {
+  const onBytes = (n: number) => {
+    progress.bytes += n;
+  };
+  const problems = await verifyPart(dir, manifest, readByCriu, onBytes).catch((err: unknown) => [
+    `the images could not be read: ${(err as Error).message}`,
+  ]);
+  await gate.decide(problems.length === 0);
+  return problems;
+}
