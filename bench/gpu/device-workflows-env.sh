@@ -19,33 +19,44 @@ prepare_app() {
   # The containers' overlay upper layers on a tmpfs: an overlay cannot take its upper layer from
   # another overlay, which a machine's root filesystem may be.
   mount -t tmpfs -o size=16g,mode=0755 torpor-containers "$RUN/containers" || return 1
-  cp bench/gpu/llm_server.py bench/gpu/dry_run_app.py bench/gpu/bench_http.py deploy/images/smart-entrypoint.sh "$RUN/app/"
+  cp bench/gpu/llm_server.py bench/gpu/dry_run_app.py bench/gpu/bench_http.py deploy/images/smart-entrypoint.sh bench/gpu/tp2/*.py "$RUN/app/"
   chmod 755 "$RUN" "$RUN/app" && chmod 644 "$RUN"/app/*
   chmod 1777 "$RUN/out" "$T/cache"
   export BENCH_APP_DIR=$RUN/app BENCH_OUTPUT_DIR=$RUN/out BENCH_CONTAINER_DIR=$RUN/containers BENCH_OUT=$OUT
   export HOME=$T/cache TORCHINDUCTOR_CACHE_DIR=$T/cache/inductor TRITON_CACHE_DIR=$T/cache/triton XDG_CACHE_HOME=$T/cache/xdg
   # One process tree for CRIU: inductor compiles in the server process, not in a worker pool.
   export TORCHINDUCTOR_COMPILE_THREADS=1 PYTHONUNBUFFERED=1
+  # No NVLink multicast on the GPU machines (device KINDS.md), in every environment, the workload's too.
+  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
   export BENCH_PYTHON=${BENCH_PYTHON:-$(command -v python3)} BENCH_HTTP_PORT=$(free_port)
   if [ -n "${DRY_RUN:-}" ]; then
     export BENCH_APP_SCRIPT=dry_run_app.py FAKE_LIBCUDA_DIR=$RUN/fakecuda TORPOR_LIBCUDA=$T/bin/libfakecuda.so
     mkdir -p "$FAKE_LIBCUDA_DIR" && chmod 1777 "$FAKE_LIBCUDA_DIR"
     cp bench/gpu/fake-nvidia-smi.sh "$T/bin/nvidia-smi" && chmod +x "$T/bin/nvidia-smi"
+    # The TP=2 phase needs two (fake) GPUs and the ranks' GPU-less stand-in.
+    case ",${BENCH_PHASES:-}," in *,tp2,*) export FAKE_NVIDIA_GPUS=${FAKE_NVIDIA_GPUS:-2} BENCH_TP2_RANK=tp2_rank_dry.py ;; esac
   else
     rm -f "$T/bin/nvidia-smi"
     nvidia-smi --query-gpu=index,name,uuid,driver_version,memory.used,memory.total --format=csv
     TORPOR_LIBCUDA=$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}')
     export TORPOR_LIBCUDA BENCH_APP_SCRIPT=llm_server.py BENCH_MODEL_DIR=$T/model-$SCALE
     echo "libcuda: $TORPOR_LIBCUDA; python: $BENCH_PYTHON; cgroup: $(stat -fc %T /sys/fs/cgroup)"
-    [ -f "$BENCH_MODEL_DIR/config.json" ] || BENCH_MODEL_SCALE=$SCALE python3 bench/gpu/make_model.py "$BENCH_MODEL_DIR" 2>&1 | tail -3
-    chmod -R a+rX "$BENCH_MODEL_DIR"
+    if needs_model; then
+      [ -f "$BENCH_MODEL_DIR/config.json" ] || BENCH_MODEL_SCALE=$SCALE python3 bench/gpu/make_model.py "$BENCH_MODEL_DIR" 2>&1 | tail -3
+      chmod -R a+rX "$BENCH_MODEL_DIR"
+    fi
   fi
   chmod -R a+rwX "$T/cache"
 }
 
+# The LLM app's phases need the model; the TP=2 phase alone does not.
+needs_model() { case ",${BENCH_PHASES:-local,container}," in *,local,* | *,container,*) return 0 ;; *) return 1 ;; esac; }
+
 # The local runtime runs the app as TORPOR_LOCAL_UID: it must be able to import torch and read the model.
 check_workload_user() {
-  "$BENCH_PYTHON" -c "import os; os.setgid($TORPOR_LOCAL_GID); os.setuid($TORPOR_LOCAL_UID); import torch, transformers; os.listdir('$BENCH_MODEL_DIR')" && return 0
+  local model=''
+  needs_model && model="; import transformers; os.listdir('$BENCH_MODEL_DIR')"
+  "$BENCH_PYTHON" -c "import os; os.setgid($TORPOR_LOCAL_GID); os.setuid($TORPOR_LOCAL_UID); import torch$model" && return 0
   echo "uid $TORPOR_LOCAL_UID cannot run $BENCH_PYTHON with torch or read $BENCH_MODEL_DIR: the local phase would fail" >&2
   return 1
 }

@@ -8,6 +8,10 @@
 #   call 1: carry [".gpuflow-server"], command: BENCH_UNPACK_ONLY=1 bash bench/gpu/device-workflows.sh
 #   call 2 (within 30 s): carry [".gpuflow"], command:
 #           BENCH_MODEL_SCALE=3b BENCH_PHASES=local,container BENCH_TIMEOUT_S=540 bash bench/gpu/device-workflows.sh
+#   TP=2 job (bench/gpu/tp2/, flow-tp2.ts) instead, call 2: BENCH_MODEL_SCALE=tp2 BENCH_PHASES=tp2
+#           BENCH_TP2_RUNS="cooperative:close transparent-net:keep:same" BENCH_TP2_RESTORE_GPUS="same;1,0"
+#           BENCH_TP2_NCCL_ENV="NCCL_RAS_ENABLE=0" [BENCH_TP2_RESTORE_DELAY_S=62] bash bench/gpu/device-workflows.sh
+#           (transparent-net needs TORPOR_CRIU_DUMP_ARGS="--ext-unix-sk --ghost-limit 1G"; see RESULTS.md)
 # Each pack is unpacked into $BENCH_TMP (/var/tmp/torpor-gpu) only when missing or older than the
 # carried one, so call 2 finds the server call 1 unpacked. DRY_RUN=1: no GPU (fake libcuda, fake
 # nvidia-smi, bench/gpu/dry_run_app.py); BENCH_MODEL_SCALE=tiny for a smoke run; BENCH_KEEP=1

@@ -3,11 +3,13 @@ import type { DiskBandwidth } from './bench-host.js';
 import type { ContainerPhaseResult } from './flow-container.js';
 import type { ActivityRecord } from './flow-history.js';
 import type { LocalPhaseResult } from './flow-local.js';
+import type { Tp2PhaseResult } from './flow-tp2.js';
 
 export interface FlowResults {
   machine: { gpus: GpuNodeInfo; cgroup: string; kernel: string; dryRun: boolean; disk?: DiskBandwidth };
   local?: LocalPhaseResult | { error: string };
   container?: ContainerPhaseResult | { error: string };
+  tp2?: Tp2PhaseResult | { error: string };
 }
 
 type Row = [string, string];

@@ -3,7 +3,8 @@
  * a Temporal dev server, the control worker and the node agent that bench/gpu/device-workflows.sh
  * starts there. Phases (BENCH_PHASES, default "local,container"): `local`, the local runtime with
  * the LLM-shaped server (flow-local.ts); `container`, a runc container holding the GPU, restored
- * into a placeholder container (flow-container.ts). Prints the per-step table and writes
+ * into a placeholder container (flow-container.ts); `tp2`, a TP=2 NCCL job (launcher + 2 ranks,
+ * bench/gpu/tp2/) restored onto the same and onto swapped GPUs (flow-tp2.ts). Prints the per-step table and writes
  * flow-results.json and flow-table.txt to BENCH_OUT. Settings: TEMPORAL_ADDRESS, NODE_NAME,
  * TORPOR_PAYLOAD_KEY_FILE, the app's (flow-app.ts) and the container phase's (flow-container.ts).
  */
@@ -20,6 +21,8 @@ import { runContainerPhase } from './flow-container.js';
 import { containerSetupFromEnv } from './flow-container-setup.js';
 import { runLocalPhase } from './flow-local.js';
 import { type FlowResults, formatFlowTable } from './flow-table.js';
+import { runTp2Phase } from './flow-tp2.js';
+import { formatTp2Table, tp2Succeeded } from './flow-tp2-table.js';
 
 const env = process.env;
 const outDir = path.resolve(env.BENCH_OUT ?? '.');
@@ -33,7 +36,7 @@ const failure = (err: unknown) => ({ error: err instanceof Error ? (err.stack ??
 
 async function report(results: FlowResults): Promise<void> {
   await writeFile(path.join(outDir, 'flow-results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  const table = formatFlowTable(results);
+  const table = results.tp2 ? `${formatFlowTable(results)}\n${formatTp2Table(results.tp2)}` : formatFlowTable(results);
   await writeFile(path.join(outDir, 'flow-table.txt'), `${table}\n`);
   console.log(table);
 }
@@ -63,9 +66,15 @@ async function main(): Promise<number> {
     results.container = await runContainerPhase(torpor, node, app, containerSetupFromEnv(results.machine.gpus)).catch(failure);
     await report(results);
   }
+  if (phases.includes('tp2')) {
+    results.tp2 = await runTp2Phase(torpor, node, app, (partial) => report({ ...results, tp2: partial })).catch(failure);
+    await report(results);
+  }
   await connection.close();
-  const failed = [results.local, results.container].some((r) => r !== undefined && ('error' in r || !r.identical));
-  for (const [name, r] of Object.entries({ local: results.local, container: results.container })) {
+  const failed =
+    [results.local, results.container].some((r) => r !== undefined && ('error' in r || !r.identical)) ||
+    (results.tp2 !== undefined && !tp2Succeeded(results.tp2));
+  for (const [name, r] of Object.entries({ local: results.local, container: results.container, tp2: results.tp2 })) {
     if (r && 'error' in r) console.error(`${name} phase failed:\n${r.error}`);
   }
   return failed ? 1 : 0;

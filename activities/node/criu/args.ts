@@ -105,6 +105,21 @@ export function criuLogExcerpt(log: string, maxLines = 12): string {
   return lines.slice(-maxLines).join('\n');
 }
 
+/**
+ * What a person can do about a known restore failure, from CRIU's log excerpt; null for others.
+ * "Address already in use" on a listener is a TIME_WAIT remnant on its port: Linux lets no socket
+ * bind or listen over one whose socket lacked SO_REUSEADDR, and CRIU binds only connections (in TCP
+ * repair mode) over it, never listeners (bench/gpu/RESULTS.md, TP=2).
+ */
+export function restoreFailureHint(excerpt: string): string | null {
+  if (!/Can't bind inet socket.*Address already in use/.test(excerpt)) return null;
+  return (
+    "A listening socket's port still holds TIME_WAIT remnants of connections the checkpointed process closed " +
+    '(Linux keeps them 60 s, on this host only). Restore after they expire or on another node, have the app set ' +
+    'SO_REUSEADDR on its sockets, or, for NCCL jobs, follow the multi-process contract (README).'
+  );
+}
+
 /** `criu --version` prints "Version: 4.1.1" (and maybe a GitID line). */
 export function parseCriuVersion(output: string): string {
   return /Version:\s*(\S+)/.exec(output)?.[1] ?? 'unknown';

@@ -3,7 +3,7 @@ import { torporFailure } from '../../../contract/failures.js';
 import { parseOrReject, readinessSchema } from '../../../contract/spec.js';
 import type { CheckpointManifest, RestoredProcess, RestoredReadyInput, RestoreInput, WaitedFor } from '../../../contract/types.js';
 import type { NodeAgentConfig } from '../agent-config.js';
-import { criuRestoreArgs } from '../criu/args.js';
+import { criuRestoreArgs, restoreFailureHint } from '../criu/args.js';
 import { runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
 import { type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
@@ -137,7 +137,10 @@ class LocalRestores {
         },
       );
     }
-    throw torporFailure('RestoreFailed', `CRIU could not restore checkpoint ${manifest.hash}:\n${run.excerpt}`, { criuLog: run.excerpt });
+    const hint = restoreFailureHint(run.excerpt);
+    throw torporFailure('RestoreFailed', `CRIU could not restore checkpoint ${manifest.hash}:\n${run.excerpt}${hint ? `\n${hint}` : ''}`, {
+      criuLog: run.excerpt,
+    });
   }
 
   /**
