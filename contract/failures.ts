@@ -48,6 +48,14 @@ export const Failures = {
     hint: 'A running restore uses this checkpoint; stop the restored process first (retention skips it and tries again on its next run).',
   },
   ScheduleNotFound: { retryable: false, hint: 'No refresh schedule has that name on that node; list them with `torpor schedule list`.' },
+  SharedStoreMisconfigured: {
+    retryable: false,
+    hint: "Check the node agent's shared store configuration (TORPOR_S3_ENDPOINT, TORPOR_S3_BUCKET, its credentials): the bucket must exist and the credentials must be allowed to read and write it.",
+  },
+  NodeCacheFull: {
+    retryable: false,
+    hint: 'Raise TORPOR_NODE_CACHE_BYTES, stop restored copies that hold cached checkpoints, or delete checkpoints on this node that were never uploaded.',
+  },
   AgentUnavailable: {
     retryable: false,
     hint: "No node agent polls that node's task queue; start it (npm run agent) or pick another node.",

@@ -78,6 +78,8 @@ export const checkpointRequestSchema = z.object({
   kubernetes: kubernetesSectionSchema.optional(),
   /** What happens to established TCP connections; `DEFAULT_ESTABLISHED` of the runtime when absent. */
   network: networkSectionSchema.optional(),
+  /** Upload the committed checkpoint to the node agent's shared store (its configuration names it). */
+  sharedStore: z.boolean().optional(),
 });
 
 export const restoreRequestSchema = z.object({
@@ -92,6 +94,8 @@ export const restoreRequestSchema = z.object({
   kubernetes: kubernetesSectionSchema.optional(),
   /** The placeholder's command and environment (kubernetes runtime); its image's own when absent. */
   workload: workloadSchema.optional(),
+  /** Fetch the checkpoint from the node agent's shared store into its node cache first, when the cache lacks it. */
+  sharedStore: z.boolean().optional(),
   /**
    * Local runtime: the GPUs to restore onto, by UUID or nvidia-smi index, in the order the restored
    * process sees them (its GPU 0 first); the checkpoint's GPUs are paired with them. Default: the node's, in index order.

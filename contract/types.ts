@@ -6,6 +6,7 @@ import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
 export type { CheckpointInfo, CheckpointSummary, CheckpointUse, RemovedCheckpoint } from './catalog-types.js';
 export type { GarbageInput, GarbageReport, GcResult, RefreshOutcome, RefreshResult, RetentionReport } from './maintenance-types.js';
 export type { CheckpointManifest, ManifestFile, WorkloadContractFiles } from './manifest-types.js';
+export type { FetchResult, SharedStoreInput, UploadResult } from './shared-store-types.js';
 
 export interface HashInput {
   hash: string;
@@ -122,6 +123,8 @@ export type Phase =
   | 'checking-gpu'
   | 'restoring'
   | 'waiting-restored-ready'
+  | 'uploading'
+  | 'fetching'
   | 'compensating'
   | 'done'
   | 'failed';

@@ -7,6 +7,7 @@ import { kubernetesPodLookup } from '../activities/node/container/pod-lookup.js'
 import type { PodLookup } from '../activities/node/container/target-policy.js';
 import { defaultHeavyStepLimit } from '../activities/node/heavy-steps.js';
 import { CHUNK_BYTES } from '../activities/node/store/chunk-digests.js';
+import { nodeCacheBytesFromEnv, sharedStoreConfigFromEnv } from '../activities/node/store/shared/config.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NETWORK_LOCK_METHODS, type NetworkLockMethod } from '../contract/network.js';
 import { NODE_PATTERN } from '../contract/spec.js';
@@ -97,6 +98,13 @@ function agentPodLookup(env: NodeJS.ProcessEnv): { pods?: PodLookup } {
   return { pods: kubernetesPodLookup(kubeConfig) };
 }
 
+/** TORPOR_S3_* (store/shared/config.ts) and TORPOR_NODE_CACHE_BYTES. */
+function sharedStoreFromEnv(env: NodeJS.ProcessEnv): Pick<NodeAgentConfig, 'sharedStore' | 'nodeCacheBytes'> {
+  const sharedStore = sharedStoreConfigFromEnv(env);
+  const nodeCacheBytes = nodeCacheBytesFromEnv(env);
+  return { ...(sharedStore ? { sharedStore } : {}), ...(nodeCacheBytes === undefined ? {} : { nodeCacheBytes }) };
+}
+
 /** The agent's configuration from its environment (what the DaemonSet or a systemd unit sets). */
 export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeAgentConfig {
   const storage = path.resolve(env.TORPOR_STORAGE_ROOT ?? '/var/lib/torpor/checkpoints');
@@ -117,6 +125,7 @@ export function nodeAgentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): No
     ...workloadLauncherFromEnv(env, criuPath),
     ...localRuntimeFromEnv(env),
     torporVersion: env.npm_package_version ?? '0.1.0',
+    ...sharedStoreFromEnv(env),
     ...(env.TORPOR_RUNC_ROOT
       ? {
           containers: {

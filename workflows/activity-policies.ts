@@ -34,6 +34,11 @@ export const KUBERNETES_CONTAINER_STEPS = 'kubernetes-container-steps';
  * recorded no GPU steps for a pod (and checked the node's GPUs before creating the placeholder).
  */
 export const KUBERNETES_GPU_STEPS = 'kubernetes-gpu-steps';
+/**
+ * The patch under which a request with `sharedStore` uploads the committed checkpoint (checkpoint)
+ * or fetches it into the node cache first (restore); histories from before had neither step.
+ */
+export const SHARED_STORE = 'shared-store';
 export const QUICK_START_TO_CLOSE_MS = 15_000;
 /**
  * A heavy step's budget includes its wait in the agent's heavy-step queue (TORPOR_HEAVY_STEPS at
@@ -85,6 +90,8 @@ const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> 
   dumpContainer: 'Dump the container (runc checkpoint) and commit it',
   restoreIntoPlaceholder: "Restore into the placeholder container's namespaces",
   signalCheckpointPod: 'Write the signal file the checkpoint pod waits for',
+  uploadCheckpoint: 'Upload to the shared store (chunks, then the manifest)',
+  fetchCheckpoint: 'Fetch from the shared store into the node cache (every chunk verified)',
 };
 
 type Group<A> = { [K in keyof A]: A[K] extends (input: infer I) => infer R ? (input: I) => R : never };

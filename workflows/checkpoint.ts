@@ -1,16 +1,42 @@
-import { uuid4 } from '@temporalio/workflow';
+import { CancellationScope, patched, uuid4 } from '@temporalio/workflow';
 import type { GpuFreezeResult } from '../contract/gpu-types.js';
 import { type CheckpointRequest, establishedPolicy, parseCheckpointRequest } from '../contract/spec.js';
-import type { CheckpointResult } from '../contract/types.js';
-import { nodeActivities } from './activity-policies.js';
+import type { CheckpointManifest, CheckpointResult } from '../contract/types.js';
+import { nodeActivities, SHARED_STORE } from './activity-policies.js';
 import { checkpointWorkload } from './checkpoint-workloads.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
 
 /**
+ * The patch under which a checkpoint with no GPU state to thaw first signals the app and waits for
+ * its exit while the agent commits the dump, so the app's reaction to the signal (its own poll) no
+ * longer adds to the wall; histories from before committed first, then signalled.
+ */
+export const SIGNAL_BESIDE_COMMIT = 'signal-beside-commit';
+
+/**
+ * The dump is complete, so the app sees the signal and exits while the agent commits it. Once the
+ * app was told to exit, the commit is what keeps its state: a cancellation waits for it, and a
+ * failure of either side is thrown only when both have ended, so no undo races the commit.
+ */
+async function commitWhileExiting(
+  commit: () => Promise<CheckpointManifest>,
+  end: () => Promise<boolean>,
+): Promise<[CheckpointManifest, boolean]> {
+  // A cancellation that came before the app was told anything stops both.
+  const scope = CancellationScope.current();
+  if (scope.consideredCancelled) await scope.cancelRequested;
+  const [committed, ended] = await Promise.allSettled([CancellationScope.nonCancellable(commit), end()]);
+  if (committed.status === 'rejected') throw committed.reason;
+  if (ended.status === 'rejected') throw ended.reason;
+  return [committed.value, ended.value];
+}
+
+/**
  * checkpoint: validate → already committed? return it → start workload → wait ready → freeze the GPU
- * → CRIU dump → commit → thaw the GPU → signal the app → wait for it to exit → clean up.
+ * → CRIU dump → commit → thaw the GPU → signal the app → wait for it to exit → clean up (without a
+ * GPU to thaw, the app is signalled and exits while the dump is committed).
  * Workflow ID `checkpoint/<hash>`.
  */
 export async function checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
@@ -26,6 +52,7 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
   try {
     const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));
     if (existing) {
+      if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('uploading', () => agent.heavy.uploadCheckpoint({ hash }));
       tracker.set('done');
       return { hash, node, outcome: 'existing', manifest: existing, workloadEnd: 'not-started', stepMs: tracker.progress.stepMs };
     }
@@ -46,17 +73,31 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
     undo.add('discard the temporary dump', () => agent.quick.discardDump({ hash, dumpId }));
     const dump = await tracker.step('dumping', () => ready.dump(dumpId));
     tracker.progress.bytesWritten = dump.imageBytes;
-    const manifest = await tracker.step('committing', () =>
-      agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.dumpMs, gpu: frozen?.gpu ?? null }),
-    );
+    const commit = () =>
+      tracker.step('committing', () =>
+        agent.heavy.commitCheckpoint({ hash, dumpId, startToReadyMs, dumpMs: dump.dumpMs, gpu: frozen?.gpu ?? null }),
+      );
+    const upload = async () => {
+      if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('uploading', () => agent.heavy.uploadCheckpoint({ hash }));
+    };
+    const signal = () => tracker.step('signalling', () => ready.signal());
+    const waitExit = () => tracker.step('waiting-exit', () => workload.waitExit());
     // The original must run again to see the signal and exit: a frozen CUDA call would hang it. A
     // `keep` dump has ended it already.
-    if (gpuTarget && frozen && frozen.after !== 'none' && established !== 'keep') {
-      await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw(gpuTarget));
+    const thawFirst = frozen !== undefined && frozen.after !== 'none' && established !== 'keep';
+    let manifest: CheckpointManifest;
+    let exited: boolean;
+    if (!thawFirst && patched(SIGNAL_BESIDE_COMMIT)) {
+      [manifest, exited] = await commitWhileExiting(commit, () => signal().then(waitExit));
+      await upload();
+    } else {
+      manifest = await commit();
+      if (gpuTarget && thawFirst) await tracker.step('thawing-gpu', () => agent.heavy.gpuThaw(gpuTarget));
+      await signal();
+      // While the app sees the signal and exits: an upload that fails leaves the checkpoint committed here.
+      await upload();
+      exited = await waitExit();
     }
-
-    await tracker.step('signalling', () => ready.signal());
-    const exited = await tracker.step('waiting-exit', () => workload.waitExit());
     await workload.remove();
     tracker.set('done');
     const workloadEnd = exited && established !== 'keep' ? 'exited' : 'stopped';

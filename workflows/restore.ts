@@ -1,6 +1,7 @@
+import { patched } from '@temporalio/workflow';
 import { parseRestoreRequest, type RestoreRequest } from '../contract/spec.js';
 import type { RestoreResult } from '../contract/types.js';
-import { nodeActivities } from './activity-policies.js';
+import { nodeActivities, SHARED_STORE } from './activity-policies.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
@@ -22,6 +23,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const undo = new Compensations();
   const workload = restoreWorkload(spec, agent, { tracker, undo });
   try {
+    if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('fetching', () => agent.heavy.fetchCheckpoint({ hash }));
     const contents = workload.verifiesWhileRestoring() ? 'at-restore' : 'now';
     const verified = await tracker.step('verifying', () =>
       agent.heavy.verifyCheckpoint(contents === 'now' ? { hash } : { hash, contents }),

@@ -1,5 +1,6 @@
 import type { NetworkLockMethod } from '../../contract/network.js';
 import type { PodLookup } from './container/target-policy.js';
+import type { SharedStoreConfig } from './store/shared/config.js';
 
 /** What a node agent is told at start-up; activities close over it. */
 export interface NodeAgentConfig {
@@ -42,6 +43,12 @@ export interface NodeAgentConfig {
   localRuntime?: LocalRuntimeConfig;
   /** Present when the node runs containers the agent may checkpoint and restore into (runc state under `runcRoot`). */
   containers?: NodeContainerConfig;
+  /** The shared store checkpoints are uploaded to and fetched from (TORPOR_S3_*); absent: this node's store only. */
+  sharedStore?: SharedStoreConfig;
+  /** The node cache's size limit in bytes (TORPOR_NODE_CACHE_BYTES); absent: unlimited. */
+  nodeCacheBytes?: number;
+  /** How long a cached copy just fetched or found is held against eviction (10 minutes; tests shorten it). */
+  nodeCacheHoldMs?: number;
 }
 
 /** Who local workloads, restored copies' readiness probes and their files belong to: never root. */

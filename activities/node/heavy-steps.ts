@@ -17,6 +17,8 @@ export const HEAVY_STEPS: ReadonlySet<string> = new Set([
   'restoreCheckpoint',
   'restoreIntoPlaceholder',
   'deriveSpecHash',
+  'uploadCheckpoint',
+  'fetchCheckpoint',
 ]);
 
 const GIB = 2 ** 30;

@@ -12,6 +12,7 @@ import { retentionActivities } from './store/catalog.js';
 import { checkpointStoreActivities } from './store/checkpoints.js';
 import { garbageActivities } from './store/garbage.js';
 import { StoreLayout } from './store/layout.js';
+import { sharedStoreActivities } from './store/shared/index.js';
 
 /*
  * Every activity the node agent registers on `torpor-node-<node>`, beside its file.
@@ -25,6 +26,7 @@ import { StoreLayout } from './store/layout.js';
  *   dumpContainer       container/dump.ts      waitRestoredReady       local/restore.ts
  *   commitCheckpoint    store/checkpoints.ts   stopRestored (undo)     local/restore.ts
  *   gpuThaw             gpu/index.ts
+ *   uploadCheckpoint    store/shared/          fetchCheckpoint         store/shared/ (before verify)
  *   signalWorkload      local/workload.ts    catalog, refresh and gc (workflows/store.ts, refresh.ts, gc.ts)
  *   signalCheckpointPod container/signal-pod.ts  deriveSpecHash      local/spec-hash.ts
  *   waitWorkloadExit    local/workload.ts      listCommitted, describeCheckpoint,
@@ -45,6 +47,7 @@ export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityD
     path.join(config.storageRoot, '.locks'),
     limitHeavySteps(heavy, {
       ...checkpointStoreActivities(config, layout),
+      ...sharedStoreActivities(config, layout),
       ...localWorkloadActivities(config, layout),
       ...dumpActivities(config, layout),
       ...restoreActivities(config, layout),

@@ -97,6 +97,20 @@ export class StoreLayout {
   tmpRoot(): string {
     return this.inside('.tmp');
   }
+  /** `.tmp/<hash>.fetch/`: a download from the shared store, renamed into place when whole (store/shared/). */
+  fetchDir(hash: string): string {
+    return this.tmpDir(hash, `${checkHash(hash)}.fetch`);
+  }
+  /**
+   * `.shared/<hash>.json`: this node's copy of `hash` is also in the shared store (uploaded or
+   * fetched), so the node cache may evict it; its mtime is the copy's last use (LRU).
+   */
+  sharedRecord(hash: string): string {
+    return this.inside('.shared', `${checkHash(hash)}.json`);
+  }
+  sharedRecordsRoot(): string {
+    return this.inside('.shared');
+  }
   /** CRIU's work directories of restores into placeholders (`restore-<container>-<random>`). */
   containerWorkRoot(): string {
     return this.inside('.container-work');

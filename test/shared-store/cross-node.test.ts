@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { CheckpointResult } from '../../contract/types.js';
+import { readSampleStatus, type SampleStatus, sampleRestoredProbe } from '../../sample-app/workload.js';
+import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
+import { type S3Server, startS3Server } from '../support/s3-server.js';
+import { testSample } from '../support/sample.js';
+import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
+import { sharedKeyFile } from './fixtures.js';
+import { type OtherNodeAgent, startOtherNodeAgent } from './other-node-agent.js';
+
+describe('checkpoint on node A, restore on node B through the shared store (real S3, Temporal, CRIU)', () => {
+  let s3: S3Server;
+  let keyFile: string;
+  let a: TorporHarness;
+  let b: OtherNodeAgent;
+  let bStore: string;
+  const nodeB = `test-b-${randomBytes(4).toString('hex')}`;
+  let sample: ReturnType<typeof testSample>;
+  let checkpointed: CheckpointResult;
+  let atCheckpoint: SampleStatus;
+
+  beforeAll(async () => {
+    s3 = await startS3Server();
+    keyFile = await sharedKeyFile();
+    const env = { ...s3.agentEnv(), TORPOR_MANIFEST_KEY_FILE: keyFile, TORPOR_DIGEST_CHUNK_BYTES: String(1 << 20) };
+    a = await startTorpor({ env });
+    bStore = await mkdtemp(path.join(os.tmpdir(), 'torpor-node-b-'));
+    b = await startOtherNodeAgent(bStore, a.storage, { ...env, NODE_NAME: nodeB, TEMPORAL_ADDRESS: inject('temporalAddress') });
+    sample = testSample(a.storage);
+    checkpointed = await a.torpor.checkpoint({
+      hash: sample.hash,
+      node: a.node,
+      runtime: 'local',
+      workload: sample.workload,
+      sharedStore: true,
+    });
+    atCheckpoint = await readSampleStatus(sample.options.statusFile);
+  });
+
+  afterAll(async () => {
+    if (sample) await killCheckpointProcesses(sample.hash);
+    await b?.kill();
+    await a?.stop();
+    await s3?.stop();
+    if (bStore) await rm(bStore, { recursive: true, force: true });
+    if (keyFile) await rm(path.dirname(keyFile), { recursive: true, force: true });
+  });
+
+  it('uploads the committed checkpoint after the commit, the manifest among its objects', async () => {
+    expect(checkpointed.stepMs).toHaveProperty('uploading');
+    const listed = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `checkpoints/${sample.hash}/` }));
+    const keys = (listed.Contents ?? []).map((o) => o.Key);
+    expect(keys).toContain(`checkpoints/${sample.hash}/manifest.json`);
+    expect(keys.length).toBeGreaterThan(10);
+  });
+
+  it('returns the existing checkpoint to a second request and makes sure it is uploaded, without dumping again', async () => {
+    const again = await a.torpor.checkpoint({
+      hash: sample.hash,
+      node: a.node,
+      runtime: 'local',
+      workload: sample.workload,
+      sharedStore: true,
+    });
+    expect(again.outcome).toBe('existing');
+    expect(again.stepMs).toHaveProperty('uploading');
+  });
+
+  it('finds nothing on node B without the shared store: the checkpoint is on node A only', async () => {
+    await expect(a.torpor.restore({ hash: sample.hash, node: nodeB, runtime: 'local', restoreId: 'no-share' })).rejects.toMatchObject({
+      type: 'CheckpointNotFound',
+    });
+  });
+
+  it('restores on node B, whose cache lacked it, with the same memory checksum', async () => {
+    expect(await readdir(bStore)).not.toContain(sample.hash);
+    const restored = await a.torpor.restore({
+      hash: sample.hash,
+      node: nodeB,
+      runtime: 'local',
+      sharedStore: true,
+      readiness: sampleRestoredProbe(sample.options.statusFile),
+    });
+    const status = await readSampleStatus(sample.options.statusFile);
+    expect(status.phase).toBe('restored');
+    expect(status.checksum).toBe(atCheckpoint.checksum);
+    expect(status.instance).toBe(atCheckpoint.instance);
+    expect(restored.node).toBe(nodeB);
+    expect(restored.stepMs).toHaveProperty('fetching');
+    expect(await readdir(bStore)).toContain(sample.hash);
+    expect(await processesOfCheckpoint(sample.hash)).toEqual([restored.pid]);
+  });
+
+  it('refuses a flipped byte in one object before any process runs: CheckpointCorrupt, nothing cached', async () => {
+    await killCheckpointProcesses(sample.hash);
+    await rm(path.join(bStore, sample.hash), { recursive: true, force: true });
+    await rm(path.join(bStore, '.shared', `${sample.hash}.json`), { force: true });
+    const pages = checkpointed.manifest.files.find((f) => f.path.startsWith('images/pages-'));
+    const key = `checkpoints/${sample.hash}/chunks/${pages?.chunkSha256?.[0]}`;
+    const got = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+    const bytes = Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    bytes[4096] = (bytes[4096] as number) ^ 0x01;
+    await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: bytes, Metadata: got.Metadata }));
+
+    const failure = a.torpor.restore({ hash: sample.hash, node: nodeB, runtime: 'local', restoreId: 'flipped', sharedStore: true });
+    await expect(failure).rejects.toMatchObject({ type: 'CheckpointCorrupt', message: expect.stringContaining(`${pages?.path} chunk 0`) });
+    expect(await processesOfCheckpoint(sample.hash)).toEqual([]);
+    expect(await readdir(bStore)).not.toContain(sample.hash);
+  });
+});

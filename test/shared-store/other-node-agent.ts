@@ -1,0 +1,52 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const WORKER = fileURLToPath(new URL('../support/fault-worker.ts', import.meta.url));
+
+export interface OtherNodeAgent {
+  child: ChildProcess;
+  exited: Promise<unknown>;
+  kill(): Promise<void>;
+}
+
+/**
+ * A second node's agent on this machine: its own process, in its own mount namespace where its own
+ * store directory is mounted at `storageRoot`, the path every node of a cluster gives its agent
+ * (the DaemonSet's host path). Its local store is its own, as a separate node's disk would be; what
+ * it shares with the first agent is the object store, the manifest key and Temporal.
+ */
+export async function startOtherNodeAgent(ownStore: string, storageRoot: string, env: Record<string, string>): Promise<OtherNodeAgent> {
+  const script = 'mount --bind "$OWN_STORE" "$TORPOR_STORAGE_ROOT" && exec "$NODE_BIN" --import tsx "$WORKER"';
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+    env: {
+      ...process.env,
+      ...env,
+      OWN_STORE: ownStore,
+      TORPOR_STORAGE_ROOT: storageRoot,
+      NODE_BIN: process.execPath,
+      WORKER,
+      TORPOR_ROLE: 'agent',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('polling')) resolve();
+    });
+    exited.then(() => reject(new Error(`the other node's agent exited before polling: ${out}`)), reject);
+  });
+  return {
+    child,
+    exited,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
