@@ -75,6 +75,16 @@ export function sameGeneration(a: Generation, b: Generation): boolean {
   return a.logits_sha256 === b.logits_sha256 && a.weights_checksum === b.weights_checksum && a.tokens.join() === b.tokens.join();
 }
 
+/** Whether a process of that PID exists (signal 0). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Stops a process tree the benchmark restored (it leads its own session). */
 export function stopTree(pid: number): void {
   for (const target of [-pid, pid]) {

@@ -8,6 +8,7 @@ import {
   dropPageCache,
   fetchGeneration,
   gpusOfProcess,
+  isAlive,
   readJson,
   sameGeneration,
   step,
@@ -112,14 +113,5 @@ export async function runLocalPhase(torpor: TorporClient, node: string, app: App
     };
   } finally {
     stopTree(restored.pid);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TorporClient } from '../../client/index.js';
 import type { CheckpointResult, RestoreResult } from '../../contract/types.js';
-import { type AppSetup, dropPageCache, gpusOfProcess, readJson, step, stopTree, waitForFile } from './flow-app.js';
+import { type AppSetup, dropPageCache, gpusOfProcess, isAlive, readJson, step, stopTree, waitForFile } from './flow-app.js';
 import { type ActivityRecord, activityRecords } from './flow-history.js';
 
 /** One rank's report (bench/gpu/tp2/tp2_rank.py): its data checksum and the all-reduce it verified. */
@@ -196,13 +196,4 @@ async function restoreOnce(torpor: TorporClient, node: string, app: AppSetup, ha
 async function waitGone(pids: number[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (pids.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < deadline) await sleep(200);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,14 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { untilPolling, type WorkerProcess } from '../support/worker-process.js';
 
 const WORKER = fileURLToPath(new URL('../support/fault-worker.ts', import.meta.url));
 
-export interface OtherNodeAgent {
-  child: ChildProcess;
-  exited: Promise<unknown>;
-  kill(): Promise<void>;
-}
+export type OtherNodeAgent = WorkerProcess;
 
 /**
  * A second node's agent on this machine: its own process, in its own mount namespace where its own
@@ -30,23 +26,5 @@ export async function startOtherNodeAgent(ownStore: string, storageRoot: string,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const exited = once(child, 'exit');
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('polling')) resolve();
-    });
-    exited.then(() => reject(new Error(`the other node's agent exited before polling: ${out}`)), reject);
-  });
-  return {
-    child,
-    exited,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
+  return untilPolling(child, "the other node's agent");
 }

@@ -16,6 +16,11 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  return untilPolling(child, 'worker process');
+}
+
+/** Resolves once `child` (a Temporal worker) prints that it polls; fails if it exits before. */
+export async function untilPolling(child: ChildProcess, what: string): Promise<WorkerProcess> {
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -23,7 +28,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
       out += chunk.toString();
       if (out.includes('polling')) resolve();
     });
-    exited.then(() => reject(new Error(`worker process exited before polling: ${out}`)), reject);
+    exited.then(() => reject(new Error(`${what} exited before polling: ${out}`)), reject);
   });
   return {
     child,

@@ -17,18 +17,10 @@ import subprocess
 import sys
 import time
 
-OUT = os.environ["BENCH_OUTPUT_DIR"]
+from tp2_common import MARKER, OUT, SIGNAL, write_json
+
 READY = os.environ["DYN_CHECKPOINT_READY_FILE"]
-SIGNAL = os.environ["DYN_CHECKPOINT_SIGNAL_FILE"]
-MARKER = os.environ.get("DYN_RESTORE_MARKER_FILE", "/tmp/dynamo-restored")
 WORLD = 2
-
-
-def write_json(name, payload):
-    path = os.path.join(OUT, name)
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 def free_port():
