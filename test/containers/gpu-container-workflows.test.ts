@@ -7,7 +7,7 @@ import { StoreLayout } from '../../activities/node/store/layout.js';
 import { workflowIds } from '../../client/workflow-ids.js';
 import type { GpuNodeInfo } from '../../contract/gpu-types.js';
 import { failureOf } from '../support/failures.js';
-import { FAKE_CUDA_LAUNCH, FakeCudaDriver } from '../support/fake-cuda-processes.js';
+import { containerCheckpointCalls, FAKE_CUDA_LAUNCH, FakeCudaDriver } from '../support/fake-cuda-processes.js';
 import { libcudaGpuNode, TWO_H100 } from '../support/fake-gpu-node.js';
 import { recordHistory } from '../support/record-history.js';
 import { eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
@@ -70,18 +70,7 @@ describe('GPU state of a container through the container workflows (real runc an
     await cuda.mark([a as number, b as number], 0);
 
     const checkpoint = await h.torpor.checkpointContainer({ node: h.node, containerId: 'gpu-source', hash: 'gpu-v1' });
-    expect(await cuda.calls()).toEqual([
-      `lock ${a}`,
-      `lock ${b}`,
-      `checkpoint ${a}`,
-      `checkpoint ${b}`,
-      'dumpContainer',
-      'commitCheckpoint',
-      `restore ${a}`,
-      `restore ${b}`,
-      `unlock ${a}`,
-      `unlock ${b}`,
-    ]);
+    expect(await cuda.calls()).toEqual(containerCheckpointCalls(a as number, b as number));
     // The launcher (init) holds no CUDA state: the driver was never asked to change it.
     expect(await readdir(cuda.dir)).not.toContain(String(init));
     expect(checkpoint.manifest.gpu).toMatchObject({

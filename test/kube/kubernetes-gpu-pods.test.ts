@@ -5,7 +5,7 @@ import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
-import { FAKE_CUDA_LAUNCH, FakeCudaDriver } from '../support/fake-cuda-processes.js';
+import { containerCheckpointCalls, FAKE_CUDA_LAUNCH, FakeCudaDriver } from '../support/fake-cuda-processes.js';
 import { TWO_H100 } from '../support/fake-gpu-node.js';
 import { type KubeRuncTorpor, startKubeRuncTorpor } from '../support/kube-runc-torpor.js';
 import { exists } from '../support/leftovers.js';
@@ -134,18 +134,7 @@ describe('a GPU pod through the kubernetes workflows (real API server, runc and 
     expect(checkpoint).toMatchObject({ outcome: 'created', workloadEnd: 'exited' });
     const [lockA, lockB] = (await cuda.calls()).filter((c) => c.startsWith('lock ')) as [string, string];
     const [a, b] = [lockA.slice(5), lockB.slice(5)];
-    expect(await cuda.calls()).toEqual([
-      `lock ${a}`,
-      `lock ${b}`,
-      `checkpoint ${a}`,
-      `checkpoint ${b}`,
-      'dumpContainer',
-      'commitCheckpoint',
-      `restore ${a}`,
-      `restore ${b}`,
-      `unlock ${a}`,
-      `unlock ${b}`,
-    ]);
+    expect(await cuda.calls()).toEqual(containerCheckpointCalls(a, b));
     expect(checkpoint.manifest.gpu).toMatchObject({
       driverVersion: TWO_H100.driverVersion,
       gpus: [{ index: 0, uuid: GPU_A }],

@@ -16,6 +16,25 @@ export const FAKE_CUDA_LAUNCH =
   'FAKE_CUDA=1 python3 /app/app.py </dev/null & FAKE_CUDA=1 python3 -c "import time; time.sleep(1e6)" </dev/null & wait';
 
 /**
+ * The driver calls and logged steps of a container checkpoint whose GPU group is `a` and `b`: lock
+ * all, checkpoint all, dump, commit, then the thaw (restore all, unlock all).
+ */
+export function containerCheckpointCalls(a: number | string, b: number | string): string[] {
+  return [
+    `lock ${a}`,
+    `lock ${b}`,
+    `checkpoint ${a}`,
+    `checkpoint ${b}`,
+    'dumpContainer',
+    'commitCheckpoint',
+    `restore ${a}`,
+    `restore ${b}`,
+    `unlock ${a}`,
+    `unlock ${b}`,
+  ];
+}
+
+/**
  * The fake libcuda for tests of GPU process groups in containers, built into a directory that is
  * also its state directory (FAKE_LIBCUDA_DIR). Which processes are CUDA processes their environment
  * says (FAKE_CUDA=1; CRIU restores it with them), and the node steps a test cares about are logged
