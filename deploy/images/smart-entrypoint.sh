@@ -4,6 +4,13 @@
 # the image's original command (a cold start).
 set -eu
 ckpt="${DYN_CHECKPOINT_PATH:-/checkpoints}/${DYN_CHECKPOINT_HASH:-}"
+# A restore placed by the scheduler: the node's agent fetches the checkpoint while this pod starts,
+# and sets TORPOR_CHECKPOINT_WAIT_SECONDS so that it is waited for instead of cold-starting.
+wait_s="${TORPOR_CHECKPOINT_WAIT_SECONDS:-0}"
+while [ -n "${DYN_CHECKPOINT_HASH:-}" ] && [ ! -f "$ckpt/checkpoint.done" ] && [ "$wait_s" -gt 0 ]; do
+  sleep 1
+  wait_s=$((wait_s - 1))
+done
 if [ -z "${DYN_CHECKPOINT_HASH:-}" ] || [ ! -f "$ckpt/checkpoint.done" ]; then
   echo "smart-entrypoint: no checkpoint for '${DYN_CHECKPOINT_HASH:-}'; cold start"
   exec "$@"

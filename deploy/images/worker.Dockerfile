@@ -3,7 +3,12 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# The npm registry (a mirror where the public one is not reachable; scripts/build-images.sh passes the
+# host's), and optionally CA certificates to trust beyond Node's (a TLS-inspecting proxy):
+#   docker build --build-arg NPM_REGISTRY=URL --secret id=ca-certs,src=/etc/ssl/certs/ca-certificates.crt
+ARG NPM_REGISTRY=https://registry.npmjs.org/
+RUN --mount=type=secret,id=ca-certs,target=/etc/ssl/build-ca-certs.pem \
+    NODE_EXTRA_CA_CERTS=/etc/ssl/build-ca-certs.pem npm ci --no-audit --no-fund --registry "$NPM_REGISTRY"
 COPY tsconfig.json tsconfig.build.json ./
 COPY contract ./contract
 COPY activities ./activities
@@ -16,19 +21,23 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 # CRIU 4.2 (4.1 cannot dump a process holding an inet socket on Linux 6.18; only Debian sid ships 4.2),
 # unpacked with its own libraries into /opt/torpor as scripts/setup.sh does it, and the launcher that
 # starts local workloads with io_uring refused (CRIU cannot checkpoint io_uring).
+# apt settings the build machine needs (a mirror, a proxy; optional): docker build --secret id=apt-conf,src=FILE
 FROM debian:trixie-slim AS node-tools
-RUN apt-get update \
+RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
+    apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates debian-archive-keyring \
  && rm -rf /var/lib/apt/lists/*
 COPY scripts/versions.sh scripts/debian-packages.sh scripts/install-criu.sh /src/scripts/
 COPY tools/no-io-uring/no-io-uring.c /src/
-RUN bash /src/scripts/install-criu.sh /opt/torpor \
+RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
+    bash /src/scripts/install-criu.sh /opt/torpor \
  && rm -rf /opt/torpor/apt \
  && gcc -O2 -Wall -Werror -static -o /opt/torpor/bin/torpor-no-io-uring /src/no-io-uring.c
 
 # iptables for CRIU's network lock where the node uses it (without it the agent picks nftables).
 FROM debian:trixie-slim
-RUN apt-get update \
+RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
+    apt-get update \
  && apt-get install -y --no-install-recommends runc tar iptables util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=node-tools /opt/torpor /opt/torpor

@@ -81,3 +81,57 @@ prometheus.io/scrape: "true"
 prometheus.io/port: {{ .Values.metrics.port | quote }}
 {{- end }}
 {{- end }}
+
+{{/* A worker's API access from a kubeconfig Secret (key "kubeconfig") instead of its ServiceAccount; argument: the Secret's name. */}}
+{{- define "torpor.kubeconfigEnv" -}}
+{{- if . }}
+- name: KUBECONFIG
+  value: /etc/torpor/kubeconfig/kubeconfig
+{{- end }}
+{{- end }}
+
+{{- define "torpor.kubeconfigMount" -}}
+{{- if . }}
+- { name: kubeconfig, mountPath: /etc/torpor/kubeconfig, readOnly: true }
+{{- end }}
+{{- end }}
+
+{{- define "torpor.kubeconfigVolume" -}}
+{{- if . }}
+- name: kubeconfig
+  secret: { secretName: {{ . | quote }} }
+{{- end }}
+{{- end }}
+
+{{/* The shared store (sharedStore.*) for the agents and the control worker: settings from values, credentials from the Secret only. */}}
+{{- define "torpor.sharedStoreEnv" -}}
+{{- with .Values.sharedStore }}
+{{- if .bucket }}
+{{- if not $.Values.nodeAgent.manifestKeySecret }}
+{{- fail "sharedStore needs nodeAgent.manifestKeySecret: nodes that restore each other's checkpoints check their manifests with one key" }}
+{{- end }}
+- name: TORPOR_S3_BUCKET
+  value: {{ .bucket | quote }}
+{{- with .endpoint }}
+- name: TORPOR_S3_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: TORPOR_S3_REGION
+  value: {{ .region | quote }}
+{{- with .pathStyle }}
+- name: TORPOR_S3_PATH_STYLE
+  value: {{ . | quote }}
+{{- end }}
+{{- with .prefix }}
+- name: TORPOR_S3_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+{{- if .existingSecret }}
+- name: TORPOR_S3_ACCESS_KEY_ID
+  valueFrom: { secretKeyRef: { name: {{ .existingSecret | quote }}, key: {{ .accessKeyIdKey | quote }} } }
+- name: TORPOR_S3_SECRET_ACCESS_KEY
+  valueFrom: { secretKeyRef: { name: {{ .existingSecret | quote }}, key: {{ .secretAccessKeyKey | quote }} } }
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
