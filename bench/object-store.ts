@@ -4,6 +4,8 @@
  * I/O, same run), and the restore workflow's wall time from object storage (node cache empty, page
  * cache dropped) versus from the node cache (page cache dropped).
  *   BENCH_TABLE_MB (256), BENCH_INIT_SECONDS (2); writes bench/results/object-store.md
+ *   BENCH_SHARED=dir: the shared-filesystem backend instead (TORPOR_SHARED_DIR, a directory on the
+ *   same disk here), written to bench/results/object-store-dir.md
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,7 +21,8 @@ import { startS3Server } from '../test/support/s3-server.js';
 import { dropPageCache, measureDisk } from './gpu/bench-host.js';
 
 const DIR = fileURLToPath(new URL('../.torpor/bench/object-store/', import.meta.url));
-const RESULTS = fileURLToPath(new URL('./results/object-store.md', import.meta.url));
+const onDir = process.env.BENCH_SHARED === 'dir';
+const RESULTS = fileURLToPath(new URL(onDir ? './results/object-store-dir.md' : './results/object-store.md', import.meta.url));
 const tableMb = Number(process.env.BENCH_TABLE_MB ?? 256);
 const initSeconds = Number(process.env.BENCH_INIT_SECONDS ?? 2);
 const gbps = (bytes: number, ms: number) => (ms > 0 ? (bytes / 1e9 / (ms / 1000)).toFixed(2) : '-');
@@ -47,8 +50,9 @@ async function retriedSteps(client: Client, workflowIds: string[]): Promise<stri
 async function main(): Promise<void> {
   await rm(DIR, { recursive: true, force: true });
   await mkdir(DIR, { recursive: true });
-  const s3 = await startS3Server();
-  Object.assign(process.env, s3.agentEnv());
+  const s3 = onDir ? undefined : await startS3Server();
+  Object.assign(process.env, s3 ? s3.agentEnv() : { TORPOR_SHARED_DIR: path.join(DIR, 'shared') });
+  if (!s3) await mkdir(path.join(DIR, 'shared'));
   const stack = await startLocalStack({ storageRoot: path.join(DIR, 'store') });
   const statusFile = path.join(os.tmpdir(), `torpor-bench-object-store-${process.pid}.json`);
   const hash = `bench-s3-${Date.now().toString(36)}`;
@@ -81,7 +85,9 @@ async function main(): Promise<void> {
     const cached = await restore('cached');
     const retries = await retriedSteps(stack.client, [`checkpoint/${hash}`, `restore/${hash}/cold`, `restore/${hash}/cached`]);
     const lines = [
-      '# Shared store (S3, SeaweedFS on loopback) against the disk',
+      onDir
+        ? '# Shared store (a shared directory, TORPOR_SHARED_DIR, on the same disk) against the disk'
+        : '# Shared store (S3, SeaweedFS on loopback) against the disk',
       '',
       `Measured ${new Date().toISOString()} on ${os.cpus().length} cores; checkpoint ${(bytes / 2 ** 20).toFixed(1)} MiB (sample app, ${tableMb} MiB table); page cache dropped before each restore: ${cold.dropped}.`,
       '',
@@ -91,10 +97,12 @@ async function main(): Promise<void> {
       `| disk read (dd, direct) | | ${(disk.readBytesPerS / 1e9).toFixed(2)} |`,
       `| upload (uploadCheckpoint step) | ${s(checkpoint.stepMs.uploading ?? 0)} | ${gbps(bytes, checkpoint.stepMs.uploading ?? 0)} |`,
       `| download into the node cache (fetchCheckpoint step, cold) | ${s(cold.fetchMs)} | ${gbps(bytes, cold.fetchMs)} |`,
-      `| restore workflow wall, from object storage (cold cache) | ${s(cold.wallMs)} | |`,
+      `| restore workflow wall, from ${onDir ? 'the shared directory' : 'object storage'} (cold cache) | ${s(cold.wallMs)} | |`,
       `| restore workflow wall, from the node cache | ${s(cached.wallMs)} | |`,
       '',
-      'The S3 server runs on the same machine and disk as the agent: upload and download share its cores and its disk.',
+      onDir
+        ? 'The directory is on the same machine and disk as the node cache (no network filesystem): upload and download share that disk.'
+        : 'The S3 server runs on the same machine and disk as the agent: upload and download share its cores and its disk.',
       `Steps that needed more than one attempt: ${retries.length === 0 ? 'none' : retries.join('; ')}.`,
     ];
     console.log(lines.join('\n'));
@@ -102,7 +110,7 @@ async function main(): Promise<void> {
   } finally {
     await killCheckpointProcesses(hash);
     await stack.stop();
-    await s3.stop();
+    await s3?.stop();
     await rm(statusFile, { force: true });
   }
 }

@@ -20,7 +20,8 @@ export function checkpointIdentity(request: CheckpointRequest): CheckpointIdenti
   const workload = createHash('sha256')
     .update(canonicalJson({ workload: request.workload, kubernetes: request.kubernetes ?? null }))
     .digest('hex');
-  return { node: request.node, runtime: request.runtime, workload };
+  // No node: wherever the scheduler places the Job (kubernetes); such a run is joined only by another without one.
+  return { node: request.node ?? '', runtime: request.runtime, workload };
 }
 
 /**

@@ -44,12 +44,15 @@ export async function startCheckpointWorkflow(client: Client, request: Checkpoin
     memo: { [IDENTITY_MEMO]: checkpointIdentity(request) },
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    staticSummary: `Checkpoint ${request.hash} on ${request.node}`,
-    staticDetails: `Checkpoint of \`${request.workload.command.join(' ')}\` (${request.runtime} runtime) into hash **${request.hash}** on node **${request.node}**.`,
+    staticSummary: `Checkpoint ${request.hash} on ${request.node ?? SCHEDULED}`,
+    staticDetails: `Checkpoint of \`${request.workload.command.join(' ')}\` (${request.runtime} runtime) into hash **${request.hash}** on node **${request.node ?? SCHEDULED}**.`,
   });
   await assertSameCheckpoint(handle, request);
   return handle;
 }
+
+/** A kubernetes request without a node runs where the scheduler places its pod. */
+const SCHEDULED = 'the node the scheduler picks';
 
 export async function startRestoreWorkflow(client: Client, request: RestoreStart): Promise<StartedWorkflow<typeof restore>> {
   const full: RestoreRequest = { ...request, restoreId: request.restoreId ?? randomUUID().slice(0, 8) };
@@ -59,8 +62,8 @@ export async function startRestoreWorkflow(client: Client, request: RestoreStart
     workflowId: restoreWorkflowId(full.hash, full.restoreId),
     args: [full],
     workflowIdConflictPolicy: 'FAIL',
-    staticSummary: `Restore ${full.hash} on ${full.node}`,
-    staticDetails: `Restore ${full.restoreId} of checkpoint **${full.hash}** on node **${full.node}** (${full.runtime} runtime).`,
+    staticSummary: `Restore ${full.hash} on ${full.node ?? SCHEDULED}`,
+    staticDetails: `Restore ${full.restoreId} of checkpoint **${full.hash}** on node **${full.node ?? SCHEDULED}** (${full.runtime} runtime).`,
   });
 }
 

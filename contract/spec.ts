@@ -66,7 +66,8 @@ export const readinessSchema = z.discriminatedUnion('kind', [
 
 export const checkpointRequestSchema = z.object({
   hash: hashSchema,
-  node: nodeSchema,
+  /** Required by the local runtime; the kubernetes runtime without it runs the Job where the scheduler places it. */
+  node: nodeSchema.optional(),
   runtime: runtimeSchema,
   workload: workloadSchema,
   readyTimeoutMs: timeoutSchema(10 * 60 * 1000),
@@ -84,7 +85,11 @@ export const checkpointRequestSchema = z.object({
 
 export const restoreRequestSchema = z.object({
   hash: hashSchema,
-  node: nodeSchema,
+  /**
+   * Required by the local runtime; the kubernetes runtime without it (and with `sharedStore`) places
+   * the placeholder on a node of the checkpoint's GPU model and fetches the checkpoint there.
+   */
+  node: nodeSchema.optional(),
   runtime: runtimeSchema,
   restoreId: hashSchema,
   readiness: readinessSchema.default({ kind: 'process-alive' }),
@@ -140,6 +145,7 @@ export function establishedPolicy(spec: { runtime: Runtime; network?: { establis
 /** The checks that span fields: each runtime has its own section and nothing of the other's. */
 export function runtimeProblems(spec: {
   runtime: Runtime;
+  node?: string | undefined;
   kubernetes?: unknown;
   workload?: { cwd?: string | undefined } | undefined;
   network?: { established?: EstablishedPolicy | undefined } | undefined;
@@ -159,7 +165,10 @@ export function runtimeProblems(spec: {
         : []),
     ];
   }
-  return spec.kubernetes === undefined ? [] : ['kubernetes is only allowed with the kubernetes runtime'];
+  return [
+    ...(spec.node === undefined ? ['node is required for the local runtime (only the kubernetes runtime places workloads itself)'] : []),
+    ...(spec.kubernetes === undefined ? [] : ['kubernetes is only allowed with the kubernetes runtime']),
+  ];
 }
 
 /** Parses a checkpoint request, including the checks across fields. */
@@ -168,11 +177,17 @@ export function parseCheckpointRequest(input: unknown): CheckpointSpec {
 }
 
 export function parseRestoreRequest(input: unknown): RestoreSpec {
-  return rejectProblems(parseOrReject(restoreRequestSchema, input, 'restore request'), 'restore request');
+  const spec = parseOrReject(restoreRequestSchema, input, 'restore request');
+  // Without a node, only the shared store can bring the checkpoint to wherever the placeholder lands.
+  const unplaced =
+    spec.runtime === 'kubernetes' && spec.node === undefined && spec.sharedStore !== true
+      ? ['node is required unless sharedStore is true (a restore without a node fetches the checkpoint from the shared store)']
+      : [];
+  return rejectProblems(spec, 'restore request', unplaced);
 }
 
-function rejectProblems<T extends Parameters<typeof runtimeProblems>[0]>(spec: T, what: string): T {
-  const problems = runtimeProblems(spec);
+function rejectProblems<T extends Parameters<typeof runtimeProblems>[0]>(spec: T, what: string, more: string[] = []): T {
+  const problems = [...runtimeProblems(spec), ...more];
   if (problems.length > 0) throw torporFailure('InvalidSpec', `Invalid ${what}: ${problems.join('; ')}`, { problems });
   return spec;
 }
@@ -197,6 +212,8 @@ export const specHashRequestSchema = z.object({
 
 /** A refresh (what a Schedule runs): derive the spec hash, checkpoint it when missing, keep the newest `keep`. */
 export const refreshRequestSchema = checkpointRequestSchema.omit({ hash: true }).extend({
+  /** A refresh derives the spec hash on its node's agent: the node is always named. */
+  node: nodeSchema,
   name: workloadNameSchema,
   hashEnv: hashEnvSchema,
   keep: keepSchema.default(3),

@@ -1,5 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { type ClusterPolicy, clusterActivities } from '../activities/cluster/index.js';
+import { sharedStoreConfigFromEnv } from '../activities/node/store/shared/config.js';
 import { positiveIntFromEnv } from './env-numbers.js';
 
 function list(value: string | undefined): string[] {
@@ -30,7 +31,8 @@ export function clusterActivitiesFromEnv(env: NodeJS.ProcessEnv = process.env) {
   if (!env.KUBERNETES_SERVICE_HOST && !env.KUBECONFIG) return null;
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  return clusterActivities({ kubeConfig, ...clusterPolicyFromEnv(env) });
+  // The agents' shared store (TORPOR_S3_*, read-only use): where a restore without a node is placed is read from it.
+  return clusterActivities({ kubeConfig, ...clusterPolicyFromEnv(env), sharedStore: sharedStoreConfigFromEnv(env) });
 }
 
 /**

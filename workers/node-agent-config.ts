@@ -7,7 +7,12 @@ import { kubernetesPodLookup } from '../activities/node/container/pod-lookup.js'
 import type { PodLookup } from '../activities/node/container/target-policy.js';
 import { defaultHeavyStepLimit } from '../activities/node/heavy-steps.js';
 import { CHUNK_BYTES } from '../activities/node/store/chunk-digests.js';
-import { nodeCacheBytesFromEnv, sharedStoreConfigFromEnv } from '../activities/node/store/shared/config.js';
+import {
+  nodeCacheBytesFromEnv,
+  sharedDirConfigFromEnv,
+  sharedLeaseMsFromEnv,
+  sharedStoreConfigFromEnv,
+} from '../activities/node/store/shared/config.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../contract/chrek.js';
 import { NETWORK_LOCK_METHODS, type NetworkLockMethod } from '../contract/network.js';
 import { NODE_PATTERN } from '../contract/spec.js';
@@ -98,11 +103,20 @@ function agentPodLookup(env: NodeJS.ProcessEnv): { pods?: PodLookup } {
   return { pods: kubernetesPodLookup(kubeConfig) };
 }
 
-/** TORPOR_S3_* (store/shared/config.ts) and TORPOR_NODE_CACHE_BYTES. */
-function sharedStoreFromEnv(env: NodeJS.ProcessEnv): Pick<NodeAgentConfig, 'sharedStore' | 'nodeCacheBytes'> {
+/** TORPOR_S3_* or TORPOR_SHARED_DIR, TORPOR_SHARED_LEASE_MS (store/shared/config.ts) and TORPOR_NODE_CACHE_BYTES. */
+function sharedStoreFromEnv(
+  env: NodeJS.ProcessEnv,
+): Pick<NodeAgentConfig, 'sharedStore' | 'sharedDir' | 'sharedLeaseMs' | 'nodeCacheBytes'> {
+  const sharedDir = sharedDirConfigFromEnv(env);
   const sharedStore = sharedStoreConfigFromEnv(env);
+  const sharedLeaseMs = sharedLeaseMsFromEnv(env);
   const nodeCacheBytes = nodeCacheBytesFromEnv(env);
-  return { ...(sharedStore ? { sharedStore } : {}), ...(nodeCacheBytes === undefined ? {} : { nodeCacheBytes }) };
+  return {
+    ...(sharedStore ? { sharedStore } : {}),
+    ...(sharedDir ? { sharedDir } : {}),
+    ...(sharedLeaseMs === undefined ? {} : { sharedLeaseMs }),
+    ...(nodeCacheBytes === undefined ? {} : { nodeCacheBytes }),
+  };
 }
 
 /** The agent's configuration from its environment (what the DaemonSet or a systemd unit sets). */

@@ -3,7 +3,7 @@ import { type GcRequest, gcRequestSchema, parseOrReject } from '../contract/spec
 import type { GcResult, RetentionReport } from '../contract/types.js';
 import { nodeActivities } from './activity-policies.js';
 import { surfaceFailure } from './failures.js';
-import { applyRetention } from './retention.js';
+import { applyRetention, madeOn } from './retention.js';
 import { enterPhase, tagExecution } from './tagging.js';
 
 /**
@@ -21,7 +21,7 @@ export async function gc(request: GcRequest): Promise<GcResult> {
     const retention: RetentionReport[] = [];
     if (spec.keepPerName !== undefined) {
       enterPhase('retention');
-      const listed = await agent.quick.listCommitted({});
+      const listed = madeOn(await agent.quick.listCommitted({}), spec.node);
       const names = [...new Set(listed.flatMap((c) => workloadNameOf(c.hash) ?? []))].sort();
       for (const name of names) retention.push(await applyRetention(agent, listed, { name, keep: spec.keepPerName }));
     }

@@ -16,7 +16,7 @@ import type { RefreshOutcome, RefreshResult } from '../contract/types.js';
 import { nodeActivities } from './activity-policies.js';
 import { checkpoint } from './checkpoint.js';
 import { surfaceFailure } from './failures.js';
-import { applyRetention } from './retention.js';
+import { applyRetention, madeOn } from './retention.js';
 import { enterPhase, tagExecution } from './tagging.js';
 
 /** How often a refresh that met an in-flight checkpoint of its hash looks whether it has committed. */
@@ -83,7 +83,7 @@ export async function refresh(request: RefreshRequest, run: RefreshRun = {}): Pr
       });
     }
     enterPhase('retention');
-    const retention = await applyRetention(agent, await agent.quick.listCommitted({}), { name, keep, protect: [hash] });
+    const retention = await applyRetention(agent, madeOn(await agent.quick.listCommitted({}), node), { name, keep, protect: [hash] });
     enterPhase('done');
     return { name, node, hash, outcome, checkpointWorkflowId: childWorkflowId, retention };
   } catch (err) {

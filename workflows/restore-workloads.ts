@@ -1,9 +1,16 @@
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
+import { torporFailure } from '../contract/failures.js';
 import type { GpuTarget } from '../contract/gpu-types.js';
-import type { PodPlacement } from '../contract/kubernetes.js';
+import type { KubernetesSection, PodPlacement } from '../contract/kubernetes.js';
 import type { RestoreSpec } from '../contract/spec.js';
 import type { RestoredProcess } from '../contract/types.js';
-import { clusterActivities, KUBERNETES_CONTAINER_STEPS, KUBERNETES_GPU_STEPS, type nodeActivities } from './activity-policies.js';
+import {
+  clusterActivities,
+  KUBERNETES_CONTAINER_STEPS,
+  KUBERNETES_GPU_STEPS,
+  KUBERNETES_PLACEMENT,
+  nodeActivities,
+} from './activity-policies.js';
 import type { Compensations } from './compensations.js';
 import type { ProgressTracker } from './progress.js';
 
@@ -56,9 +63,69 @@ export interface RestoreTarget {
   readonly gpu: GpuTarget;
 }
 
-/** The request's runtime. */
-export function restoreWorkload(spec: RestoreSpec, agent: NodeAgent, saga: RestoreSaga): RestoreWorkload {
-  return spec.kubernetes ? kubernetesRestoreWorkload(spec, spec.kubernetes, agent, saga) : localRestoreWorkload(spec, agent, saga);
+/** A node and its agent's steps. */
+export interface OnNode {
+  node: string;
+  agent: NodeAgent;
+}
+
+/** Where the restore runs, and its runtime's steps there. */
+export interface PlacedRestore extends OnNode {
+  workload: RestoreWorkload;
+  /** True when placing it fetched the checkpoint into the node's cache already (beside the placeholder's start). */
+  fetched: boolean;
+}
+
+/**
+ * The request's node, or (kubernetes without one) the node the scheduler binds the placeholder to,
+ * among the nodes of the checkpoint's GPU model: the placeholder is created, its undo registered
+ * first, and once it is bound the node's agent fetches the checkpoint while the pod starts.
+ */
+export async function placeRestore(spec: RestoreSpec, saga: RestoreSaga): Promise<PlacedRestore> {
+  if (spec.node !== undefined) {
+    const onNode = { node: spec.node, agent: nodeActivities(spec.node, spec.agentTimeoutMs) };
+    const workload = spec.kubernetes
+      ? kubernetesRestoreWorkload(spec, spec.kubernetes, onNode, saga)
+      : localRestoreWorkload(spec, onNode.agent, saga);
+    return { ...onNode, workload, fetched: false };
+  }
+  if (spec.kubernetes === undefined || !patched(KUBERNETES_PLACEMENT)) {
+    throw torporFailure('InvalidSpec', 'Invalid restore request: node is required for the local runtime');
+  }
+  return placeByScheduler(spec, spec.kubernetes, saga);
+}
+
+async function placeByScheduler(spec: RestoreSpec, section: KubernetesSection, saga: RestoreSaga): Promise<PlacedRestore> {
+  const { hash } = spec;
+  const { tracker } = saga;
+  const cluster = clusterActivities(spec.agentTimeoutMs);
+  const { gpuProduct } = await tracker.step('looking-up', () => cluster.quick.describeSharedCheckpoint({ hash }));
+  const pod = placeholderPod(spec, section, saga, { gpuProduct: gpuProduct ?? undefined });
+  await pod.create();
+  const bound = await tracker.step('placing', () => pod.waitFor('bound'));
+  const onNode = { node: bound.nodeName, agent: nodeActivities(bound.nodeName, spec.agentTimeoutMs) };
+  // The node's agent fills its cache while the kubelet pulls the image and starts the placeholder.
+  const [, running] = await bothEnded(
+    () => tracker.step('fetching', () => onNode.agent.heavy.fetchCheckpoint({ hash })),
+    () => tracker.step('waiting-ready', () => pod.waitFor('running')),
+  );
+  return { ...onNode, workload: kubernetesRestoreWorkload(spec, section, onNode, saga, { pod, running }), fetched: true };
+}
+
+/** Runs both at once; the first failure cancels the other, and is thrown once both have ended (no undo races either). */
+async function bothEnded<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  const scope = new CancellationScope();
+  const [first, second] = await scope.run(() => {
+    const cancelOnFailure = <T>(p: Promise<T>) =>
+      p.catch((err: unknown) => {
+        scope.cancel();
+        throw err;
+      });
+    return Promise.allSettled([cancelOnFailure(a()), cancelOnFailure(b())]);
+  });
+  if (first.status === 'rejected') throw first.reason;
+  if (second.status === 'rejected') throw second.reason;
+  return [first.value, second.value];
 }
 
 /** `local`: a new process tree on the node, ready when the request's readiness probe passes. */
@@ -77,24 +144,63 @@ function localRestoreWorkload(spec: RestoreSpec, agent: NodeAgent, saga: Restore
   };
 }
 
-/** `kubernetes`: the placeholder pod (same image, this node), ready when the pod is. */
-function kubernetesRestoreWorkload(
+/**
+ * The placeholder pod (same image), on the given node or where the scheduler places it among the
+ * nodes of `gpuProduct`. Only the pod this run created, by UID, is waited for and deleted (never a
+ * foreign pod of that name).
+ */
+function placeholderPod(
   spec: RestoreSpec,
-  section: NonNullable<RestoreSpec['kubernetes']>,
-  agent: NodeAgent,
-  saga: RestoreSaga,
-): RestoreWorkload {
-  const { hash, node, restoreId } = spec;
+  section: KubernetesSection,
+  { tracker, undo }: RestoreSaga,
+  where: { node?: string; gpuProduct?: string | undefined },
+) {
+  const { hash, restoreId } = spec;
   const { namespace } = section;
-  const { tracker, undo } = saga;
   const cluster = clusterActivities(spec.agentTimeoutMs);
-  const kubernetes = { ...section, node, command: spec.workload?.command ?? [], env: spec.workload?.env ?? {} };
-  // The pod this run created, by UID: only it is waited for and deleted (never a foreign pod of that name).
+  const kubernetes = {
+    ...section,
+    node: where.node,
+    gpuProduct: where.gpuProduct,
+    // Placed by the scheduler, the node's agent fetches the checkpoint while the placeholder starts.
+    checkpointWaitSeconds: where.node === undefined ? Math.ceil(spec.readyTimeoutMs / 1000) : undefined,
+    command: spec.workload?.command ?? [],
+    env: spec.workload?.env ?? {},
+  };
   const owner = workflowInfo().runId;
   let podUid: string | undefined;
+  return {
+    async create() {
+      undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace, uid: podUid, owner }));
+      const created = await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes, owner }));
+      podUid = created.uid || undefined;
+    },
+    waitFor: (until: 'bound' | 'running' | 'ready') =>
+      cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until, podUid }),
+  };
+}
+
+type PlaceholderPod = ReturnType<typeof placeholderPod>;
+
+/**
+ * `kubernetes`: the placeholder pod, ready when the pod is; created and waited for here, unless
+ * placing the restore did that already (`prepared`).
+ */
+function kubernetesRestoreWorkload(
+  spec: RestoreSpec,
+  section: KubernetesSection,
+  onNode: OnNode,
+  saga: RestoreSaga,
+  prepared?: { pod: PlaceholderPod; running: PodPlacement },
+): RestoreWorkload {
+  const { hash, restoreId } = spec;
+  const { node, agent } = onNode;
+  const pod = prepared?.pod ?? placeholderPod(spec, section, saga, { node });
   let gpuOnPlaceholder = false;
-  const waitForPod = (until: 'running' | 'ready') =>
-    cluster.wait(spec.readyTimeoutMs).waitForRestorePod({ hash, restoreId, namespace, timeoutMs: spec.readyTimeoutMs, until, podUid });
+  const start = async () => {
+    await pod.create();
+    return saga.tracker.step('waiting-ready', () => pod.waitFor('running'));
+  };
   return {
     verifiesWhileRestoring: () => patched(PLACEHOLDER_VERIFY_WHILE_RESTORING),
     checksGpuOnTarget() {
@@ -103,16 +209,13 @@ function kubernetesRestoreWorkload(
       return gpuOnPlaceholder;
     },
     async prepareTarget() {
-      undo.add('delete the placeholder pod', () => cluster.quick.deleteRestorePod({ hash, restoreId, namespace, uid: podUid, owner }));
-      const created = await tracker.step('starting-workload', () => cluster.quick.createRestorePod({ hash, restoreId, kubernetes, owner }));
-      podUid = created.uid || undefined;
-      const pod = await tracker.step('waiting-ready', () => waitForPod('running'));
+      const running = prepared?.running ?? (await start());
       return {
         // Histories from before the patch restored a new process tree, as the local runtime does.
         restore: () =>
-          patched(KUBERNETES_CONTAINER_STEPS) ? restoreIntoPlaceholder(spec, agent, saga, pod) : restoreProcess(spec, agent, saga),
-        waitReady: () => waitForPod('ready'),
-        gpu: gpuOnPlaceholder ? { hash, container: { id: pod.containerId, role: 'placeholder' }, nodeName: node } : { hash, restoreId },
+          patched(KUBERNETES_CONTAINER_STEPS) ? restoreIntoPlaceholder(spec, onNode, saga, running) : restoreProcess(spec, agent, saga),
+        waitReady: () => pod.waitFor('ready'),
+        gpu: gpuOnPlaceholder ? { hash, container: { id: running.containerId, role: 'placeholder' }, nodeName: node } : { hash, restoreId },
       };
     },
   };
@@ -128,11 +231,11 @@ function restoreProcess(spec: RestoreSpec, agent: NodeAgent, { tracker, undo }: 
 /** The tree goes into the placeholder's container, found from the ID in the pod's status; deleting the pod undoes it. */
 function restoreIntoPlaceholder(
   spec: RestoreSpec,
-  agent: NodeAgent,
+  { node, agent }: OnNode,
   { tracker }: RestoreSaga,
   pod: PodPlacement,
 ): Promise<RestoredProcess> {
-  const { hash, node } = spec;
+  const { hash } = spec;
   return tracker.step('restoring', async () => {
     const into = await agent.heavy.restoreIntoPlaceholder({ hash, placeholderContainerId: pod.containerId, nodeName: node });
     return { pid: into.hostPid, logFile: '', criuMs: into.restoreMs, verifiedBytes: into.verifiedBytes };

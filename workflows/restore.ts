@@ -1,14 +1,15 @@
 import { patched } from '@temporalio/workflow';
 import { parseRestoreRequest, type RestoreRequest } from '../contract/spec.js';
 import type { RestoreResult } from '../contract/types.js';
-import { nodeActivities, SHARED_STORE } from './activity-policies.js';
+import { SHARED_STORE } from './activity-policies.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
-import { restoreWorkload } from './restore-workloads.js';
+import { placeRestore } from './restore-workloads.js';
 
 /**
- * restore: validate → verify the checkpoint (marker, manifest, sizes; the checksums too, unless
+ * restore: validate → (kubernetes without a node: create the placeholder with an affinity to the
+ * checkpoint's GPU model, wait until it is bound, fetch into that node's cache while it starts) → verify the checkpoint (marker, manifest, sizes; the checksums too, unless
  * the restore verifies them while CRIU reads the image, holding the process until they match)
  * → check the node's GPUs → (kubernetes: create the placeholder pod, wait until it runs, check its
  * GPUs instead) → CRIU restore → thaw the GPU (a placeholder's: onto its GPUs) → wait until the
@@ -17,13 +18,19 @@ import { restoreWorkload } from './restore-workloads.js';
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const tracker = trackProgress();
   const spec = parseRestoreRequest(request);
-  const { hash, node, restoreId } = spec;
-  const agent = nodeActivities(node, spec.agentTimeoutMs);
-  tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
+  const { hash, restoreId } = spec;
   const undo = new Compensations();
-  const workload = restoreWorkload(spec, agent, { tracker, undo });
+  // Until the scheduler has placed a kubernetes placeholder without a node, failures name no node.
+  let node = spec.node ?? '(not yet scheduled)';
   try {
-    if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('fetching', () => agent.heavy.fetchCheckpoint({ hash }));
+    // The request's node, or (kubernetes, no node) the one the placeholder is bound to, which fetched the checkpoint meanwhile.
+    const placed = await placeRestore(spec, { tracker, undo });
+    const { agent, workload } = placed;
+    node = placed.node;
+    tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
+    if (spec.sharedStore && !placed.fetched && patched(SHARED_STORE)) {
+      await tracker.step('fetching', () => agent.heavy.fetchCheckpoint({ hash }));
+    }
     const contents = workload.verifiesWhileRestoring() ? 'at-restore' : 'now';
     const verified = await tracker.step('verifying', () =>
       agent.heavy.verifyCheckpoint(contents === 'now' ? { hash } : { hash, contents }),

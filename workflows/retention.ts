@@ -11,8 +11,19 @@ export function failedWith(err: unknown, type: string): boolean {
 }
 
 /**
+ * The checkpoints of a listing that node `node` made. With a shared store a listing holds every
+ * node's checkpoints; a workload's spec hash differs by GPU model, driver and tools, so another
+ * node's newest checkpoint of the same name may be the only one its nodes can restore: retention
+ * run for one node judges that node's own. Without a shared store every listed checkpoint is the node's.
+ */
+export function madeOn(listed: readonly CheckpointSummary[], node: string): CheckpointSummary[] {
+  return listed.filter((c) => c.node === node);
+}
+
+/**
  * Keeps the newest `keep` checkpoints of workload `name` (the `protect`ed ones always) and deletes
- * the rest, one at a time; one a restore started using meanwhile is reported as in use, not deleted.
+ * the rest, one at a time; one a restore started using meanwhile, or another node holds a lease on
+ * in the shared store, is reported as in use, not deleted.
  */
 export async function applyRetention(
   agent: NodeAgent,

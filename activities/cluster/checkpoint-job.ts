@@ -6,7 +6,7 @@ import type { Cluster } from './cluster.js';
 import { kubeFailure, statusCode } from './kube-errors.js';
 import { CONTROLLER_UID_LABEL, checkpointJob, checkpointJobName, HASH_LABEL, ROLE_LABEL } from './manifests.js';
 import { adoptOwn, deleteOwned } from './owned-objects.js';
-import { hasPodFinished, isPodReady } from './pod-status.js';
+import { hasPodFinished, isPodBound, isPodReady } from './pod-status.js';
 import { placement, waitWithTimeout } from './pod-wait.js';
 import { waitForPod } from './pod-watch.js';
 import { allowNamespace, allowWorkload } from './policy.js';
@@ -84,6 +84,13 @@ export async function waitForCheckpointPod(cluster: Cluster, input: PodWaitInput
   const { selector, owned } = controlledBy(await jobOf(cluster, input));
   const ready = (pod: V1Pod) => owned(pod) && isPodReady(pod);
   return placement(await waitWithTimeout(cluster, input.namespace, selector, input.timeoutMs, ready, 'ready'));
+}
+
+/** Waits until the scheduler has bound the checkpoint Job's pod to a node; returns where (its container may not exist yet). */
+export async function waitForCheckpointPodBound(cluster: Cluster, input: PodWaitInput): Promise<PodPlacement> {
+  const { selector, owned } = controlledBy(await jobOf(cluster, input));
+  const bound = (pod: V1Pod) => owned(pod) && isPodBound(pod);
+  return placement(await waitWithTimeout(cluster, input.namespace, selector, input.timeoutMs, bound, 'bound to a node'));
 }
 
 /** Waits until the checkpoint pod has exited after its signal; false when it did not in time. */

@@ -44,16 +44,48 @@ function signalVolume(storage: PodStorage): V1Volume {
   return { name: 'checkpoint-signal', hostPath: { path: storage.signalHostPath, type: 'DirectoryOrCreate' } };
 }
 
+/** How long the smart entrypoint waits for a checkpoint its node's agent is still fetching (deploy/images/smart-entrypoint.sh). */
+export const CHECKPOINT_WAIT_ENV = 'TORPOR_CHECKPOINT_WAIT_SECONDS';
+
+/** The node label the NVIDIA GPU operator (GPU feature discovery) puts on each node: its GPU model. */
+export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
+
+/** A GPU's name as GPU feature discovery writes it into `nvidia.com/gpu.product`: `NVIDIA H100 80GB HBM3` → `NVIDIA-H100-80GB-HBM3`. */
+export function gpuProductLabelValue(gpuName: string): string {
+  return gpuName
+    .trim()
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}
+
+/** Where the pod may run: the request's node selector, the node it names, and nodes of the checkpoint's GPU model. */
+function placementOf(w: KubernetesWorkload): Pick<V1PodSpec, 'nodeSelector' | 'affinity'> {
+  const nodeSelector = { ...w.nodeSelector, ...(w.node ? { 'kubernetes.io/hostname': w.node } : {}) };
+  const gpuModel = w.gpuProduct
+    ? {
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: GPU_PRODUCT_LABEL, operator: 'In', values: [w.gpuProduct] }] }],
+            },
+          },
+        },
+      }
+    : {};
+  return { ...(Object.keys(nodeSelector).length > 0 ? { nodeSelector } : {}), ...gpuModel };
+}
+
 /**
- * What the checkpoint Job's pod and the restore pod share: pinned to the node, never restarted. A
- * pod without an allowed ServiceAccount gets no API token.
+ * What the checkpoint Job's pod and the restore pod share: placed on the request's node (or where
+ * the scheduler puts it), never restarted. A pod without an allowed ServiceAccount gets no API token.
  */
 function podBasics(
   w: KubernetesWorkload,
-): Pick<V1PodSpec, 'restartPolicy' | 'nodeSelector' | 'serviceAccountName' | 'automountServiceAccountToken'> {
+): Pick<V1PodSpec, 'restartPolicy' | 'nodeSelector' | 'affinity' | 'serviceAccountName' | 'automountServiceAccountToken'> {
   return {
     restartPolicy: 'Never',
-    nodeSelector: { 'kubernetes.io/hostname': w.node },
+    ...placementOf(w),
     ...(w.serviceAccountName ? { serviceAccountName: w.serviceAccountName } : { automountServiceAccountToken: false }),
   };
 }
@@ -109,7 +141,7 @@ export function checkpointJob(hash: string, w: KubernetesWorkload, storage: PodS
   };
 }
 
-/** The restore placeholder: same image, pinned to the checkpoint's node, told which checkpoint to become. */
+/** The restore placeholder: same image, on the checkpoint's node (or one of its GPU model), told which checkpoint to become. */
 export function restorePod(hash: string, restoreId: string, w: KubernetesWorkload, storage: PodStorage, owner = ''): V1Pod {
   return {
     apiVersion: 'v1',
@@ -125,7 +157,12 @@ export function restorePod(hash: string, restoreId: string, w: KubernetesWorkloa
       containers: [
         {
           ...containerBasics(w),
-          env: [...userEnv(w), { name: ChrekEnv.hash, value: hash }, { name: ChrekEnv.checkpointPath, value: storage.checkpointMountPath }],
+          env: [
+            ...userEnv(w),
+            { name: ChrekEnv.hash, value: hash },
+            { name: ChrekEnv.checkpointPath, value: storage.checkpointMountPath },
+            ...(w.checkpointWaitSeconds ? [{ name: CHECKPOINT_WAIT_ENV, value: String(w.checkpointWaitSeconds) }] : []),
+          ],
           // The restored app listens where the checkpointed one did, now on the placeholder's address.
           ...(w.restoreHttpProbe ? { readinessProbe: { httpGet: { ...w.restoreHttpProbe }, periodSeconds: 1, failureThreshold: 3 } } : {}),
           // The smart entrypoint looks for <path>/<hash>/checkpoint.done: only that directory, read-only.

@@ -6,6 +6,11 @@ export function isPodReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
+/** Bound to a node by the scheduler (or created pinned to one): the node is known, its image may still be pulling. */
+export function isPodBound(pod: V1Pod): boolean {
+  return Boolean(pod.spec?.nodeName);
+}
+
 export function isPodRunning(pod: V1Pod): boolean {
   return pod.status?.phase === 'Running';
 }

@@ -4,7 +4,7 @@ import type { Cluster } from './cluster.js';
 import { kubeFailure, statusCode } from './kube-errors.js';
 import { HASH_LABEL, RESTORE_ID_LABEL, ROLE_LABEL, restorePod, restorePodName } from './manifests.js';
 import { adoptOwn, deleteOwned } from './owned-objects.js';
-import { isPodReady, isPodRunning } from './pod-status.js';
+import { isPodBound, isPodReady, isPodRunning } from './pod-status.js';
 import { placement, waitWithTimeout } from './pod-wait.js';
 import { allowNamespace, allowWorkload } from './policy.js';
 
@@ -13,12 +13,13 @@ export interface RestorePodInput extends CheckpointJobInput {
 }
 export interface RestorePodWaitInput extends PodWaitInput {
   restoreId: string;
-  until: 'running' | 'ready';
+  /** `bound`: the scheduler chose its node (its image may still be pulling). */
+  until: 'bound' | 'running' | 'ready';
   /** The placeholder's UID, as its create returned it: another pod with copied labels is not waited for. */
   podUid?: string | undefined;
 }
 
-/** Creates the restore placeholder pod, pinned to the checkpoint's node. Idempotent like the Job, for this run only. */
+/** Creates the restore placeholder pod, on the checkpoint's node or where the scheduler places it. Idempotent like the Job, for this run only. */
 export async function createRestorePod(
   cluster: Cluster,
   { hash, restoreId, kubernetes, owner = '' }: RestorePodInput,
@@ -46,9 +47,9 @@ export async function waitForRestorePod(
 ): Promise<PodPlacement> {
   allowNamespace(cluster.policy, namespace);
   const selector = `${HASH_LABEL}=${hash},${RESTORE_ID_LABEL}=${restoreId}`;
-  const reached = until === 'ready' ? isPodReady : isPodRunning;
+  const reached = { bound: isPodBound, running: isPodRunning, ready: isPodReady }[until];
   const done = podUid ? (pod: Parameters<typeof reached>[0]) => pod.metadata?.uid === podUid && reached(pod) : reached;
-  return placement(await waitWithTimeout(cluster, namespace, selector, timeoutMs, done, until));
+  return placement(await waitWithTimeout(cluster, namespace, selector, timeoutMs, done, until === 'bound' ? 'bound to a node' : until));
 }
 
 /** Deletes the placeholder this run created; a foreign pod of that name stays. Already gone is success. */

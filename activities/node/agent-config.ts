@@ -1,6 +1,7 @@
 import type { NetworkLockMethod } from '../../contract/network.js';
 import type { PodLookup } from './container/target-policy.js';
 import type { SharedStoreConfig } from './store/shared/config.js';
+import type { DirectoryStoreConfig } from './store/shared/directory-store.js';
 
 /** What a node agent is told at start-up; activities close over it. */
 export interface NodeAgentConfig {
@@ -45,6 +46,10 @@ export interface NodeAgentConfig {
   containers?: NodeContainerConfig;
   /** The shared store checkpoints are uploaded to and fetched from (TORPOR_S3_*); absent: this node's store only. */
   sharedStore?: SharedStoreConfig;
+  /** The shared store as a shared filesystem mounted at the same path on every node (TORPOR_SHARED_DIR); never with `sharedStore`. */
+  sharedDir?: DirectoryStoreConfig;
+  /** How long a lease on a shared checkpoint lives unrenewed (TORPOR_SHARED_LEASE_MS, 60 s). */
+  sharedLeaseMs?: number;
   /** The node cache's size limit in bytes (TORPOR_NODE_CACHE_BYTES); absent: unlimited. */
   nodeCacheBytes?: number;
   /** How long a cached copy just fetched or found is held against eviction (10 minutes; tests shorten it). */

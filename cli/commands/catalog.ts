@@ -6,13 +6,26 @@ import { durationMs, positiveInt } from '../options.js';
 
 type GcOptions = { tmpMaxAge?: number; runMaxAge?: number; keep?: number };
 
+type Use = CheckpointSummary['usedBy'][number];
+
+/** A restore on this node, or another node's lease in the shared store. */
+const useText = (u: Use) =>
+  u.state === 'leased'
+    ? `node ${u.node}: ${u.restoreId} (lease until ${u.expiresAt})`
+    : `restore ${u.restoreId} (pid ${u.pid}, ${u.state})`;
+
+/** `shared, caches: a, b`; `-` without a shared store. */
+const whereText = (c: CheckpointSummary) =>
+  c.location ? [c.location.shared ? 'shared' : 'not shared', ...c.location.nodeCaches.map((n) => `cache ${n}`)].join(', ') : 'this node';
+
 function summaryRows(list: CheckpointSummary[]): string[][] {
   return list.map((c) => [
     c.hash,
     c.name ?? '-',
     c.createdAt,
     formatBytes(c.totalBytes),
-    c.usedBy.length === 0 ? '-' : c.usedBy.map((u) => `${u.restoreId} (pid ${u.pid})`).join(', '),
+    whereText(c),
+    c.usedBy.length === 0 ? '-' : c.usedBy.map(useText).join(', '),
   ]);
 }
 
@@ -32,10 +45,8 @@ function inspectLines(info: CheckpointInfo, ui: string): string[] {
         `start → ready ${formatMs(m.timings.startToReadyMs)}, dump ${formatMs(m.timings.dumpMs)}, commit ${formatMs(m.timings.commitMs)}`,
       ],
       ['gpu', s.gpu ?? 'none'],
-      [
-        'used by',
-        s.usedBy.length === 0 ? 'no running restore' : s.usedBy.map((u) => `restore ${u.restoreId} (pid ${u.pid}, ${u.state})`).join(', '),
-      ],
+      ['where', whereText(s)],
+      ['used by', s.usedBy.length === 0 ? 'no running restore' : s.usedBy.map(useText).join(', ')],
       ['ui', ui],
     ]),
   ];
@@ -61,7 +72,7 @@ async function listAction(ctx: CliContext, o: { name?: string }): Promise<void> 
   ctx.print({ ...ref, node: ctx.node, checkpoints }, () => [
     ...(checkpoints.length === 0
       ? [`no checkpoints on ${ctx.node}`]
-      : table(['HASH', 'NAME', 'CREATED', 'SIZE', 'USED BY'], summaryRows(checkpoints))),
+      : table(['HASH', 'NAME', 'CREATED', 'SIZE', 'WHERE', 'USED BY'], summaryRows(checkpoints))),
     `ui: ${ref.ui}`,
   ]);
 }
@@ -79,7 +90,10 @@ async function deleteAction(ctx: CliContext, hash: string): Promise<void> {
   const handle = await torpor.startDelete(hash, ctx.node);
   const ref = ctx.workflowRef(handle);
   const result = await torpor.result(handle);
-  ctx.print({ ...ref, result }, () => [`deleted ${hash} on ${result.node} (${formatBytes(result.freedBytes)} freed)`, `ui: ${ref.ui}`]);
+  ctx.print({ ...ref, result }, () => [
+    `deleted ${hash} on ${result.node} (${formatBytes(result.freedBytes)} freed${result.shared ? `; ${result.shared.objectsRemoved} objects from the shared store` : ''})`,
+    `ui: ${ref.ui}`,
+  ]);
 }
 
 async function gcAction(ctx: CliContext, o: GcOptions): Promise<void> {

@@ -56,6 +56,23 @@ const combos: Record<string, string[]> = {
     'nodeAgent.localRuntime.enabled=true',
     ...IMAGES,
   ],
+  'a shared store with credentials from a Secret and a node cache limit': [
+    '--set',
+    'rbac.allowedNamespaces={ml}',
+    '--set',
+    'nodeAgent.manifestKeySecret=torpor-manifest-key',
+    '--set',
+    'sharedStore.bucket=checkpoints',
+    '--set',
+    'sharedStore.endpoint=http://seaweedfs.storage.svc:8333',
+    '--set',
+    'sharedStore.prefix=cluster-1/',
+    '--set',
+    'sharedStore.existingSecret=torpor-s3',
+    '--set',
+    'sharedStore.nodeCacheBytes=500000000000',
+    ...IMAGES,
+  ],
   'namespace RBAC, mTLS, no metrics': [
     '--set',
     'rbac.allowedNamespaces={ml}',
@@ -375,6 +392,33 @@ describe('images', () => {
     }
   });
 
+  it('wires the shared store into both workers, credentials only from the Secret, the cache limit into the agent; off by default', async () => {
+    type Env = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } };
+    const workers = async (args: string[]) => {
+      const docs = loadAllYaml(await template(args)) as { kind: string; spec: { template: { spec: { containers: { env: Env[] }[] } } } }[];
+      const envOf = (kind: string) => docs.find((d) => d.kind === kind)?.spec.template.spec.containers[0]?.env ?? [];
+      return { agent: envOf('DaemonSet'), control: envOf('Deployment') };
+    };
+    const byName = (env: Env[]) => Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+    const { agent, control } = await workers(combos['a shared store with credentials from a Secret and a node cache limit'] as string[]);
+    const settings = {
+      TORPOR_S3_BUCKET: 'checkpoints',
+      TORPOR_S3_ENDPOINT: 'http://seaweedfs.storage.svc:8333',
+      TORPOR_S3_REGION: 'us-east-1',
+      TORPOR_S3_PREFIX: 'cluster-1/',
+      TORPOR_S3_ACCESS_KEY_ID: { secretKeyRef: { name: 'torpor-s3', key: 'access-key-id' } },
+      TORPOR_S3_SECRET_ACCESS_KEY: { secretKeyRef: { name: 'torpor-s3', key: 'secret-access-key' } },
+    };
+    expect(byName(agent)).toMatchObject({ ...settings, TORPOR_NODE_CACHE_BYTES: '500000000000' });
+    expect(byName(control)).toMatchObject(settings);
+    expect(byName(control)).not.toHaveProperty('TORPOR_NODE_CACHE_BYTES');
+    const plain = await workers(combos['namespace RBAC, no TLS'] as string[]);
+    for (const env of [plain.agent, plain.control]) expect(env.map((e) => e.name).filter((n) => /S3|NODE_CACHE/.test(n))).toEqual([]);
+    await expect(template(['--set', 'rbac.allowedNamespaces={ml}', '--set', 'sharedStore.bucket=checkpoints', ...IMAGES])).rejects.toThrow(
+      /sharedStore needs nodeAgent.manifestKeySecret/,
+    );
+  });
+
   it('smart-entrypoint runs the original command on a cold start, and waits to be restored into when a checkpoint exists', async () => {
     const script = path.join(ROOT, 'deploy/images/smart-entrypoint.sh');
     const checkpoints = await mkdtemp(path.join(os.tmpdir(), 'torpor-entry-'));
@@ -389,6 +433,20 @@ describe('images', () => {
     expect(waiting.stdout).toContain('waiting for the node agent to restore');
     expect(waiting.stdout).not.toContain('cold start ran');
     expect((waiting as { code?: number }).code).toBe(124);
+  });
+
+  it('smart-entrypoint of a placeholder placed by the scheduler waits for the checkpoint its node is fetching, instead of a cold start', async () => {
+    const script = path.join(ROOT, 'deploy/images/smart-entrypoint.sh');
+    const checkpoints = await mkdtemp(path.join(os.tmpdir(), 'torpor-entry-'));
+    const env = { ...process.env, DYN_CHECKPOINT_PATH: checkpoints, DYN_CHECKPOINT_HASH: 'llm-2', TORPOR_CHECKPOINT_WAIT_SECONDS: '30' };
+    const waiting = run('timeout', ['4', 'sh', script, 'echo', 'cold start ran'], { env }).catch(
+      (e: { stdout: string; code: number }) => e,
+    );
+    await mkdir(path.join(checkpoints, 'llm-2'));
+    await writeFile(path.join(checkpoints, 'llm-2', 'checkpoint.done'), '');
+    const ended = await waiting;
+    expect(ended.stdout).toContain('waiting for the node agent to restore');
+    expect(ended.stdout).not.toContain('cold start ran');
   });
 
   it('compiles the workers the image runs (tsc -p tsconfig.build.json)', async () => {

@@ -4,9 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
 import type { CheckpointResult } from '../../contract/types.js';
 import { readSampleStatus, type SampleStatus, sampleRestoredProbe } from '../../sample-app/workload.js';
 import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
+import { recordHistory } from '../support/record-history.js';
 import { type S3Server, startS3Server } from '../support/s3-server.js';
 import { testSample } from '../support/sample.js';
 import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
@@ -57,6 +59,7 @@ describe('checkpoint on node A, restore on node B through the shared store (real
     const keys = (listed.Contents ?? []).map((o) => o.Key);
     expect(keys).toContain(`checkpoints/${sample.hash}/manifest.json`);
     expect(keys.length).toBeGreaterThan(10);
+    await recordHistory(a.client.workflow.getHandle(checkpointWorkflowId(sample.hash)), 'checkpoint-shared-store-created');
   });
 
   it('returns the existing checkpoint to a second request and makes sure it is uploaded, without dumping again', async () => {
@@ -94,6 +97,7 @@ describe('checkpoint on node A, restore on node B through the shared store (real
     expect(restored.stepMs).toHaveProperty('fetching');
     expect(await readdir(bStore)).toContain(sample.hash);
     expect(await processesOfCheckpoint(sample.hash)).toEqual([restored.pid]);
+    await recordHistory(a.client.workflow.getHandle(restoreWorkflowId(sample.hash, restored.restoreId)), 'restore-shared-store-ready');
   });
 
   it('refuses a flipped byte in one object before any process runs: CheckpointCorrupt, nothing cached', async () => {

@@ -32,6 +32,7 @@ export async function testNode(name: string, keyFile: string, env: Record<string
     manifestKeyFile: keyFile,
     digestChunkBytes: CHUNK,
     ...(fromEnv.sharedStore ? { sharedStore: fromEnv.sharedStore } : {}),
+    ...(fromEnv.sharedDir ? { sharedDir: fromEnv.sharedDir } : {}),
     ...(fromEnv.nodeCacheBytes === undefined ? {} : { nodeCacheBytes: fromEnv.nodeCacheBytes }),
     nodeCacheHoldMs: 0,
     ...overrides,
@@ -47,17 +48,22 @@ export function nodeEnv(s3: S3Server, extra: Record<string, string> = {}): Recor
 }
 
 /** A committed checkpoint made as a commit makes one (files, per-chunk digests, MAC'd manifest, rename, marker), without CRIU. */
-export async function commitFake(node: TestNode, hash: string, files: Record<string, Buffer>): Promise<CheckpointManifest> {
+export async function commitFake(
+  node: TestNode,
+  hash: string,
+  files: Record<string, Buffer>,
+  chunkBytes = CHUNK,
+): Promise<CheckpointManifest> {
   const { layout } = node;
   const tmp = layout.tmpDir(hash, `${hash}.fake`);
   for (const [rel, bytes] of Object.entries(files)) {
     await mkdir(path.dirname(path.join(tmp, rel)), { recursive: true });
     await writeFile(path.join(tmp, rel), bytes);
   }
-  const digested = await digestChunks(tmp, Object.keys(files), () => undefined, CHUNK);
+  const digested = await digestChunks(tmp, Object.keys(files), () => undefined, chunkBytes);
   const manifest: CheckpointManifest = {
     formatVersion: 2,
-    chunkBytes: CHUNK,
+    chunkBytes,
     hash,
     node: node.config.nodeName,
     runtime: 'local',

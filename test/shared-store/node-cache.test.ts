@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identify } from '../../activities/node/proc/identity.js';
@@ -77,5 +77,17 @@ describe('the node cache (TORPOR_NODE_CACHE_BYTES): LRU over checkpoints the sha
     await new Promise((r) => sleeper.once('exit', r));
     expect(await c.steps.fetchCheckpoint({ hash: wanted })).toMatchObject({ evicted: [inUse] });
     expect(await committed(c)).toEqual([localOnly, wanted].sort());
+  });
+
+  it('counts the bytes an interrupted fetch of another checkpoint left behind as used', async () => {
+    const a = nodes[0] as TestNode;
+    const [one, two, other] = [await sharedCheckpoint(a, 2), await sharedCheckpoint(a, 2), `t-${randomBytes(5).toString('hex')}`];
+    const c = await cacheNode(5);
+    await c.steps.fetchCheckpoint({ hash: one });
+    const leftover = path.join(c.layout.fetchDir(other), 'images');
+    await mkdir(leftover, { recursive: true });
+    await writeFile(path.join(leftover, 'pages-1.img'), randomBytes(2 * CHUNK));
+    // 2 MiB cached + 2 MiB left behind + 2 MiB wanted > 5 MiB: only counting the leftover makes this evict.
+    expect(await c.steps.fetchCheckpoint({ hash: two })).toMatchObject({ source: 'shared-store', evicted: [one] });
   });
 });

@@ -1,6 +1,14 @@
+import { realpathSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { manifestChunks } from '../../activities/node/store/shared/chunks.js';
-import { nodeCacheBytesFromEnv, sharedStoreConfigFromEnv } from '../../activities/node/store/shared/config.js';
+import {
+  nodeCacheBytesFromEnv,
+  sharedDirConfigFromEnv,
+  sharedLeaseMsFromEnv,
+  sharedStoreConfigFromEnv,
+} from '../../activities/node/store/shared/config.js';
 import { checkFilePath, chunkKey, manifestKey } from '../../activities/node/store/shared/keys.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 
@@ -25,6 +33,7 @@ describe('shared store configuration (pure): from the agent environment only', (
       forcePathStyle: true,
       prefix: 'cluster-1/',
       parallel: 8,
+      multipartBytes: 100 * 2 ** 20,
     });
     expect(sharedStoreConfigFromEnv({ TORPOR_S3_BUCKET: 'b' })).toMatchObject({ forcePathStyle: false });
   });
@@ -33,9 +42,22 @@ describe('shared store configuration (pure): from the agent environment only', (
     expect(() => sharedStoreConfigFromEnv({ TORPOR_S3_BUCKET: 'b', TORPOR_S3_ACCESS_KEY_ID: 'k' })).toThrow(/go together/);
     expect(() => sharedStoreConfigFromEnv({ TORPOR_S3_BUCKET: 'b', TORPOR_S3_PREFIX: '../x/' })).toThrow(/TORPOR_S3_PREFIX/);
     expect(() => sharedStoreConfigFromEnv({ TORPOR_S3_BUCKET: 'b', TORPOR_S3_PARALLEL: '0' })).toThrow(/TORPOR_S3_PARALLEL/);
+    expect(() => sharedStoreConfigFromEnv({ TORPOR_S3_BUCKET: 'b', TORPOR_S3_MULTIPART_BYTES: '1048576' })).toThrow(/at least 5 MiB/);
     expect(nodeCacheBytesFromEnv({})).toBeUndefined();
     expect(nodeCacheBytesFromEnv({ TORPOR_NODE_CACHE_BYTES: '1073741824' })).toBe(2 ** 30);
     expect(() => nodeCacheBytesFromEnv({ TORPOR_NODE_CACHE_BYTES: '-1' })).toThrow(/TORPOR_NODE_CACHE_BYTES/);
+  });
+
+  it('reads a shared directory instead (TORPOR_SHARED_DIR), never beside a bucket, and the lease life', () => {
+    const dir = realpathSync(os.tmpdir());
+    expect(sharedDirConfigFromEnv({})).toBeUndefined();
+    expect(sharedDirConfigFromEnv({ TORPOR_SHARED_DIR: dir })).toEqual({ dir, prefix: '', parallel: 8 });
+    expect(() => sharedDirConfigFromEnv({ TORPOR_SHARED_DIR: dir, TORPOR_S3_BUCKET: 'b' })).toThrow(/set one/);
+    expect(() => sharedDirConfigFromEnv({ TORPOR_SHARED_DIR: 'relative/dir' })).toThrow(/absolute/);
+    expect(() => sharedDirConfigFromEnv({ TORPOR_SHARED_DIR: path.join(dir, 'no-such-volume-here') })).toThrow(/not a directory/);
+    expect(sharedLeaseMsFromEnv({})).toBeUndefined();
+    expect(sharedLeaseMsFromEnv({ TORPOR_SHARED_LEASE_MS: '30000' })).toBe(30_000);
+    expect(() => sharedLeaseMsFromEnv({ TORPOR_SHARED_LEASE_MS: 'soon' })).toThrow(/TORPOR_SHARED_LEASE_MS/);
   });
 });
 

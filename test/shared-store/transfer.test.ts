@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCommitted } from '../../activities/node/store/manifest.js';
@@ -75,6 +75,25 @@ describe('upload to and fetch from a real S3 server (SeaweedFS)', () => {
     const again = await a.steps.uploadCheckpoint({ hash });
     expect(again).toMatchObject({ uploaded: true, uploadedBytes: 0 });
     expect(again.skippedBytes).toBeGreaterThanOrEqual(manifest.totalBytes - CHUNK);
+  });
+
+  it('uploads a chunk of TORPOR_S3_MULTIPART_BYTES or more in parts, and another node fetches it verified', async () => {
+    const env = nodeEnv(s3, { TORPOR_S3_MULTIPART_BYTES: String(6 * CHUNK) });
+    const a = await node('node-a', env);
+    const hash = hashOf();
+    const bigChunk = 20 * CHUNK;
+    const files = { 'images/pages-1.img': randomBytes(bigChunk + 3 * CHUNK) };
+    const manifest = await commitFake(a, hash, files, bigChunk);
+    expect(await a.steps.uploadCheckpoint({ hash })).toMatchObject({ uploaded: true, uploadedBytes: manifest.totalBytes });
+    const [big, small] = manifest.files[0]?.chunkSha256 ?? [];
+    const etag = async (sha256: string | undefined) =>
+      (await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: await chunkObjectKey(hash, sha256 ?? '') }))).ETag;
+    // A multipart object's ETag ends in "-<number of parts>": 20 MiB in 8 MiB parts; the 3 MiB chunk went in one PUT.
+    expect(await etag(big)).toMatch(/-3"?$/);
+    expect(await etag(small)).not.toMatch(/-\d+"?$/);
+    const b = await node('node-b', env);
+    expect(await b.steps.fetchCheckpoint({ hash })).toMatchObject({ source: 'shared-store', fetchedBytes: manifest.totalBytes });
+    expect((await readFile(path.join(b.root, hash, 'images/pages-1.img'))).equals(files['images/pages-1.img'])).toBe(true);
   });
 
   it('keeps a checkpoint whose manifest object is missing invisible: CheckpointNotFound, nothing in the cache', async () => {

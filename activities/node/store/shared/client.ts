@@ -1,7 +1,21 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { torporFailure } from '../../../../contract/failures.js';
 import { activityContext } from '../../heartbeat.js';
+import { inParallel } from './chunks.js';
 import type { SharedStoreConfig } from './config.js';
+import type { ObjectStore } from './object-store.js';
+
+/** Parts of a multipart upload: S3's least is 5 MiB (all but the last). */
+export const MULTIPART_PART_BYTES = 8 * 2 ** 20;
 
 const clients = new WeakMap<SharedStoreConfig, S3Client>();
 
@@ -29,9 +43,11 @@ function s3(config: SharedStoreConfig): S3Client {
 const REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'Forbidden']);
 
 /** S3's answers that no retry can change become clear non-retryable failures; the rest (network, 5xx) stay retryable. */
+const whereIs = (config: SharedStoreConfig) => `bucket "${config.bucket}"${config.endpoint ? ` at ${config.endpoint}` : ''}`;
+
 function classify(err: unknown, config: SharedStoreConfig, what: string): unknown {
   if (!(err instanceof S3ServiceException)) return err;
-  const where = `bucket "${config.bucket}"${config.endpoint ? ` at ${config.endpoint}` : ''}`;
+  const where = whereIs(config);
   if (err.name === 'NoSuchBucket') {
     return torporFailure('SharedStoreMisconfigured', `The shared store has no ${where} (${what})`);
   }
@@ -55,8 +71,20 @@ function isMissing(err: unknown): boolean {
 }
 
 /** The few calls Torpor makes, each cancelled with its activity and with S3's refusals typed. */
-export class SharedStoreClient {
+export class SharedStoreClient implements ObjectStore {
   constructor(readonly config: SharedStoreConfig) {}
+
+  get prefix(): string {
+    return this.config.prefix;
+  }
+
+  get parallel(): number {
+    return this.config.parallel;
+  }
+
+  get where(): string {
+    return whereIs(this.config);
+  }
 
   private async send<T>(what: string, run: (client: S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
     try {
@@ -78,10 +106,26 @@ export class SharedStoreClient {
     }
   }
 
+  /** One PUT; a body of `multipartBytes` or more goes as a multipart upload (parts in parallel, each retried alone by S3's rules). */
   put(key: string, body: Buffer | string, metadata: Record<string, string>): Promise<unknown> {
-    return this.send(`PUT ${key}`, (client, options) =>
-      client.send(new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, Metadata: metadata }), options),
-    );
+    const params = { Bucket: this.config.bucket, Key: key, Body: body, Metadata: metadata };
+    if (Buffer.byteLength(body) < this.config.multipartBytes) {
+      return this.send(`PUT ${key}`, (client, options) => client.send(new PutObjectCommand(params), options));
+    }
+    return this.send(`multipart PUT ${key}`, async (client, { abortSignal }) => {
+      const abortController = new AbortController();
+      abortSignal?.addEventListener('abort', () => abortController.abort(), { once: true });
+      // An upload that fails aborts itself: no parts are left behind to be billed.
+      const upload = new Upload({
+        client,
+        params,
+        partSize: MULTIPART_PART_BYTES,
+        queueSize: 4,
+        leavePartsOnError: false,
+        abortController,
+      });
+      return upload.done();
+    });
   }
 
   /** The object's body as a stream and its metadata, or null when there is no such object. */
@@ -95,5 +139,45 @@ export class SharedStoreClient {
       if (isMissing(err) && !(err instanceof S3ServiceException && err.name === 'NoSuchBucket')) return null;
       throw err;
     }
+  }
+
+  /** One page after another of ListObjectsV2 below `prefix`: the keys, and with a delimiter the names one level down. */
+  private async listPages(prefix: string, delimiter?: string): Promise<{ keys: string[]; names: string[] }> {
+    const found = { keys: [] as string[], names: [] as string[] };
+    let token: string | undefined;
+    do {
+      const page = await this.send(`LIST ${prefix}`, (client, options) =>
+        client.send(
+          new ListObjectsV2Command({
+            Bucket: this.config.bucket,
+            Prefix: prefix,
+            ...(delimiter ? { Delimiter: delimiter } : {}),
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+          options,
+        ),
+      );
+      for (const o of page.Contents ?? []) if (o.Key) found.keys.push(o.Key);
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) found.names.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return found;
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    return (await this.listPages(prefix)).keys;
+  }
+
+  async listNames(prefix: string): Promise<string[]> {
+    return (await this.listPages(prefix, '/')).names;
+  }
+
+  /** One DELETE an object: DeleteObjects needs a body checksum not every S3-compatible server accepts. */
+  async delete(keys: readonly string[]): Promise<void> {
+    await inParallel([...keys], this.config.parallel, async (key) => {
+      await this.send(`DELETE ${key}`, (client, options) =>
+        client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: key }), options),
+      );
+    });
   }
 }

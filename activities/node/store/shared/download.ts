@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { mkdir, open, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MANIFEST_FILE } from '../../../../contract/chrek.js';
 import { torporFailure } from '../../../../contract/failures.js';
@@ -13,8 +13,8 @@ import { parseManifest } from '../manifest.js';
 import { manifestKey as agentKey, manifestMac } from '../manifest-mac.js';
 import { removeTree } from '../scan.js';
 import { type Chunk, inParallel } from './chunks.js';
-import type { SharedStoreClient } from './client.js';
 import { chunkKey, MAC_METADATA, manifestKey } from './keys.js';
+import type { ObjectStore } from './object-store.js';
 
 export interface RemoteManifest {
   manifest: CheckpointManifest;
@@ -23,8 +23,8 @@ export interface RemoteManifest {
 }
 
 /** The manifest of `hash` in the shared store once its MAC matches this agent's key; null when the store has none. */
-export async function readRemoteManifest(layout: StoreLayout, store: SharedStoreClient, hash: string): Promise<RemoteManifest | null> {
-  const got = await store.get(manifestKey(store.config.prefix, hash));
+export async function readRemoteManifest(layout: StoreLayout, store: ObjectStore, hash: string): Promise<RemoteManifest | null> {
+  const got = await store.get(manifestKey(store.prefix, hash));
   if (got === null) return null;
   const chunks: Uint8Array[] = [];
   for await (const part of got.body) chunks.push(part);
@@ -83,8 +83,8 @@ export async function prepareFiles(dir: string, manifest: CheckpointManifest): P
 }
 
 /** GETs one chunk object into its place in the file, hashing it while it is written; a mismatch is CheckpointCorrupt. */
-export async function fetchChunk(store: SharedStoreClient, dir: string, hash: string, chunk: Chunk, onBytes: (n: number) => void) {
-  const key = chunkKey(store.config.prefix, hash, chunk.sha256);
+export async function fetchChunk(store: ObjectStore, dir: string, hash: string, chunk: Chunk, onBytes: (n: number) => void) {
+  const key = chunkKey(store.prefix, hash, chunk.sha256);
   const got = await store.get(key);
   if (got === null) {
     throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash} in the shared store lacks ${key} (${chunk.path} chunk ${chunk.index})`);
@@ -114,12 +114,12 @@ export async function fetchChunk(store: SharedStoreClient, dir: string, hash: st
 }
 
 /** Fetches the chunks not yet kept, in parallel, heartbeating the bytes. */
-export async function fetchChunks(store: SharedStoreClient, dir: string, remote: RemoteManifest, chunks: Chunk[], kept: Set<string>) {
+export async function fetchChunks(store: ObjectStore, dir: string, remote: RemoteManifest, chunks: Chunk[], kept: Set<string>) {
   const totals = { fetchedBytes: 0, keptBytes: 0 };
   const missing = chunks.filter((c) => !kept.has(chunkId(c)));
   for (const c of chunks) if (kept.has(chunkId(c))) totals.keptBytes += c.length;
   const totalBytes = remote.manifest.totalBytes;
-  await inParallel(missing, store.config.parallel, (chunk) =>
+  await inParallel(missing, store.parallel, (chunk) =>
     fetchChunk(store, dir, remote.manifest.hash, chunk, (n) => {
       totals.fetchedBytes += n;
       reportProgress({ phase: 'downloading', ...totals, totalBytes });
@@ -138,9 +138,30 @@ export async function publishFetched(layout: StoreLayout, dir: string, remote: R
   await writeFile(path.join(dir, MANIFEST_FILE), remote.text, { mode: 0o644 });
   await writeFile(path.join(dir, MANIFEST_MAC_FILE), `${remote.mac}\n`, { mode: 0o600 });
   await fsyncPath(dir);
+  if (await fillMountPoint(layout, hash, dir)) {
+    await writeFileAtomic(layout.doneMarker(hash), `${remote.manifest.createdAt}\n`, { tmpDir: layout.tmpRoot(), mode: 0o644 });
+    return;
+  }
   const stale = await trashCheckpoint(layout, hash);
   if (stale) await removeTree(stale);
   await rename(dir, layout.checkpointDir(hash));
   await fsyncPath(layout.root);
   await writeFileAtomic(layout.doneMarker(hash), `${remote.manifest.createdAt}\n`, { tmpDir: layout.tmpRoot(), mode: 0o644 });
+}
+
+/**
+ * A restore placed by the scheduler fetches while its placeholder starts, and the kubelet makes the
+ * placeholder's subPath mount point, `<root>/<hash>`, as an empty directory before the fetch ends.
+ * The placeholder sees that directory (by inode), not whatever is renamed over it later: so an empty
+ * real directory (never a link) is filled in place, its entries renamed in; the marker still comes last.
+ */
+async function fillMountPoint(layout: StoreLayout, hash: string, dir: string): Promise<boolean> {
+  const target = layout.checkpointDir(hash);
+  const info = await lstat(target).catch(() => null);
+  if (!info?.isDirectory() || (await readdir(target)).length > 0) return false;
+  await chmod(target, (await stat(dir)).mode & 0o777);
+  for (const entry of await readdir(dir)) await rename(path.join(dir, entry), path.join(target, entry));
+  await fsyncPath(target);
+  await rmdir(dir);
+  return true;
 }

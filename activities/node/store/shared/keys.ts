@@ -6,10 +6,19 @@ import { checkHash } from '../layout.js';
  * `chunks/<sha256>` (named by content, so two agents uploading the same hash never overwrite each
  * other's bytes with different ones) and `manifest.json`, written last, whose presence makes the
  * checkpoint exist. The manifest's MAC travels in the same object's metadata: one PUT, never a
- * manifest beside another upload's MAC.
+ * manifest beside another upload's MAC. Chunk keys lie below their checkpoint's name, so no other
+ * checkpoint's manifest can name them: deleting a checkpoint deletes every object below its name.
+ *
+ * Beside the checkpoints, one small object per (checkpoint, node): `leases/<hash>/<node>`, held while
+ * that node uses the checkpoint (fetching, restoring, running a restored copy), and
+ * `caches/<hash>/<node>`, present while that node's cache holds a copy.
  */
 export const MAC_METADATA = 'torpor-mac';
 export const SHA256_METADATA = 'sha256';
+
+export function checkpointsPrefix(prefix: string): string {
+  return `${prefix}checkpoints/`;
+}
 
 export function checkpointPrefix(prefix: string, hash: string): string {
   return `${prefix}checkpoints/${checkHash(hash)}/`;
@@ -22,6 +31,29 @@ export function manifestKey(prefix: string, hash: string): string {
 export function chunkKey(prefix: string, hash: string, sha256: string): string {
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw torporFailure('CheckpointCorrupt', `"${sha256}" is not a sha256 digest`);
   return `${checkpointPrefix(prefix, hash)}chunks/${sha256}`;
+}
+
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+function checkNode(node: string): string {
+  if (!NODE_NAME.test(node)) throw torporFailure('InvalidSpec', `"${node}" is not a node name`);
+  return node;
+}
+
+export function leasesPrefix(prefix: string, hash: string): string {
+  return `${prefix}leases/${checkHash(hash)}/`;
+}
+
+export function leaseKey(prefix: string, hash: string, node: string): string {
+  return `${leasesPrefix(prefix, hash)}${checkNode(node)}`;
+}
+
+export function cachesPrefix(prefix: string): string {
+  return `${prefix}caches/`;
+}
+
+export function cacheKey(prefix: string, hash: string, node: string): string {
+  return `${cachesPrefix(prefix)}${checkHash(hash)}/${checkNode(node)}`;
 }
 
 const FILE_PATH = /^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/;

@@ -1,4 +1,5 @@
-import { mkdir, rm, stat, utimes } from 'node:fs/promises';
+import { lstat, mkdir, rm, stat, utimes } from 'node:fs/promises';
+import path from 'node:path';
 import { torporFailure } from '../../../../contract/failures.js';
 import { HASH_PATTERN } from '../../../../contract/spec.js';
 import { trashCheckpoint } from '../catalog.js';
@@ -47,18 +48,39 @@ async function cachedCheckpoints(layout: StoreLayout): Promise<CachedCheckpoint[
   return found;
 }
 
+/** Bytes the files below `p` take on disk (sparse files count what is written), links not followed. */
+async function allocatedBytes(p: string): Promise<number> {
+  const own = await lstat(p).catch(() => null);
+  if (own === null) return 0;
+  if (!own.isDirectory()) return own.isFile() ? own.blocks * 512 : 0;
+  let total = 0;
+  for (const child of await entries(p)) total += await allocatedBytes(path.join(p, child));
+  return total;
+}
+
+/** What interrupted fetches of other checkpoints left in `.tmp/` (this fetch's own leftovers are part of its need). */
+async function leftoverFetchBytes(layout: StoreLayout, ownDir: string | undefined): Promise<number> {
+  let total = 0;
+  for (const entry of (await entries(layout.tmpRoot())).filter((e) => e.endsWith('.fetch'))) {
+    const dir = path.join(layout.tmpRoot(), entry);
+    if (dir !== ownDir) total += await allocatedBytes(dir);
+  }
+  return total;
+}
+
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 /**
  * Makes room for `needBytes` more in the node cache, evicting least recently used copies that the
  * shared store also holds, never one in use (a restored copy runs from it, CRIU reads it, or it was
  * used within `holdMs`) and never one that exists only here. Returns the hashes evicted; refuses
- * with NodeCacheFull, naming the sizes, when not even that makes room.
+ * with NodeCacheFull, naming the sizes, when not even that makes room. Bytes that interrupted
+ * fetches of other checkpoints left (resumed when asked again, removed by gc) count as used.
  */
-export async function makeRoom(layout: StoreLayout, limits: NodeCacheLimits, needBytes: number): Promise<string[]> {
+export async function makeRoom(layout: StoreLayout, limits: NodeCacheLimits, needBytes: number, fetchDir?: string): Promise<string[]> {
   if (limits.maxBytes === undefined) return [];
   const cached = await cachedCheckpoints(layout);
-  let used = cached.reduce((sum, c) => sum + c.bytes, 0);
+  let used = cached.reduce((sum, c) => sum + c.bytes, 0) + (await leftoverFetchBytes(layout, fetchDir));
   if (used + needBytes <= limits.maxBytes) return [];
   const criu = await criuProcesses();
   const now = Date.now();

@@ -8,8 +8,8 @@ import { reportProgress } from '../../heartbeat.js';
 import type { StoreLayout } from '../layout.js';
 import { readCommitted } from '../manifest.js';
 import { type Chunk, inParallel, manifestChunks } from './chunks.js';
-import type { SharedStoreClient } from './client.js';
 import { chunkKey, MAC_METADATA, manifestKey, SHA256_METADATA } from './keys.js';
+import type { ObjectStore } from './object-store.js';
 
 /** The chunk's bytes from the committed file, checked against its digest: a bad disk never reaches the store. */
 async function readChunk(dir: string, hash: string, chunk: Chunk): Promise<Buffer> {
@@ -36,10 +36,10 @@ async function readChunk(dir: string, hash: string, chunk: Chunk): Promise<Buffe
  * only what is missing), then the manifest with its MAC, last: until that PUT the checkpoint does not
  * exist for any reader. A store that already holds a manifest for the hash keeps it (first wins).
  */
-export async function uploadCheckpoint(layout: StoreLayout, store: SharedStoreClient, hash: string): Promise<UploadResult> {
+export async function uploadCheckpoint(layout: StoreLayout, store: ObjectStore, hash: string): Promise<UploadResult> {
   const manifest = await readCommitted(layout, hash);
   if (manifest === null) throw torporFailure('CheckpointNotFound', `No committed checkpoint ${hash} on this node to upload`);
-  const { prefix, parallel } = store.config;
+  const { prefix, parallel } = store;
   if (await store.head(manifestKey(prefix, hash))) return { hash, uploadedBytes: 0, skippedBytes: 0, uploaded: false };
   const chunks = manifestChunks(manifest);
   // Identical chunks (runs of zero pages) are one object.
