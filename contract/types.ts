@@ -3,7 +3,7 @@ import type { CheckpointManifest } from './manifest-types.js';
 import type { EstablishedPolicy } from './network.js';
 import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
 
-export type { CheckpointInfo, CheckpointSummary, CheckpointUse, RemovedCheckpoint } from './catalog-types.js';
+export type { CheckpointInfo, CheckpointLocation, CheckpointSummary, CheckpointUse, RemovedCheckpoint } from './catalog-types.js';
 export type { GarbageInput, GarbageReport, GcResult, RefreshOutcome, RefreshResult, RetentionReport } from './maintenance-types.js';
 export type { CheckpointManifest, ManifestFile, WorkloadContractFiles } from './manifest-types.js';
 export type { FetchResult, SharedStoreInput, UploadResult } from './shared-store-types.js';
@@ -112,6 +112,8 @@ export type Phase =
   | 'validating'
   | 'looking-up'
   | 'starting-workload'
+  /** Waiting until the scheduler binds the pod (kubernetes without a node): then the node steps know their node. */
+  | 'placing'
   | 'waiting-ready'
   | 'freezing-gpu'
   | 'dumping'
@@ -163,4 +165,21 @@ export interface SpecHashInput {
 export interface SpecHashResult {
   hash: string;
   inputs: SpecHashInputs;
+}
+
+/** The local runtime's checkpoint after ready as one node step (patch local-checkpoint-in-one-step). */
+export interface CheckpointProcessInput extends DumpWorkloadInput {
+  startToReadyMs: number;
+  /** How long the driver may wait for the process's running GPU work before the lock fails. */
+  lockTimeoutMs: number;
+}
+export interface CheckpointProcessResult {
+  dump: DumpResult;
+  manifest: CheckpointManifest;
+  /** True when the app was signalled beside the commit; false when its GPU state must be thawed first (the workflow then thaws and signals). */
+  signalled: boolean;
+  /** Set when the app exited (and was cleaned up) within the agent's short wait after the commit; null: the workflow waits. */
+  finished: WorkloadExit | null;
+  /** The agent's wall time of each step it ran: freezing-gpu, dumping, signalling, committing, waiting-exit. */
+  stepMs: Record<string, number>;
 }

@@ -6,6 +6,10 @@
  * test/hostile/long-steps.test.ts (real runc and CRIU), which save them when TORPOR_RECORD_HISTORIES=1. Run again (npm run record-histories) when a workflow changes on
  * purpose, behind a patch or a new workflow type, and commit the new files.
  *
+ * checkpoint-kubernetes-signal-beside-commit-created, container-restore-verify-while-restoring and
+ * restore-kubernetes-verify-while-restoring-ready are copies of what those tests recorded after the
+ * patches of their names, kept beside the older recordings of the same names (renamed by hand).
+ *
  * checkpoint-kubernetes-unpatched-created and restore-kubernetes-unpatched-ready were recorded once
  * by that test with workflows/ as it was before the KUBERNETES_CONTAINER_STEPS patch (commit
  * 975fe99^); today's code cannot record them again, so this script leaves them alone.
@@ -86,7 +90,15 @@ async function main(): Promise<void> {
 async function recordKubernetes(): Promise<void> {
   const root = fileURLToPath(new URL('../', import.meta.url));
   await execa('bash', ['scripts/setup.sh'], { cwd: root, env: { TORPOR_SETUP_KUBE: '1' }, stdio: 'inherit' });
-  await execa('vitest', ['run', 'test/kube/kubernetes-workflows.test.ts', 'test/hostile/long-steps.test.ts'], {
+  const recording = [
+    'test/kube/kubernetes-workflows.test.ts',
+    'test/hostile/long-steps.test.ts',
+    // checkpoint-in-one-step-created, checkpoint-gpu-in-one-step-created, checkpoint/restore-shared-store-*.
+    'test/e2e/visibility.test.ts',
+    'test/e2e/gpu-workflow.test.ts',
+    'test/shared-store/cross-node.test.ts',
+  ];
+  await execa('vitest', ['run', ...recording], {
     cwd: root,
     env: { TORPOR_RECORD_HISTORIES: '1' },
     stdio: 'inherit',

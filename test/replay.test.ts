@@ -22,15 +22,20 @@ describe('determinism guard: recorded histories replay against the current workf
     expect(recorded.map((r) => r.name)).toEqual([
       'checkpoint-created.json',
       'checkpoint-existing.json',
+      'checkpoint-gpu-in-one-step-created.json',
+      'checkpoint-in-one-step-created.json',
       'checkpoint-kubernetes-created.json',
       'checkpoint-kubernetes-gpu-created.json',
       'checkpoint-kubernetes-pull-failed-compensated.json',
+      'checkpoint-kubernetes-signal-beside-commit-created.json',
       'checkpoint-kubernetes-unpatched-created.json',
       'checkpoint-not-ready-compensated.json',
+      'checkpoint-shared-store-created.json',
       'container-checkpoint-created.json',
       'container-gpu-checkpoint-created.json',
       'container-gpu-restore-restored.json',
       'container-restore-restored.json',
+      'container-restore-verify-while-restoring.json',
       'delete-not-found.json',
       'gc-collected.json',
       'inspect-checkpoint.json',
@@ -39,8 +44,10 @@ describe('determinism guard: recorded histories replay against the current workf
       'restore-kubernetes-gpu-ready.json',
       'restore-kubernetes-ready.json',
       'restore-kubernetes-unpatched-ready.json',
+      'restore-kubernetes-verify-while-restoring-ready.json',
       'restore-not-found.json',
       'restore-ready.json',
+      'restore-shared-store-ready.json',
     ]);
   });
 

@@ -39,6 +39,12 @@ export const KUBERNETES_GPU_STEPS = 'kubernetes-gpu-steps';
  * or fetches it into the node cache first (restore); histories from before had neither step.
  */
 export const SHARED_STORE = 'shared-store';
+/**
+ * The patch under which the kubernetes runtime runs without a node: the checkpoint Job's pod and the
+ * restore placeholder are placed by the scheduler and the node steps follow them. Requests from
+ * before always named the node, so their histories never reach the code behind it.
+ */
+export const KUBERNETES_PLACEMENT = 'kubernetes-placement';
 export const QUICK_START_TO_CLOSE_MS = 15_000;
 /**
  * A heavy step's budget includes its wait in the agent's heavy-step queue (TORPOR_HEAVY_STEPS at
@@ -58,11 +64,13 @@ const retry = {
 const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> = {
   createCheckpointJob: 'Create the checkpoint Job',
   waitForCheckpointPod: "Wait for the Job's pod to be Ready",
+  waitForCheckpointPodBound: "Wait until the scheduler binds the Job's pod to a node",
   waitForCheckpointPodExit: "Wait for the Job's pod to exit",
   deleteCheckpointJob: 'Delete the checkpoint Job',
   createRestorePod: 'Create the restore placeholder pod',
   waitForRestorePod: 'Wait for the placeholder pod',
   deleteRestorePod: 'Delete the restore placeholder pod',
+  describeSharedCheckpoint: "Read the checkpoint's GPU model from the shared store (placement)",
   findCheckpoint: 'Look for a committed checkpoint',
   startWorkload: 'Start the workload',
   waitWorkloadReady: 'Wait for the ready file',
@@ -92,6 +100,8 @@ const SUMMARIES: Record<keyof NodeActivities | keyof ClusterActivities, string> 
   signalCheckpointPod: 'Write the signal file the checkpoint pod waits for',
   uploadCheckpoint: 'Upload to the shared store (chunks, then the manifest)',
   fetchCheckpoint: 'Fetch from the shared store into the node cache (every chunk verified)',
+  checkpointProcess: 'GPU freeze (none without CUDA), CRIU dump, then commit (the app signalled beside it)',
+  finishWorkload: 'Wait for the workload to exit (stop it if not), then remove its run files',
 };
 
 type Group<A> = { [K in keyof A]: A[K] extends (input: infer I) => infer R ? (input: I) => R : never };

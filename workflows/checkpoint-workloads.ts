@@ -3,9 +3,23 @@ import { torporFailure } from '../contract/failures.js';
 import type { GpuTarget } from '../contract/gpu-types.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointSpec, establishedPolicy } from '../contract/spec.js';
-import { clusterActivities, KUBERNETES_CONTAINER_STEPS, KUBERNETES_GPU_STEPS, type nodeActivities } from './activity-policies.js';
+import {
+  clusterActivities,
+  KUBERNETES_CONTAINER_STEPS,
+  KUBERNETES_GPU_STEPS,
+  KUBERNETES_PLACEMENT,
+  nodeActivities,
+} from './activity-policies.js';
+import { type OneStepCheckpoint, oneStepCheckpoint } from './checkpoint-in-one-step.js';
+import type { Compensations } from './compensations.js';
+import type { ProgressTracker } from './progress.js';
 
 type NodeAgent = ReturnType<typeof nodeActivities>;
+/** A node and its agent's steps. */
+interface OnNode {
+  node: string;
+  agent: NodeAgent;
+}
 
 /**
  * The steps of a checkpoint that differ between runtimes: how the workload is started, when it is
@@ -30,11 +44,39 @@ export interface ReadyWorkload {
   dump(dumpId: string): Promise<{ imageBytes: number; dumpMs: number }>;
   /** Tells the app to exit. */
   signal(): Promise<unknown>;
+  /** The same steps merged on the agent (the local runtime; patch local-checkpoint-in-one-step). */
+  readonly inOneStep?: OneStepCheckpoint;
 }
 
-/** The request's runtime. */
-export function checkpointWorkload(spec: CheckpointSpec, agent: NodeAgent): CheckpointWorkload {
-  return spec.runtime === 'kubernetes' ? kubernetesCheckpointWorkload(spec, agent) : localCheckpointWorkload(spec, agent);
+/** Where the checkpoint runs, and the workload there. */
+export interface PlacedCheckpoint extends OnNode {
+  workload: CheckpointWorkload;
+  /** True when placing it started the workload (its undo registered): the scheduler chose the node. */
+  started: boolean;
+}
+
+/**
+ * The request's node, or (kubernetes without one) the node the scheduler binds the Job's pod to:
+ * the Job is created, its undo registered first, and the node steps follow the pod.
+ */
+export async function placeCheckpoint(
+  spec: CheckpointSpec,
+  { tracker, undo }: { tracker: ProgressTracker; undo: Compensations },
+): Promise<PlacedCheckpoint> {
+  if (spec.node !== undefined) {
+    const onNode = { node: spec.node, agent: nodeActivities(spec.node, spec.agentTimeoutMs) };
+    const workload =
+      spec.runtime === 'kubernetes' ? kubernetesCheckpointWorkload(spec, onNode) : localCheckpointWorkload(spec, onNode.agent);
+    return { ...onNode, workload, started: false };
+  }
+  if (spec.runtime !== 'kubernetes' || !patched(KUBERNETES_PLACEMENT)) {
+    throw torporFailure('InvalidSpec', 'Invalid checkpoint request: node is required for the local runtime');
+  }
+  const workload = kubernetesCheckpointWorkload(spec, undefined);
+  undo.add('stop and remove the workload', () => workload.remove());
+  await tracker.step('starting-workload', () => workload.start());
+  const onNode = await tracker.step('placing', () => workload.waitBound());
+  return { ...onNode, workload, started: true };
 }
 
 /** `local`: a process the node agent starts on its own host. */
@@ -44,7 +86,7 @@ function localCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): Checkp
     start: () => agent.quick.startWorkload({ hash, workload: spec.workload }),
     async waitReady() {
       await agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs });
-      return processSteps(spec, agent);
+      return { ...processSteps(spec, agent), inOneStep: oneStepCheckpoint(spec, agent) };
     },
     async waitExit() {
       const exit = await agent.wait(spec.exitTimeoutMs).waitWorkloadExit({ hash, timeoutMs: spec.exitTimeoutMs });
@@ -55,13 +97,20 @@ function localCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): Checkp
   };
 }
 
-/** `kubernetes`: ChReK's checkpoint Job, pinned to the request's node, created by the control worker. */
-function kubernetesCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): CheckpointWorkload {
-  const { hash, node } = spec;
+/**
+ * `kubernetes`: ChReK's checkpoint Job, created by the control worker, pinned to the request's node
+ * (`pinned`), or else placed by the scheduler: `waitBound` learns its node.
+ */
+function kubernetesCheckpointWorkload(
+  spec: CheckpointSpec,
+  pinned: OnNode | undefined,
+): CheckpointWorkload & { waitBound(): Promise<OnNode> } {
+  const { hash } = spec;
   const section = spec.kubernetes;
   if (section === undefined) throw torporFailure('InvalidSpec', 'kubernetes is required for the kubernetes runtime');
   const cluster = clusterActivities(spec.agentTimeoutMs);
-  const kubernetes = { ...section, node, command: spec.workload.command, env: spec.workload.env };
+  let placed = pinned;
+  const kubernetes = { ...section, node: pinned?.node, command: spec.workload.command, env: spec.workload.env };
   const { namespace } = section;
   // The Job this run created, by UID: its pods are waited for and only it is deleted (never a foreign Job of that name).
   const owner = workflowInfo().runId;
@@ -72,14 +121,21 @@ function kubernetesCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): C
       jobUid = created.uid || undefined;
       return created;
     },
+    async waitBound() {
+      const timeoutMs = spec.readyTimeoutMs;
+      const pod = await cluster.wait(timeoutMs).waitForCheckpointPodBound({ hash, namespace, timeoutMs, jobUid });
+      placed = { node: pod.nodeName, agent: nodeActivities(pod.nodeName, spec.agentTimeoutMs) };
+      return placed;
+    },
     async waitReady() {
       const timeoutMs = spec.readyTimeoutMs;
       const pod = await cluster.wait(timeoutMs).waitForCheckpointPod({ hash, namespace, timeoutMs, jobUid });
-      if (pod.nodeName !== node) {
-        throw torporFailure('TargetNotAllowed', `Checkpoint pod ${namespace}/${pod.podName} runs on ${pod.nodeName}, not on ${node}`);
+      if (placed === undefined || pod.nodeName !== placed.node) {
+        const expected = placed ? `not on ${placed.node}` : 'before it was bound';
+        throw torporFailure('TargetNotAllowed', `Checkpoint pod ${namespace}/${pod.podName} runs on ${pod.nodeName}, ${expected}`);
       }
       // Histories from before the patch dumped the pod's process as the local runtime does.
-      return patched(KUBERNETES_CONTAINER_STEPS) ? containerSteps(spec, agent, pod) : processSteps(spec, agent);
+      return patched(KUBERNETES_CONTAINER_STEPS) ? containerSteps(spec, placed, pod) : processSteps(spec, placed.agent);
     },
     async waitExit() {
       const timeoutMs = spec.exitTimeoutMs;
@@ -109,8 +165,8 @@ function processSteps(spec: CheckpointSpec, agent: NodeAgent): ReadyWorkload {
  * the file the Job waits for; the GPU steps act on every CUDA process of its tree (histories from
  * before the patch checkpointed no GPU state of a container).
  */
-function containerSteps(spec: CheckpointSpec, agent: NodeAgent, pod: PodPlacement): ReadyWorkload {
-  const { hash, node } = spec;
+function containerSteps(spec: CheckpointSpec, { node, agent }: OnNode, pod: PodPlacement): ReadyWorkload {
+  const { hash } = spec;
   const container = { id: pod.containerId, role: 'source' as const };
   return {
     gpu: patched(KUBERNETES_GPU_STEPS) ? { hash, container, nodeName: node } : null,

@@ -2,8 +2,9 @@ import { CancellationScope, patched, uuid4 } from '@temporalio/workflow';
 import type { GpuFreezeResult } from '../contract/gpu-types.js';
 import { type CheckpointRequest, establishedPolicy, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointManifest, CheckpointResult } from '../contract/types.js';
-import { nodeActivities, SHARED_STORE } from './activity-policies.js';
-import { checkpointWorkload } from './checkpoint-workloads.js';
+import { SHARED_STORE } from './activity-policies.js';
+import { checkpointInOneStep, LOCAL_CHECKPOINT_IN_ONE_STEP } from './checkpoint-in-one-step.js';
+import { placeCheckpoint } from './checkpoint-workloads.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
 import { trackProgress } from './progress.js';
@@ -34,7 +35,8 @@ async function commitWhileExiting(
 }
 
 /**
- * checkpoint: validate → already committed? return it → start workload → wait ready → freeze the GPU
+ * checkpoint: validate → (kubernetes without a node: start the Job, wait until the scheduler binds its
+ * pod; the node steps go to that node) → already committed? return it → start workload → wait ready → freeze the GPU
  * → CRIU dump → commit → thaw the GPU → signal the app → wait for it to exit → clean up (without a
  * GPU to thaw, the app is signalled and exits while the dump is committed).
  * Workflow ID `checkpoint/<hash>`.
@@ -42,25 +44,48 @@ async function commitWhileExiting(
 export async function checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
   const tracker = trackProgress();
   const spec = parseCheckpointRequest(request);
-  const { hash, node } = spec;
+  const { hash } = spec;
   // keep: the dump ends the original while its connections stay locked for the restore to take over.
   const established = establishedPolicy(spec);
-  const agent = nodeActivities(node, spec.agentTimeoutMs);
-  const workload = checkpointWorkload(spec, agent);
-  tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
   const undo = new Compensations();
+  // Until the scheduler has placed a kubernetes workload without a node, failures name no node.
+  let node = spec.node ?? '(not yet scheduled)';
   try {
+    // The request's node, or (kubernetes, no node) the one the Job's pod is bound to: the Job is started by then.
+    const placed = await placeCheckpoint(spec, { tracker, undo });
+    const { agent, workload } = placed;
+    node = placed.node;
+    tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
     const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));
     if (existing) {
+      if (placed.started) await workload.remove();
       if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('uploading', () => agent.heavy.uploadCheckpoint({ hash }));
       tracker.set('done');
-      return { hash, node, outcome: 'existing', manifest: existing, workloadEnd: 'not-started', stepMs: tracker.progress.stepMs };
+      const workloadEnd = placed.started ? 'stopped' : 'not-started';
+      return { hash, node, outcome: 'existing', manifest: existing, workloadEnd, stepMs: tracker.progress.stepMs };
     }
 
-    undo.add('stop and remove the workload', () => workload.remove());
-    await tracker.step('starting-workload', () => workload.start());
+    if (!placed.started) {
+      undo.add('stop and remove the workload', () => workload.remove());
+      await tracker.step('starting-workload', () => workload.start());
+    }
     const ready = await tracker.step('waiting-ready', () => workload.waitReady());
-    const startToReadyMs = (tracker.progress.stepMs['starting-workload'] ?? 0) + (tracker.progress.stepMs['waiting-ready'] ?? 0);
+    const { stepMs } = tracker.progress;
+    const startToReadyMs = (stepMs['starting-workload'] ?? 0) + (stepMs.placing ?? 0) + (stepMs['waiting-ready'] ?? 0);
+    if (ready.inOneStep && patched(LOCAL_CHECKPOINT_IN_ONE_STEP)) {
+      const { manifest, exited } = await checkpointInOneStep(ready.inOneStep, {
+        hash,
+        startToReadyMs,
+        tracker,
+        undo,
+        upload: async () => {
+          if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('uploading', () => agent.heavy.uploadCheckpoint({ hash }));
+        },
+      });
+      tracker.set('done');
+      const workloadEnd = exited && established !== 'keep' ? 'exited' : 'stopped';
+      return { hash, node, outcome: 'created', manifest, workloadEnd, stepMs: tracker.progress.stepMs };
+    }
 
     let frozen: GpuFreezeResult | undefined;
     const gpuTarget = ready.gpu;

@@ -13,6 +13,8 @@ export const HEAVY_STEPS: ReadonlySet<string> = new Set([
   'dumpWorkload',
   'dumpContainer',
   'commitCheckpoint',
+  // Freeze, dump and commit of a local workload: its freeze waits for the slot too, so no GPU stays frozen in the queue.
+  'checkpointProcess',
   'verifyCheckpoint',
   'restoreCheckpoint',
   'restoreIntoPlaceholder',

@@ -3,6 +3,7 @@ import type { NodeAgentConfig } from './agent-config.js';
 import { nodeContainerActivities } from './container/node-config.js';
 import { type GpuActivityDeps, gpuActivities } from './gpu/index.js';
 import { defaultHeavyStepLimit, heavyStepQueue, limitHeavySteps } from './heavy-steps.js';
+import { oneStepActivities } from './local/checkpoint-in-one-step.js';
 import { dumpActivities } from './local/dump.js';
 import { restoreActivities } from './local/restore.js';
 import { specHashActivities } from './local/spec-hash.js';
@@ -33,6 +34,9 @@ import { sharedStoreActivities } from './store/shared/index.js';
  *   stopWorkload        local/workload.ts        removeCheckpoint      store/catalog.ts
  *   cleanupWorkload     local/workload.ts      collectGarbage          store/garbage.ts
  *   discardDump (undo)  store/checkpoints.ts   gpuState, gpuInfo       gpu/index.ts
+ *   checkpointProcess, finishWorkload    local/checkpoint-in-one-step.ts (the local runtime's
+ *     gpuFreeze + dumpWorkload + signalWorkload + commitCheckpoint, and waitWorkloadExit +
+ *     stopWorkload + cleanupWorkload, each as one step)
  *
  * Beside them: store/layout.ts names every path on disk, criu/ builds and runs CRIU command lines,
  * proc/ reads /proc (identity, termination, log tails); heavy-steps.ts queues the steps that move
@@ -43,21 +47,19 @@ import { sharedStoreActivities } from './store/shared/index.js';
 export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityDeps) {
   const layout = new StoreLayout(config.storageRoot, config.signalDir, config.manifestKeyFile);
   const heavy = heavyStepQueue(config.heavyStepLimit ?? defaultHeavyStepLimit());
-  return guardedSteps(
-    path.join(config.storageRoot, '.locks'),
-    limitHeavySteps(heavy, {
-      ...checkpointStoreActivities(config, layout),
-      ...sharedStoreActivities(config, layout),
-      ...localWorkloadActivities(config, layout),
-      ...dumpActivities(config, layout),
-      ...restoreActivities(config, layout),
-      ...gpuActivities(config, layout, gpu),
-      ...specHashActivities(config, gpu?.queryGpus),
-      ...retentionActivities(config, layout),
-      ...garbageActivities(layout),
-      ...nodeContainerActivities(config),
-    }),
-  );
+  const steps = {
+    ...checkpointStoreActivities(config, layout),
+    ...sharedStoreActivities(config, layout),
+    ...localWorkloadActivities(config, layout),
+    ...dumpActivities(config, layout),
+    ...restoreActivities(config, layout),
+    ...gpuActivities(config, layout, gpu),
+    ...specHashActivities(config, gpu?.queryGpus),
+    ...retentionActivities(config, layout),
+    ...garbageActivities(layout),
+    ...nodeContainerActivities(config),
+  };
+  return guardedSteps(path.join(config.storageRoot, '.locks'), limitHeavySteps(heavy, { ...steps, ...oneStepActivities(steps, layout) }));
 }
 
 export type NodeActivities = ReturnType<typeof createNodeActivities>;

@@ -19,6 +19,7 @@ const both = (a: unknown, b: unknown) => (text(a) && text(b) ? `${a}/${b}` : und
 const LOCKED_STEPS: Record<string, (input: NonNullable<Input>) => string | undefined> = {
   dumpWorkload: (i) => text(i.hash),
   dumpContainer: (i) => text(i.hash),
+  checkpointProcess: (i) => text(i.hash),
   commitCheckpoint: (i) => text(i.hash),
   verifyCheckpoint: (i) => text(i.hash),
   removeCheckpoint: (i) => text(i.hash),

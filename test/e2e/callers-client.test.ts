@@ -42,7 +42,7 @@ describe('the typed client: spec hash, refresh joining an in-flight checkpoint, 
     expect(refreshed).toMatchObject({ hash, outcome: 'joined', checkpointWorkflowId: `checkpoint/${hash}` });
     expect((await inFlight.result()).outcome).toBe('created');
     const history = await h.client.workflow.getHandle(`checkpoint/${hash}`).fetchHistory();
-    const dumps = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'dumpWorkload');
+    const dumps = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'checkpointProcess');
     expect(dumps).toHaveLength(1);
     expect(refreshed.retention.kept).toEqual([hash]);
   });

@@ -3,9 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpointWorkflowId } from '../../contract/naming.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
 import { fakeGpuNode, H100 } from '../support/fake-gpu-node.js';
 import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
+import { recordHistory } from '../support/record-history.js';
 import { testSample } from '../support/sample.js';
 import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
 import { expectWorldClean } from '../support/world.js';
@@ -54,8 +56,13 @@ describe('GPU steps in the workflows (fake CUDA driver)', () => {
     const result = await h.torpor.checkpoint(req);
     pid = result.manifest.process.pid;
     expect(callsFor(pid)).toEqual(['lock', 'checkpoint', 'restore', 'unlock']);
-    const order = activityOrder.filter((a) => ['gpuFreeze', 'dumpWorkload', 'commitCheckpoint', 'gpuThaw', 'signalWorkload'].includes(a));
-    expect(order).toEqual(['gpuFreeze', 'dumpWorkload', 'commitCheckpoint', 'gpuThaw', 'signalWorkload']);
+    // Freeze, dump and commit are one agent step (patch local-checkpoint-in-one-step), which leaves the signal to the workflow.
+    const order = activityOrder.filter((a) => ['checkpointProcess', 'gpuThaw', 'signalWorkload'].includes(a));
+    expect(order).toEqual(['checkpointProcess', 'gpuThaw', 'signalWorkload']);
+    await recordHistory(h.client.workflow.getHandle(checkpointWorkflowId(req.hash)), 'checkpoint-gpu-in-one-step-created');
+    expect(Object.keys(result.stepMs)).toEqual(
+      expect.arrayContaining(['freezing-gpu', 'dumping', 'committing', 'thawing-gpu', 'signalling']),
+    );
     const uuid = H100.gpus[0]?.uuid;
     expect(result.manifest.gpu).toEqual({
       driverVersion: H100.driverVersion,

@@ -76,11 +76,11 @@ describe('the node agent killed during a checkpoint', () => {
   const killPoints: [string, number][] = [
     ['after:startWorkload', 16],
     ['during:waitWorkloadReady:300', 16],
-    ['during:dumpWorkload:300', 512],
-    ['after:dumpWorkload', 16],
-    ['during:commitCheckpoint:300', 512],
-    ['after:commitCheckpoint', 16],
-    ['after:signalWorkload', 16],
+    // One agent step from the freeze to the exit (patch local-checkpoint-in-one-step): killed in the
+    // dump, later in it (the commit or the exit wait, at this machine's speed), and once it ended.
+    ['during:checkpointProcess:300', 512],
+    ['during:checkpointProcess:1200', 512],
+    ['after:checkpointProcess', 16],
   ];
   for (const [killAt, tableMb] of killPoints) {
     it(`${killAt}: the workflow completes and the checkpoint restores to the same memory`, async () => {

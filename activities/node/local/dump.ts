@@ -8,7 +8,7 @@ import { criuVersion, runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
 import { activityRunOptions } from '../heartbeat.js';
 import { carriesHash, ioUringHolders, isRunning } from '../proc/identity.js';
-import { directoryBytes } from '../store/file-digests.js';
+import { directoryBytes, pathExists } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 import { withWriteBehind } from '../store/write-behind.js';
@@ -64,7 +64,8 @@ async function dumpWorkload(
   const finished = await readRecord<DumpRecord>(files.record);
   if (finished) return { dumpId, imageBytes: finished.imageBytes, criuMs: finished.criuMs };
   const target = await verifiedTarget(layout, hash);
-  await killStrayCriu(files.dir);
+  // A CRIU left by an earlier attempt works in a directory that exists; a first attempt skips the /proc scan.
+  if (await pathExists(files.dir)) await killStrayCriu(files.dir);
   await rm(files.dir, { recursive: true, force: true });
   await mkdir(files.imagesDir, { recursive: true });
   await mkdir(files.logsDir, { recursive: true });
