@@ -69,7 +69,8 @@ oci_layout() {
 debian_base() {
   local suite=$1 tar=$2 mirror
   mirror=$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | grep -m1 '/debian/$' || echo http://deb.debian.org/debian/)
-  "$(mmdebstrap_cmd)" --quiet --variant=minbase --include=ca-certificates --format=tar \
+  # The unpacked package's helpers (mmtarfilter for path-exclude) must be on PATH beside it.
+  PATH="$T/mmdebstrap/usr/bin:$PATH" "$(mmdebstrap_cmd)" --quiet --variant=minbase --include=ca-certificates --format=tar \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --customize-hook='rm -rf "$1"/var/lib/apt/lists/*' \
     "$suite" "$tar" "$mirror"
