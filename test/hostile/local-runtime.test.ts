@@ -223,6 +223,8 @@ describe("a workload lives in a cgroup of its own, outside the agent's, and stop
     await env.run(agent.waitWorkloadReady, { hash, timeoutMs: 10_000 });
     const detached = Number(/detached (\d+)/.exec(await readFile(logFile, 'utf8'))?.[1]);
     expect(detached).toBeGreaterThan(0);
+    // `setsid` runs in the background child: its own group may come a moment after the ready file.
+    for (let i = 0; i < 100 && (await readProcStat(detached))?.pgid !== detached; i++) await new Promise((r) => setTimeout(r, 50));
     expect((await readProcStat(detached))?.pgid).toBe(detached);
     await expectOwnCgroup(pid, hash);
     await expectOwnCgroup(detached, hash);
