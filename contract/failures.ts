@@ -52,6 +52,10 @@ export const Failures = {
     retryable: false,
     hint: "Check the node agent's shared store configuration (TORPOR_S3_ENDPOINT, TORPOR_S3_BUCKET, its credentials): the bucket must exist and the credentials must be allowed to read and write it.",
   },
+  SharedStoreBusy: {
+    retryable: true,
+    hint: "Retried by Temporal: a gc is sweeping this checkpoint's orphan objects in the shared store; it ends within minutes.",
+  },
   NodeCacheFull: {
     retryable: false,
     hint: 'Raise TORPOR_NODE_CACHE_BYTES, stop restored copies that hold cached checkpoints, or delete checkpoints on this node that were never uploaded.',

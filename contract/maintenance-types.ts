@@ -32,6 +32,16 @@ export interface GarbageReport {
   /** Left alone because a process still uses it (a CRIU run, a live restore). */
   busy: string[];
   freedBytes: number;
+  /** Chunk objects no manifest named, swept from the shared store; absent when the agent has none. */
+  sharedOrphans?: SharedOrphanReport;
+}
+
+export interface SharedOrphanReport {
+  /** Objects deleted, and their stored bytes. */
+  removed: number;
+  freedBytes: number;
+  /** Checkpoints whose orphans were kept because an upload of them was running. */
+  busy: string[];
 }
 
 export interface GcResult extends GarbageReport {

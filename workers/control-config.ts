@@ -1,6 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { type ClusterPolicy, clusterActivities } from '../activities/cluster/index.js';
-import { sharedStoreConfigFromEnv } from '../activities/node/store/shared/config.js';
+import { sharedDirConfigFromEnv, sharedStoreConfigFromEnv } from '../activities/node/store/shared/config.js';
 import { positiveIntFromEnv } from './env-numbers.js';
 
 function list(value: string | undefined): string[] {
@@ -31,8 +31,16 @@ export function clusterActivitiesFromEnv(env: NodeJS.ProcessEnv = process.env) {
   if (!env.KUBERNETES_SERVICE_HOST && !env.KUBECONFIG) return null;
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  // The agents' shared store (TORPOR_S3_*, read-only use): where a restore without a node is placed is read from it.
-  return clusterActivities({ kubeConfig, ...clusterPolicyFromEnv(env), sharedStore: sharedStoreConfigFromEnv(env) });
+  return clusterActivities({ kubeConfig, ...clusterPolicyFromEnv(env), ...controlSharedStoreFromEnv(env) });
+}
+
+/**
+ * The agents' shared store, as they read it from the same variables (TORPOR_S3_* or TORPOR_SHARED_DIR,
+ * read-only use here): where a restore without a node is placed, and whether a checkpoint without a
+ * node exists already, are read from it.
+ */
+export function controlSharedStoreFromEnv(env: NodeJS.ProcessEnv = process.env) {
+  return { sharedStore: sharedStoreConfigFromEnv(env), sharedDir: sharedDirConfigFromEnv(env) };
 }
 
 /**

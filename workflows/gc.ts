@@ -8,8 +8,9 @@ import { enterPhase, tagExecution } from './tagging.js';
 
 /**
  * gc: remove what interrupted or abandoned work left on a node (temporary dumps, incomplete
- * checkpoints, stale run and restore files, trash), then, when asked, apply retention to every
- * workload found; reports each path removed. Workflow ID `gc/<node>`.
+ * checkpoints, stale run and restore files, trash; with a shared store, its orphan chunk objects),
+ * then, when asked, apply retention to every workload found; reports each path removed. Workflow ID
+ * `gc/<node>`.
  */
 export async function gc(request: GcRequest): Promise<GcResult> {
   const spec = parseOrReject(gcRequestSchema, request, 'gc request');

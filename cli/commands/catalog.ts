@@ -59,6 +59,12 @@ function gcLines(result: GcResult, ui: string): string[] {
     ...result.stoppedWorkloads.map((h) => `  stopped  ${h}`),
     ...result.busy.map((p) => `  busy     ${p}`),
     ...result.retention.flatMap((r) => r.deleted.map((h) => `  deleted  ${h} (${r.name}: keep ${r.keep})`)),
+    ...(result.sharedOrphans
+      ? [
+          `  shared store: swept ${result.sharedOrphans.removed} orphan chunk objects (${formatBytes(result.sharedOrphans.freedBytes)})`,
+          ...result.sharedOrphans.busy.map((h) => `  busy     ${h} (an upload runs: its orphans wait)`),
+        ]
+      : []),
     `ui: ${ui}`,
   ];
 }

@@ -3,16 +3,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { inject } from 'vitest';
+import type { Client } from '@temporalio/client';
 import { clusterActivities } from '../../activities/cluster/index.js';
 import { sharedStoreConfigFromEnv } from '../../activities/node/store/shared/config.js';
-import { torporDataConverter } from '../../client/payload-codec.js';
-import { nodeTaskQueue } from '../../contract/naming.js';
-import { createControlWorker } from '../../workers/control.js';
 import { testClusterPolicy } from '../support/cluster-policy.js';
 import { type KubeCluster, startKubeCluster } from '../support/kube-cluster.js';
+import { startTorporWorkers } from '../support/kube-workflow-world.js';
 
 const SCHEDULER = fileURLToPath(new URL('../../.torpor/bin/kube-scheduler', import.meta.url));
 
@@ -86,35 +82,16 @@ export async function startPlacementWorld(options: {
   const core = admin.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: options.namespace } } });
   for (const [name, { labels, images }] of Object.entries(options.nodes)) await registerNode(core, name, labels, images);
-  const address = inject('temporalAddress');
-  const connection = await NativeConnection.connect({ address });
   const sharedStore = sharedStoreConfigFromEnv(options.s3Env);
-  const workers = [
-    await createControlWorker(connection, 'default', {
-      workflowBundle: { codePath: inject('workflowBundlePath') },
-      activities: clusterActivities({ kubeConfig: admin, ...testClusterPolicy([options.namespace]), sharedStore }),
-    }),
-    ...(await Promise.all(
-      Object.entries(options.agents).map(([node, activities]) =>
-        Worker.create({
-          connection,
-          namespace: 'default',
-          taskQueue: nodeTaskQueue(node),
-          activities,
-          dataConverter: torporDataConverter(),
-        }),
-      ),
-    )),
-  ];
-  const running = workers.map((w) => w.run());
-  const client = new Client({ connection: await Connection.connect({ address }), dataConverter: torporDataConverter() });
+  const control = clusterActivities({ kubeConfig: admin, ...testClusterPolicy([options.namespace]), sharedStore });
+  const workers = await startTorporWorkers(control, options.agents);
+  const { client } = workers;
   return {
     cluster,
     core,
     client,
     async stop() {
-      for (const w of workers) w.shutdown();
-      await Promise.allSettled(running);
+      await workers.stop();
       scheduler.kill('SIGTERM');
       await new Promise((r) => (scheduler.exitCode === null ? scheduler.once('exit', r) : r(null)));
       await cluster.stop();

@@ -8,10 +8,11 @@ import { BatchV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointJobName, GPU_PRODUCT_LABEL, HASH_LABEL, ROLE_LABEL } from '../../activities/cluster/manifests.js';
 import { TorporClient } from '../../client/index.js';
-import { restoreWorkflowId } from '../../contract/naming.js';
+import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
 import type { CheckpointRequest } from '../../contract/spec.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 import { TWO_H100 } from '../support/fake-gpu-node.js';
+import { recordHistory } from '../support/record-history.js';
 import { type S3Server, startS3Server } from '../support/s3-server.js';
 import { TestKubelet } from '../support/test-kubelet.js';
 import { type PlacementWorld, podsOn, startPlacementWorld } from './placement-world.js';
@@ -42,6 +43,8 @@ const ran: string[] = [];
 
 const manifestOf = (hash: string, node: string) =>
   ({
+    formatVersion: 2,
+    chunkBytes: 1 << 20,
     hash,
     node,
     runtime: 'kubernetes',
@@ -195,16 +198,31 @@ describe('kubernetes without a node: the real kube-scheduler places the pods, th
     expect(calls).toContain(`${A} uploadCheckpoint`);
     expect(calls.filter((c) => c.startsWith(B))).toEqual([]);
     expect(committed.get(HASH)?.node).toBe(A);
+    await recordHistory(world.client.workflow.getHandle(checkpointWorkflowId(HASH)), 'checkpoint-kubernetes-placed-created');
   });
 
-  it('returns the committed checkpoint when the scheduler places a second request on its node, and removes the Job', async () => {
+  it('returns the committed checkpoint when the scheduler places a second request (not for the shared store) on its node, and removes the Job', async () => {
     calls.length = 0;
-    const again = await torpor.checkpoint(checkpointRequest());
+    const again = await torpor.checkpoint({ ...checkpointRequest(), sharedStore: false });
     expect(again).toMatchObject({ outcome: 'existing', node: A, workloadEnd: 'stopped' });
     expect(calls).not.toContain(`${A} dumpContainer`);
     const batch = world.cluster.kubeConfig(world.cluster.adminToken).makeApiClient(BatchV1Api);
     const job = await batch.readNamespacedJob({ name: checkpointJobName(HASH), namespace: NS }).catch(() => null);
     expect(job === null || job.metadata?.deletionTimestamp !== undefined).toBe(true);
+  });
+
+  it('returns the shared store’s committed checkpoint to a request without a node: no Job, no agent step, no dump where the scheduler would place it', async () => {
+    calls.length = 0;
+    // Node B lacks the checkpoint in its cache, and is the only node of this request's selector.
+    const request = { ...checkpointRequest(), kubernetes: { namespace: NS, image: IMAGE, nodeSelector: { [GPU_PRODUCT_LABEL]: H100 } } };
+    const again = await torpor.checkpoint(request);
+    expect(again).toMatchObject({ outcome: 'existing', node: A, workloadEnd: 'not-started', manifest: committed.get(HASH) });
+    expect(calls).toEqual([]);
+    const history = await world.client.workflow.getHandle(checkpointWorkflowId(HASH)).fetchHistory();
+    const names = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(names).toEqual(['findSharedCheckpoint']);
+    expect((await podsOn(core, NS, B)).filter((p) => p.metadata?.labels?.[ROLE_LABEL] === 'checkpoint')).toEqual([]);
+    await recordHistory(world.client.workflow.getHandle(checkpointWorkflowId(HASH)), 'checkpoint-kubernetes-shared-first-existing');
   });
 
   it('restores on a node of the checkpoint’s GPU model, fetching there while the placeholder starts', async () => {

@@ -1,24 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleRestoredProbe } from '../../sample-app/workload.js';
 import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
 import { type S3Server, startS3Server } from '../support/s3-server.js';
 import { testSample } from '../support/sample.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
-import { sharedKeyFile } from './fixtures.js';
-import { type OtherNodeAgent, startOtherNodeAgent } from './other-node-agent.js';
+import type { TorporHarness } from '../support/torpor-harness.js';
+import { startTwoNodes, type TwoNodes } from './fixtures.js';
 
 describe('retention on node A keeps a checkpoint node B leases, and deletes it from the shared store once the lease ends (real S3, Temporal, CRIU)', () => {
   let s3: S3Server;
-  let keyFile: string;
+  let nodes: TwoNodes;
   let a: TorporHarness;
-  let b: OtherNodeAgent;
-  let bStore: string;
-  const nodeB = `test-b-${randomBytes(4).toString('hex')}`;
+  let nodeB: string;
   // Spec-hash shaped, so that retention by workload name applies to both.
   const older = `leasetest-${randomBytes(8).toString('hex')}`;
   const newer = `leasetest-${randomBytes(8).toString('hex')}`;
@@ -29,16 +23,8 @@ describe('retention on node A keeps a checkpoint node B leases, and deletes it f
 
   beforeAll(async () => {
     s3 = await startS3Server();
-    keyFile = await sharedKeyFile();
-    const env = {
-      ...s3.agentEnv(),
-      TORPOR_MANIFEST_KEY_FILE: keyFile,
-      TORPOR_DIGEST_CHUNK_BYTES: String(1 << 20),
-      TORPOR_SHARED_LEASE_MS: '2000',
-    };
-    a = await startTorpor({ env });
-    bStore = await mkdtemp(path.join(os.tmpdir(), 'torpor-node-b-'));
-    b = await startOtherNodeAgent(bStore, a.storage, { ...env, NODE_NAME: nodeB, TEMPORAL_ADDRESS: inject('temporalAddress') });
+    nodes = await startTwoNodes(s3.agentEnv(), { TORPOR_SHARED_LEASE_MS: '2000' });
+    ({ a, nodeB } = nodes);
     sample = testSample(a.storage);
     for (const hash of [older, newer]) {
       await a.torpor.checkpoint({ hash, node: a.node, runtime: 'local', workload: sample.workload, sharedStore: true });
@@ -47,11 +33,8 @@ describe('retention on node A keeps a checkpoint node B leases, and deletes it f
 
   afterAll(async () => {
     for (const hash of [older, newer]) await killCheckpointProcesses(hash);
-    await b?.kill();
-    await a?.stop();
+    await nodes?.stop();
     await s3?.stop();
-    if (bStore) await rm(bStore, { recursive: true, force: true });
-    if (keyFile) await rm(path.dirname(keyFile), { recursive: true, force: true });
   });
 
   it("keeps the older checkpoint while node B runs a copy restored from it, naming node B's lease", async () => {

@@ -1,56 +1,36 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointWorkflowId, restoreWorkflowId } from '../../contract/naming.js';
 import type { CheckpointResult } from '../../contract/types.js';
-import { readSampleStatus, type SampleStatus, sampleRestoredProbe } from '../../sample-app/workload.js';
+import type { SampleStatus } from '../../sample-app/workload.js';
 import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
 import { recordHistory } from '../support/record-history.js';
 import { type S3Server, startS3Server } from '../support/s3-server.js';
-import { testSample } from '../support/sample.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
-import { sharedKeyFile } from './fixtures.js';
-import { type OtherNodeAgent, startOtherNodeAgent } from './other-node-agent.js';
+import type { TorporHarness } from '../support/torpor-harness.js';
+import { restoreSampleOnB, type SharedSample, startTwoNodes, type TwoNodes } from './fixtures.js';
 
 describe('checkpoint on node A, restore on node B through the shared store (real S3, Temporal, CRIU)', () => {
   let s3: S3Server;
-  let keyFile: string;
+  let nodes: TwoNodes;
   let a: TorporHarness;
-  let b: OtherNodeAgent;
+  let nodeB: string;
   let bStore: string;
-  const nodeB = `test-b-${randomBytes(4).toString('hex')}`;
-  let sample: ReturnType<typeof testSample>;
+  let sample: SharedSample['sample'];
   let checkpointed: CheckpointResult;
   let atCheckpoint: SampleStatus;
 
   beforeAll(async () => {
     s3 = await startS3Server();
-    keyFile = await sharedKeyFile();
-    const env = { ...s3.agentEnv(), TORPOR_MANIFEST_KEY_FILE: keyFile, TORPOR_DIGEST_CHUNK_BYTES: String(1 << 20) };
-    a = await startTorpor({ env });
-    bStore = await mkdtemp(path.join(os.tmpdir(), 'torpor-node-b-'));
-    b = await startOtherNodeAgent(bStore, a.storage, { ...env, NODE_NAME: nodeB, TEMPORAL_ADDRESS: inject('temporalAddress') });
-    sample = testSample(a.storage);
-    checkpointed = await a.torpor.checkpoint({
-      hash: sample.hash,
-      node: a.node,
-      runtime: 'local',
-      workload: sample.workload,
-      sharedStore: true,
-    });
-    atCheckpoint = await readSampleStatus(sample.options.statusFile);
+    nodes = await startTwoNodes(s3.agentEnv());
+    ({ a, nodeB, bStore } = nodes);
+    ({ sample, checkpointed, atCheckpoint } = await nodes.checkpointSample());
   });
 
   afterAll(async () => {
-    if (sample) await killCheckpointProcesses(sample.hash);
-    await b?.kill();
-    await a?.stop();
+    await nodes?.stop();
     await s3?.stop();
-    if (bStore) await rm(bStore, { recursive: true, force: true });
-    if (keyFile) await rm(path.dirname(keyFile), { recursive: true, force: true });
   });
 
   it('uploads the committed checkpoint after the commit, the manifest among its objects', async () => {
@@ -81,22 +61,9 @@ describe('checkpoint on node A, restore on node B through the shared store (real
   });
 
   it('restores on node B, whose cache lacked it, with the same memory checksum', async () => {
-    expect(await readdir(bStore)).not.toContain(sample.hash);
-    const restored = await a.torpor.restore({
-      hash: sample.hash,
-      node: nodeB,
-      runtime: 'local',
-      sharedStore: true,
-      readiness: sampleRestoredProbe(sample.options.statusFile),
-    });
-    const status = await readSampleStatus(sample.options.statusFile);
-    expect(status.phase).toBe('restored');
-    expect(status.checksum).toBe(atCheckpoint.checksum);
-    expect(status.instance).toBe(atCheckpoint.instance);
+    const restored = await restoreSampleOnB(nodes, { sample, checkpointed, atCheckpoint });
     expect(restored.node).toBe(nodeB);
-    expect(restored.stepMs).toHaveProperty('fetching');
     expect(await readdir(bStore)).toContain(sample.hash);
-    expect(await processesOfCheckpoint(sample.hash)).toEqual([restored.pid]);
     await recordHistory(a.client.workflow.getHandle(restoreWorkflowId(sample.hash, restored.restoreId)), 'restore-shared-store-ready');
   });
 

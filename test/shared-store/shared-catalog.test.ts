@@ -1,46 +1,31 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rename, rm, symlink } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retentionActivities } from '../../activities/node/store/catalog.js';
 import { openSharedStore } from '../../activities/node/store/shared/open-store.js';
 import type { RemovedCheckpoint } from '../../contract/types.js';
-import { type S3Server, startS3Server } from '../support/s3-server.js';
-import { commitFake, fakeImages, nodeEnv, sharedKeyFile, type TestNode, testNode } from './fixtures.js';
+import { commitFake, fakeImages, type SharedStores, startSharedStores } from './fixtures.js';
 
 const LEASE_MS = 1500;
 const activity = new MockActivityEnvironment();
 const hashOf = () => `t-${randomBytes(5).toString('hex')}`;
 
-let s3: S3Server;
-let keyFile: string;
-let sharedDir: string;
-const nodes: TestNode[] = [];
+let stores: SharedStores;
 
 beforeAll(async () => {
-  s3 = await startS3Server();
-  keyFile = await sharedKeyFile();
-  sharedDir = await mkdtemp(path.join(os.tmpdir(), 'torpor-shared-dir-'));
+  stores = await startSharedStores();
 });
 
 afterAll(async () => {
-  for (const n of nodes) {
-    openSharedStore(n.config, n.layout)?.leases.stop();
-    await rm(n.root, { recursive: true, force: true });
-  }
-  if (keyFile) await rm(path.dirname(keyFile), { recursive: true, force: true });
-  if (sharedDir) await rm(sharedDir, { recursive: true, force: true });
-  await s3?.stop();
+  await stores?.stop();
 });
 
 /** Two nodes with their own stores and one shared store (S3 or a shared directory); each node's catalog steps. */
 async function twoNodes(backend: 's3' | 'directory') {
-  const env = backend === 's3' ? nodeEnv(s3) : { TORPOR_SHARED_DIR: sharedDir };
   const make = async (name: string) => {
-    const n = await testNode(`${name}-${randomBytes(3).toString('hex')}`, keyFile, env, { sharedLeaseMs: LEASE_MS });
-    nodes.push(n);
+    const n = await stores.node(name, backend, { sharedLeaseMs: LEASE_MS });
     const catalog = retentionActivities(n.config, n.layout);
     const shared = openSharedStore(n.config, n.layout);
     if (!shared) throw new Error('no shared store configured');
@@ -131,6 +116,7 @@ describe('the shared directory store follows no link (hostile)', () => {
     const hash = hashOf();
     await commitFake(a, hash, fakeImages());
     await a.steps.uploadCheckpoint({ hash });
+    const { sharedDir } = stores;
     const manifest = path.join(sharedDir, 'checkpoints', hash, 'manifest.json');
     const elsewhere = path.join(sharedDir, '..', `${path.basename(sharedDir)}-outside.json`);
     await rename(manifest, elsewhere);

@@ -1,50 +1,35 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, rm, stat, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DirectoryStore } from '../../activities/node/store/shared/directory-store.js';
 import type { CheckpointResult } from '../../contract/types.js';
-import { readSampleStatus, type SampleStatus, sampleRestoredProbe } from '../../sample-app/workload.js';
+import type { SampleStatus } from '../../sample-app/workload.js';
 import { killCheckpointProcesses, processesOfCheckpoint } from '../support/leftovers.js';
-import { testSample } from '../support/sample.js';
-import { startTorpor, type TorporHarness } from '../support/torpor-harness.js';
-import { sharedKeyFile } from './fixtures.js';
-import { type OtherNodeAgent, startOtherNodeAgent } from './other-node-agent.js';
+import type { TorporHarness } from '../support/torpor-harness.js';
+import { restoreSampleOnB, type SharedSample, startTwoNodes, type TwoNodes } from './fixtures.js';
 
 describe('a shared filesystem as the shared store (TORPOR_SHARED_DIR): checkpoint on node A, restore on node B (real Temporal, CRIU)', () => {
-  let keyFile: string;
   let sharedDir: string;
+  let nodes: TwoNodes;
   let a: TorporHarness;
-  let b: OtherNodeAgent;
+  let nodeB: string;
   let bStore: string;
-  const nodeB = `test-b-${randomBytes(4).toString('hex')}`;
-  let sample: ReturnType<typeof testSample>;
+  let sample: SharedSample['sample'];
   let checkpointed: CheckpointResult;
   let atCheckpoint: SampleStatus;
 
   beforeAll(async () => {
-    keyFile = await sharedKeyFile();
     sharedDir = await mkdtemp(path.join(os.tmpdir(), 'torpor-rwx-'));
-    const env = { TORPOR_SHARED_DIR: sharedDir, TORPOR_MANIFEST_KEY_FILE: keyFile, TORPOR_DIGEST_CHUNK_BYTES: String(1 << 20) };
-    a = await startTorpor({ env });
-    bStore = await mkdtemp(path.join(os.tmpdir(), 'torpor-node-b-'));
-    b = await startOtherNodeAgent(bStore, a.storage, { ...env, NODE_NAME: nodeB, TEMPORAL_ADDRESS: inject('temporalAddress') });
-    sample = testSample(a.storage);
-    checkpointed = await a.torpor.checkpoint({
-      hash: sample.hash,
-      node: a.node,
-      runtime: 'local',
-      workload: sample.workload,
-      sharedStore: true,
-    });
-    atCheckpoint = await readSampleStatus(sample.options.statusFile);
+    nodes = await startTwoNodes({ TORPOR_SHARED_DIR: sharedDir });
+    ({ a, nodeB, bStore } = nodes);
+    ({ sample, checkpointed, atCheckpoint } = await nodes.checkpointSample());
   });
 
   afterAll(async () => {
-    if (sample) await killCheckpointProcesses(sample.hash);
-    await b?.kill();
-    await a?.stop();
-    for (const dir of [bStore, sharedDir, keyFile && path.dirname(keyFile)]) if (dir) await rm(dir, { recursive: true, force: true });
+    await nodes?.stop();
+    if (sharedDir) await rm(sharedDir, { recursive: true, force: true });
   });
 
   it('publishes the checkpoint as files, the manifest among them', async () => {
@@ -55,18 +40,7 @@ describe('a shared filesystem as the shared store (TORPOR_SHARED_DIR): checkpoin
   });
 
   it('restores on node B, whose cache lacked it, with the same memory checksum', async () => {
-    expect(await readdir(bStore)).not.toContain(sample.hash);
-    const restored = await a.torpor.restore({
-      hash: sample.hash,
-      node: nodeB,
-      runtime: 'local',
-      sharedStore: true,
-      readiness: sampleRestoredProbe(sample.options.statusFile),
-    });
-    const status = await readSampleStatus(sample.options.statusFile);
-    expect(status).toMatchObject({ phase: 'restored', checksum: atCheckpoint.checksum, instance: atCheckpoint.instance });
-    expect(restored.stepMs).toHaveProperty('fetching');
-    expect(await processesOfCheckpoint(sample.hash)).toEqual([restored.pid]);
+    await restoreSampleOnB(nodes, { sample, checkpointed, atCheckpoint });
     const listed = (await a.torpor.listCheckpoints({ node: a.node })).find((c) => c.hash === sample.hash);
     expect(listed?.usedBy).toEqual([expect.objectContaining({ state: 'leased', node: nodeB })]);
   });
@@ -88,5 +62,30 @@ describe('a shared filesystem as the shared store (TORPOR_SHARED_DIR): checkpoin
     await expect(failure).rejects.toMatchObject({ type: 'CheckpointCorrupt', message: expect.stringContaining(`${pages?.path} chunk 0`) });
     expect(await processesOfCheckpoint(sample.hash)).toEqual([]);
     expect(await readdir(bStore)).not.toContain(sample.hash);
+  });
+
+  it("gc (the workflow, on node B) sweeps chunk files no manifest names once older than its grace (1 h), keeping fresh ones and the checkpoint's own", async () => {
+    const store = new DirectoryStore({ dir: sharedDir, prefix: '', parallel: 2 });
+    const plant = async (hash: string) => {
+      const bytes = randomBytes(4096);
+      const key = `checkpoints/${hash}/chunks/${createHash('sha256').update(bytes).digest('hex')}`;
+      await store.put(key, bytes, {});
+      return path.join(sharedDir, key);
+    };
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    const gone = `orphans-${randomBytes(4).toString('hex')}`;
+    const stale = [await plant(gone), await plant(sample.hash)];
+    const fresh = await plant(`uploading-${randomBytes(4).toString('hex')}`);
+    const named = (await readdir(path.join(sharedDir, 'checkpoints', sample.hash, 'chunks'))).map((f) =>
+      path.join(sharedDir, 'checkpoints', sample.hash, 'chunks', f),
+    );
+    for (const file of [...named, ...stale]) await utimes(file, twoHoursAgo, twoHoursAgo);
+
+    const gc = await a.torpor.gc({ node: nodeB });
+    expect(gc.sharedOrphans).toMatchObject({ removed: 2, busy: [] });
+    for (const file of stale) expect(await stat(file).catch(() => null)).toBeNull();
+    expect((await stat(fresh)).isFile()).toBe(true);
+    for (const file of named.filter((f) => !stale.includes(f))) expect((await stat(file)).isFile()).toBe(true);
+    expect(await readdir(path.join(sharedDir, 'checkpoints'))).not.toContain(gone);
   });
 });

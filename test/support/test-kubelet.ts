@@ -2,6 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 
 /**
+ * The main container's environment as a kubelet hands it to the runtime, `NAME=value` (plain values
+ * only: Torpor's pods use no references). A placeholder needs it: the workflow tells it there how
+ * long to wait for its node's fetch (TORPOR_CHECKPOINT_WAIT_SECONDS) instead of cold-starting.
+ */
+export const containerEnv = (pod: V1Pod): string[] =>
+  (pod.spec?.containers[0]?.env ?? []).flatMap((e) => (e.value === undefined ? [] : [`${e.name}=${e.value}`]));
+
+/**
  * No kubelet or scheduler runs in the test cluster: this plays both, through the real API
  * (bindings, status subresource, events), as a kubelet would report them.
  */

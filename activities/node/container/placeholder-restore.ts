@@ -12,6 +12,7 @@ import { replayDevShm } from './dev-shm.js';
 import { type Placeholder, resolvePlaceholder, restoredRoot } from './placeholder.js';
 import { EXTERNAL_NETNS_KEY, placeholderRestoreArgs } from './placeholder-args.js';
 import { externalMountMap } from './placeholder-mounts.js';
+import { recordPlaceholderRestore } from './placeholder-record.js';
 import { corruptCheckpoint, readByAgent, verifyImagesBesideCriu, verifyPart } from './placeholder-verify.js';
 import { checkMarkerPath, DEFAULT_RESTORE_MARKER, writeMarkerInRoot } from './restore-marker.js';
 import { overlayRootfs, replayRootfsDiffThrough } from './rootfs-diff.js';
@@ -149,7 +150,12 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
       checkHash(hash);
       const placeholder = await resolvePlaceholder(config, input.placeholderContainerId, hash);
       const earlier = await restoredRoot(placeholder);
-      if (earlier) return { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true, verifiedBytes: 0 };
+      if (earlier) {
+        const found = { placeholderContainerId: placeholder.id, ...earlier, restoreMs: 0, alreadyRestored: true, verifiedBytes: 0 };
+        // An attempt that crashed between CRIU and the record left the tree unrecorded.
+        await recordPlaceholderRestore(layout, hash, found);
+        return found;
+      }
 
       const { record, dir, manifest } = await checkpointFor(config, layout, hash, placeholder);
       const files = containerCheckpointFiles(dir);
@@ -183,13 +189,15 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
           `CRIU restored checkpoint ${hash} but no restored process runs in placeholder ${placeholder.id} (log: ${workDir}/restore.log)`,
         );
       }
-      return {
+      const result = {
         placeholderContainerId: placeholder.id,
         ...restored,
         restoreMs: run.durationMs,
         alreadyRestored: false,
         verifiedBytes: progress.bytes,
       };
+      await recordPlaceholderRestore(layout, hash, result);
+      return result;
     },
   };
 }

@@ -30,6 +30,9 @@ export async function resolveGpuTarget(layout: StoreLayout, target: GpuTarget): 
     const what = restoreId === undefined ? `No workload for checkpoint ${hash}` : `Restore ${restoreId} of ${hash}`;
     throw torporFailure('TargetNotAllowed', `${what} was not made by this agent`);
   }
+  if ('placeholderContainerId' in record && record.placeholderContainerId !== undefined) {
+    throw torporFailure('TargetNotAllowed', `Restore ${restoreId} of ${hash} went into a placeholder container: name the container`);
+  }
   const id: ProcessIdentity = { pid: record.pid, startTime: record.startTime };
   if (!(await isRunning(id))) return { id, running: false };
   if (!(await carriesHash(id.pid, hash))) {

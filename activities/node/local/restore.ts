@@ -23,6 +23,15 @@ import { markerRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
 import { assertInWorkloadCgroup, cgroupLauncher, createWorkloadCgroup, restoredCgroupName, stopWorkloadCgroup } from './workload-cgroup.js';
 
+/** A restore into a placeholder (container/) is recorded beside local ones: no local step acts on it. */
+function refusePlaceholderRecord(record: RestoredRecord | null): void {
+  if (record?.placeholderContainerId === undefined) return;
+  throw torporFailure(
+    'TargetNotAllowed',
+    `Restore ${record.restoreId} of ${record.hash} is the restore into placeholder container ${record.placeholderContainerId}, not a local restore`,
+  );
+}
+
 /** Local restores: CRIU brings the process back on this host, with its PID. */
 class LocalRestores {
   constructor(
@@ -33,6 +42,7 @@ class LocalRestores {
   private async requireRecord({ hash, restoreId }: RestoreInput): Promise<RestoredRecord> {
     const record = await readRecord<RestoredRecord>(this.layout.restoreFiles(hash, restoreId).record);
     if (record === null) throw torporFailure('TargetNotAllowed', `Restore ${restoreId} of ${hash} was not made by this agent`);
+    refusePlaceholderRecord(record);
     return record;
   }
 
@@ -154,6 +164,7 @@ class LocalRestores {
     const files = this.layout.restoreFiles(hash, restoreId);
     const logFile = files.appLog;
     const previous = await readRecord<RestoredRecord>(files.record);
+    refusePlaceholderRecord(previous);
     if (previous && (await isRunning(previous))) return { pid: previous.pid, logFile, criuMs: previous.criuMs };
     if (await stat(files.pidFile).catch(() => null)) return this.adoptRestored(input, logFile, 0);
     await killStrayCriu(files.dir);
@@ -202,6 +213,8 @@ class LocalRestores {
     const record =
       (await readRecord<RestoredRecord>(this.layout.restoreFiles(input.hash, input.restoreId).record)) ??
       (await this.adoptRestored(input, '', 0).catch(() => null));
+    // A tree restored into a placeholder is stopped by deleting its pod, never by a local step.
+    if (record?.placeholderContainerId !== undefined) return { stopped: false };
     const killed = await stopWorkloadCgroup(restoredCgroupName(input.hash, input.restoreId));
     // A copy restored by an agent without workload cgroups runs outside one.
     const leader = record !== null && (await terminateWorkload(record, input.hash));

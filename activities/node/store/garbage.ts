@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { HASH_PATTERN } from '../../../contract/spec.js';
 import type { GarbageInput, GarbageReport } from '../../../contract/types.js';
+import type { NodeAgentConfig } from '../agent-config.js';
 import { stopWorkloadCgroup, workloadCgroupName } from '../local/workload-cgroup.js';
 import { isRunning } from '../proc/identity.js';
 import { terminateWorkload } from '../proc/terminate.js';
@@ -11,6 +12,8 @@ import type { StoreLayout } from './layout.js';
 import { readRecord, type WorkloadRecord } from './run-records.js';
 import { inVerifiedDir } from './safe-files.js';
 import { type CriuProcess, criuIn, criuProcesses, entries, liveUses, newestMtimeMs, removeTree, restoreUse } from './scan.js';
+import { openSharedStore } from './shared/open-store.js';
+import { sweepOrphanChunks } from './shared/orphan-sweep.js';
 
 /**
  * The least age, whatever the request says, before a dump, an uncommitted directory or a signal
@@ -143,10 +146,13 @@ async function sweepSignals(layout: StoreLayout, sweep: Sweep): Promise<void> {
  *   old has ended, so a process still running is one a vanished agent left behind: it is stopped);
  * - `.container-work/restore-*`: CRIU's work directories of restores into placeholders, after `runMaxAgeMs`;
  * - signal files (`<signal dir>/<hash>.done`) of no running workload.
+ * - with a shared store (`config`'s): its chunk objects no manifest names, written more than
+ *   `tmpMaxAgeMs` ago and of no upload in progress (shared/orphan-sweep.ts), as `sharedOrphans`.
  * Anything a live process uses is left alone and reported as busy; no age is below `minAgeMs`.
  * Every walk and removal is lstat-based: a link a pod planted is removed as a link, never followed.
  */
-export function garbageActivities(layout: StoreLayout, minAgeMs = GC_MIN_AGE_MS) {
+export function garbageActivities(layout: StoreLayout, options: { minAgeMs?: number; config?: NodeAgentConfig } = {}) {
+  const { minAgeMs = GC_MIN_AGE_MS, config } = options;
   return {
     async collectGarbage(input: GarbageInput): Promise<GarbageReport> {
       const sweep = new Sweep(layout, input, await criuProcesses(), minAgeMs);
@@ -156,6 +162,11 @@ export function garbageActivities(layout: StoreLayout, minAgeMs = GC_MIN_AGE_MS)
       await sweepRuns(layout, sweep);
       await sweepContainerWork(layout, sweep);
       await sweepSignals(layout, sweep);
+      const shared = config && openSharedStore(config, layout);
+      if (config && shared) {
+        const beat = () => Context.current().heartbeat({ phase: 'sweeping the shared store' });
+        sweep.report.sharedOrphans = await sweepOrphanChunks(layout, shared.store, config.nodeName, sweep.input.tmpMaxAgeMs, beat);
+      }
       return sweep.report;
     },
   };

@@ -42,6 +42,8 @@ export interface RestoredRecord extends ProcessIdentity {
   restoreId: string;
   logFile: string;
   criuMs: number;
+  /** Set for a tree restored into this placeholder container (container/): not the local runtime's to wait for or stop. */
+  placeholderContainerId?: string;
 }
 
 /** A workload spec as records and manifests keep it: environment names, no values. */

@@ -12,7 +12,7 @@ import { torporFailure } from '../../../../contract/failures.js';
 import { activityContext } from '../../heartbeat.js';
 import { inParallel } from './chunks.js';
 import type { SharedStoreConfig } from './config.js';
-import type { ObjectStore } from './object-store.js';
+import type { ObjectStore, StoredObject } from './object-store.js';
 
 /** Parts of a multipart upload: S3's least is 5 MiB (all but the last). */
 export const MULTIPART_PART_BYTES = 8 * 2 ** 20;
@@ -142,8 +142,8 @@ export class SharedStoreClient implements ObjectStore {
   }
 
   /** One page after another of ListObjectsV2 below `prefix`: the keys, and with a delimiter the names one level down. */
-  private async listPages(prefix: string, delimiter?: string): Promise<{ keys: string[]; names: string[] }> {
-    const found = { keys: [] as string[], names: [] as string[] };
+  private async listPages(prefix: string, delimiter?: string): Promise<{ objects: StoredObject[]; names: string[] }> {
+    const found = { objects: [] as StoredObject[], names: [] as string[] };
     let token: string | undefined;
     do {
       const page = await this.send(`LIST ${prefix}`, (client, options) =>
@@ -157,7 +157,9 @@ export class SharedStoreClient implements ObjectStore {
           options,
         ),
       );
-      for (const o of page.Contents ?? []) if (o.Key) found.keys.push(o.Key);
+      for (const o of page.Contents ?? []) {
+        if (o.Key) found.objects.push({ key: o.Key, sizeBytes: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 });
+      }
       for (const p of page.CommonPrefixes ?? []) if (p.Prefix) found.names.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -165,7 +167,11 @@ export class SharedStoreClient implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
-    return (await this.listPages(prefix)).keys;
+    return (await this.listPages(prefix)).objects.map((o) => o.key);
+  }
+
+  async listObjects(prefix: string): Promise<StoredObject[]> {
+    return (await this.listPages(prefix)).objects;
   }
 
   async listNames(prefix: string): Promise<string[]> {

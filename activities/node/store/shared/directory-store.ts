@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises
 import path from 'node:path';
 import { torporFailure } from '../../../../contract/failures.js';
 import { inParallel } from './chunks.js';
-import type { ObjectStore } from './object-store.js';
+import type { ObjectStore, StoredObject } from './object-store.js';
 
 /** TORPOR_SHARED_DIR: a shared filesystem (an RWX volume) mounted at the same path on every node. */
 export interface DirectoryStoreConfig {
@@ -96,20 +96,24 @@ export class DirectoryStore implements ObjectStore {
     return { body: found.handle.createReadStream({ start: found.bodyStart }) as AsyncIterable<Uint8Array>, metadata: found.metadata };
   }
 
-  private async walk(dir: string, key: string, into: string[]): Promise<void> {
+  private async walk(dir: string, key: string, into: StoredObject[]): Promise<void> {
     const names = await readdir(dir).catch((err) => (isMissing(err) ? [] : Promise.reject(err)));
     for (const name of names) {
       if (name.startsWith('.')) continue;
       const stat = await lstat(path.join(dir, name)).catch(() => null);
       if (stat?.isDirectory()) await this.walk(path.join(dir, name), `${key}${name}/`, into);
-      else if (stat?.isFile()) into.push(`${key}${name}`);
+      else if (stat?.isFile()) into.push({ key: `${key}${name}`, sizeBytes: stat.size, modifiedMs: stat.mtimeMs });
     }
   }
 
   async list(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
-    await this.walk(keyPath(this.config.dir, prefix.replace(/\/$/, '')), prefix, keys);
-    return keys;
+    return (await this.listObjects(prefix)).map((o) => o.key);
+  }
+
+  async listObjects(prefix: string): Promise<StoredObject[]> {
+    const found: StoredObject[] = [];
+    await this.walk(keyPath(this.config.dir, prefix.replace(/\/$/, '')), prefix, found);
+    return found;
   }
 
   async listNames(prefix: string): Promise<string[]> {

@@ -11,6 +11,7 @@ import type { ObjectStore } from './object-store.js';
 import { openSharedStore } from './open-store.js';
 import { markCached } from './shared-catalog.js';
 import { uploadCheckpoint } from './upload.js';
+import { underUploadClaim } from './upload-claims.js';
 
 /** How long a copy just fetched or found is held against eviction: the restore that asked for it comes next. */
 export const NODE_CACHE_HOLD_MS = 10 * 60 * 1000;
@@ -42,7 +43,7 @@ export function sharedStoreActivities(config: NodeAgentConfig, layout: StoreLayo
   return {
     async uploadCheckpoint({ hash }: SharedStoreInput): Promise<UploadResult> {
       const { store } = requireStore('uploadCheckpoint');
-      const result = await uploadCheckpoint(layout, store, hash);
+      const result = await underUploadClaim(store, hash, config.nodeName, () => uploadCheckpoint(layout, store, hash));
       await recordShared(layout, hash, 'uploaded');
       await markCached(store, hash, config.nodeName, true);
       return result;

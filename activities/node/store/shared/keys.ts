@@ -11,7 +11,8 @@ import { checkHash } from '../layout.js';
  *
  * Beside the checkpoints, one small object per (checkpoint, node): `leases/<hash>/<node>`, held while
  * that node uses the checkpoint (fetching, restoring, running a restored copy), and
- * `caches/<hash>/<node>`, present while that node's cache holds a copy.
+ * `caches/<hash>/<node>`, present while that node's cache holds a copy. Uploads and gc's sweep of
+ * orphan chunks exclude each other through `uploads/` and `sweeps/` (upload-claims.ts).
  */
 export const MAC_METADATA = 'torpor-mac';
 export const SHA256_METADATA = 'sha256';
@@ -54,6 +55,20 @@ export function cachesPrefix(prefix: string): string {
 
 export function cacheKey(prefix: string, hash: string, node: string): string {
   return `${cachesPrefix(prefix)}${checkHash(hash)}/${checkNode(node)}`;
+}
+
+/** `uploads/<hash>/<node>.<id>`: held while an upload of `hash` runs; gc sweeps no chunk of `hash` meanwhile. */
+export function uploadsPrefix(prefix: string, hash: string): string {
+  return `${prefix}uploads/${checkHash(hash)}/`;
+}
+
+export function uploadClaimKey(prefix: string, hash: string, node: string, id: string): string {
+  return `${uploadsPrefix(prefix, hash)}${checkNode(node)}.${id}`;
+}
+
+/** `sweeps/<hash>`: written by a gc before it deletes orphan chunks of `hash`; an upload that finds it waits. */
+export function sweepKey(prefix: string, hash: string): string {
+  return `${prefix}sweeps/${checkHash(hash)}`;
 }
 
 const FILE_PATH = /^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/;

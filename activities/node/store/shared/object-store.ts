@@ -3,6 +3,13 @@
  * storage (client.ts) or a shared filesystem mounted at the same path on every node
  * (directory-store.ts). Keys are `/`-separated names built in keys.ts, never from input.
  */
+/** One object as a listing shows it: its stored size (metadata included where the backend stores it in the file) and write time. */
+export interface StoredObject {
+  key: string;
+  sizeBytes: number;
+  modifiedMs: number;
+}
+
 export interface ObjectStore {
   /** Prepended to every key: several clusters can share one bucket or directory. */
   readonly prefix: string;
@@ -18,6 +25,8 @@ export interface ObjectStore {
   get(key: string): Promise<{ body: AsyncIterable<Uint8Array>; metadata: Record<string, string> } | null>;
   /** Every key below `prefix` (which ends in `/`), at any depth. */
   list(prefix: string): Promise<string[]>;
+  /** As `list`, with each object's size and when it was last written (what gc's grace ages are measured from). */
+  listObjects(prefix: string): Promise<StoredObject[]>;
   /** The names one level below `prefix` that hold objects (`checkpoints/` → the hashes), without the slash. */
   listNames(prefix: string): Promise<string[]>;
   /** Deletes `keys`; one already gone is success. */

@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { garbageActivities } from '../../activities/node/store/garbage.js';
+import { SHA256_METADATA } from '../../activities/node/store/shared/keys.js';
+import { openSharedStore } from '../../activities/node/store/shared/open-store.js';
+import { beginSweep, endSweep, underUploadClaim } from '../../activities/node/store/shared/upload-claims.js';
+import type { GarbageReport } from '../../contract/types.js';
+import { commitFake, fakeImages, type SharedStores, startSharedStores, type TestNode } from './fixtures.js';
+
+/** The grace of these tests (gc's tmpMaxAgeMs); its floor is lowered to 0 here, as no real dump runs. */
+const GRACE_MS = 5000;
+const activity = new MockActivityEnvironment();
+const hashOf = () => `t-${randomBytes(5).toString('hex')}`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let stores: SharedStores;
+
+beforeAll(async () => {
+  stores = await startSharedStores();
+});
+
+afterAll(async () => {
+  await stores?.stop();
+});
+
+describe.each(['s3', 'directory'] as const)('gc sweeps orphan chunk objects from the shared store (%s)', (backend) => {
+  let a: TestNode;
+  let b: TestNode;
+  const store = () => openSharedStore(a.config, a.layout)?.store as NonNullable<ReturnType<typeof openSharedStore>>['store'];
+  const gc = async (n: TestNode) =>
+    (await activity.run(garbageActivities(n.layout, { minAgeMs: 0, config: n.config }).collectGarbage, {
+      tmpMaxAgeMs: GRACE_MS,
+      runMaxAgeMs: GRACE_MS,
+    })) as GarbageReport;
+  /** A chunk object of `hash` as an upload writes one, named by its content. */
+  const plantChunk = async (hash: string, bytes = randomBytes(4096)) => {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const key = `checkpoints/${hash}/chunks/${sha256}`;
+    await store().put(key, bytes, { [SHA256_METADATA]: sha256 });
+    return key;
+  };
+  const keysOf = async (hash: string) => (await store().list(`checkpoints/${hash}/`)).sort();
+
+  beforeAll(async () => {
+    a = await stores.node('a', backend);
+    b = await stores.node('b', backend);
+  });
+
+  it('removes orphans older than the grace, keeps a fresh one and every chunk a manifest names however old', async () => {
+    const uploaded = hashOf();
+    await commitFake(a, uploaded, fakeImages());
+    await a.steps.uploadCheckpoint({ hash: uploaded });
+    const named = await keysOf(uploaded);
+    const interrupted = hashOf();
+    const oldOrphan = await plantChunk(interrupted);
+    const unnamed = await plantChunk(uploaded);
+    await sleep(GRACE_MS + 1500);
+    const fresh = hashOf();
+    const freshOrphan = await plantChunk(fresh);
+
+    const report = await gc(a);
+    expect(report.sharedOrphans).toMatchObject({ removed: 2, busy: [] });
+    expect(report.sharedOrphans?.freedBytes).toBeGreaterThanOrEqual(2 * 4096);
+    expect(await keysOf(interrupted)).toEqual([]);
+    expect(await keysOf(uploaded)).toEqual(named);
+    expect(named).not.toContain(unnamed);
+    expect(await keysOf(fresh)).toEqual([freshOrphan]);
+    expect(await store().head(oldOrphan)).toBeNull();
+    // Every named chunk is still there: another node fetches and verifies the whole checkpoint.
+    expect(await b.steps.fetchCheckpoint({ hash: uploaded })).toMatchObject({ source: 'shared-store' });
+  });
+
+  it('keeps the orphans of a checkpoint while an upload of it runs, and sweeps them once it has ended', async () => {
+    const hash = hashOf();
+    const orphan = await plantChunk(hash);
+    await sleep(GRACE_MS + 1500);
+    let finish: () => void = () => undefined;
+    const running = underUploadClaim(store(), hash, b.config.nodeName, () => new Promise<void>((resolve) => (finish = resolve)));
+    await expect.poll(async () => (await store().list(`uploads/${hash}/`)).length).toBe(1);
+
+    const during = await gc(a);
+    expect(during.sharedOrphans?.busy).toEqual([hash]);
+    expect(await keysOf(hash)).toEqual([orphan]);
+
+    finish();
+    await running;
+    expect(await store().list(`uploads/${hash}/`)).toEqual([]);
+    expect((await gc(a)).sharedOrphans).toMatchObject({ removed: 1, busy: [] });
+    expect(await keysOf(hash)).toEqual([]);
+  });
+
+  it('makes an upload that meets a sweep in progress wait (retryable SharedStoreBusy), then upload every chunk afresh', async () => {
+    const hash = hashOf();
+    const manifest = await commitFake(a, hash, fakeImages());
+    expect(await beginSweep(store(), hash, b.config.nodeName)).toBe(true);
+    await expect(a.steps.uploadCheckpoint({ hash })).rejects.toMatchObject({ type: 'SharedStoreBusy', nonRetryable: false });
+    expect(await keysOf(hash)).toEqual([]);
+    await endSweep(store(), hash);
+    expect(await a.steps.uploadCheckpoint({ hash })).toMatchObject({ uploaded: true, uploadedBytes: manifest.totalBytes });
+    expect(await store().list(`uploads/${hash}/`)).toEqual([]);
+  });
+});
