@@ -163,6 +163,9 @@ async function main(): Promise<void> {
     '"ckpt WFTs" and "ckpt dispatch": the checkpoint\'s workflow tasks and its activities\' wait for a worker (history times); "exit wait": the app\'s exit after the commit ended (the signal went out with the commit).',
   );
   console.log('"orch.-exit": "ckpt orch." less that exit wait, which is the app\'s own reaction (its poll of the signal file).');
+  console.log(
+    '"ckpt orch." = ckpt wall (client call to result) - cold start (start + ready steps) - CRIU dump - commit: the client round trip, the look-up, every workflow task and dispatch, the agent\'s lock, freeze check, dump bookkeeping (write-behind flush tail included), exit wait and clean-up.',
+  );
   table(rows);
   bounds(rows, disk, cold);
 }

@@ -4,7 +4,15 @@ import type { EstablishedPolicy } from './network.js';
 import type { ReadinessProbe, Runtime, WorkloadSpec } from './spec.js';
 
 export type { CheckpointInfo, CheckpointLocation, CheckpointSummary, CheckpointUse, RemovedCheckpoint } from './catalog-types.js';
-export type { GarbageInput, GarbageReport, GcResult, RefreshOutcome, RefreshResult, RetentionReport } from './maintenance-types.js';
+export type {
+  GarbageInput,
+  GarbageReport,
+  GcResult,
+  RefreshOutcome,
+  RefreshResult,
+  RetentionReport,
+  SharedOrphanReport,
+} from './maintenance-types.js';
 export type { CheckpointManifest, ManifestFile, WorkloadContractFiles } from './manifest-types.js';
 export type { FetchResult, SharedStoreInput, UploadResult } from './shared-store-types.js';
 
@@ -182,4 +190,11 @@ export interface CheckpointProcessResult {
   finished: WorkloadExit | null;
   /** The agent's wall time of each step it ran: freezing-gpu, dumping, signalling, committing, waiting-exit. */
   stepMs: Record<string, number>;
+}
+/** The local runtime's look-up and start as one node step (patch local-start-with-look-up). */
+export interface StartUnlessCommittedResult {
+  /** The committed checkpoint of the hash (nothing was started), or null: the workload was started. */
+  existing: CheckpointManifest | null;
+  /** The agent's wall time of the look-up, reported apart from the start. */
+  lookupMs: number;
 }

@@ -177,6 +177,10 @@ ensure_node
 ensure_npm_packages
 ensure_temporal_cli
 ensure_criu
+# Opt-in (issue 16): CRIU with our parallel page restore, as .torpor/bin/criu-parallel (TORPOR_CRIU picks it).
+if [ "${TORPOR_CRIU_PARALLEL:-0}" = 1 ]; then
+  bash "$ROOT/tools/criu-parallel/build.sh" || fail "the patched CRIU could not be built (tools/criu-parallel/build.sh)"
+fi
 ensure_no_io_uring
 if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
   ensure_kube

@@ -1,8 +1,9 @@
-import { uuid4 } from '@temporalio/workflow';
+import { patched, uuid4 } from '@temporalio/workflow';
 import type { CheckpointSpec } from '../contract/spec.js';
 import { establishedPolicy } from '../contract/spec.js';
 import type { CheckpointManifest, CheckpointProcessResult } from '../contract/types.js';
 import type { nodeActivities } from './activity-policies.js';
+import type { PlacedCheckpoint } from './checkpoint-workloads.js';
 import type { Compensations } from './compensations.js';
 import type { ProgressTracker } from './progress.js';
 
@@ -14,7 +15,41 @@ import type { ProgressTracker } from './progress.js';
  */
 export const LOCAL_CHECKPOINT_IN_ONE_STEP = 'local-checkpoint-in-one-step';
 
+/**
+ * The patch under which a local checkpoint looks up a committed checkpoint and starts its workload
+ * in one node step: one workflow task and one dispatch less before the app starts; histories from
+ * before ran findCheckpoint, then startWorkload.
+ */
+export const LOCAL_START_WITH_LOOK_UP = 'local-start-with-look-up';
+
 type NodeAgent = ReturnType<typeof nodeActivities>;
+
+/**
+ * Already committed? Then that checkpoint; else the workload is started (unless placing it did),
+ * its undo registered first. The agent's look-up time is shown as its own step, not as the start's.
+ */
+export async function lookUpOrStart(
+  placed: PlacedCheckpoint,
+  { hash, tracker, undo }: { hash: string; tracker: ProgressTracker; undo: Compensations },
+): Promise<CheckpointManifest | null> {
+  const { agent, workload } = placed;
+  if (!placed.started && workload.startUnlessCommitted && patched(LOCAL_START_WITH_LOOK_UP)) {
+    const merged = workload.startUnlessCommitted.bind(workload);
+    undo.add('stop and remove the workload', () => workload.remove());
+    const { existing, lookupMs } = await tracker.step('starting-workload', merged);
+    const { stepMs } = tracker.progress;
+    const startMs = Math.max(0, (stepMs['starting-workload'] ?? 0) - lookupMs);
+    // In the order they ran, as the separate steps were shown.
+    Reflect.deleteProperty(stepMs, 'starting-workload');
+    Object.assign(stepMs, { 'looking-up': lookupMs, 'starting-workload': startMs });
+    return existing;
+  }
+  const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));
+  if (existing || placed.started) return existing;
+  undo.add('stop and remove the workload', () => workload.remove());
+  await tracker.step('starting-workload', () => workload.start());
+  return null;
+}
 
 /** The local runtime's node steps after ready, merged on the agent (activities/node/local/checkpoint-in-one-step.ts). */
 export interface OneStepCheckpoint {

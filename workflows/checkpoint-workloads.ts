@@ -3,6 +3,7 @@ import { torporFailure } from '../contract/failures.js';
 import type { GpuTarget } from '../contract/gpu-types.js';
 import type { PodPlacement } from '../contract/kubernetes.js';
 import { type CheckpointSpec, establishedPolicy } from '../contract/spec.js';
+import type { StartUnlessCommittedResult } from '../contract/types.js';
 import {
   clusterActivities,
   KUBERNETES_CONTAINER_STEPS,
@@ -28,6 +29,8 @@ interface OnNode {
  */
 export interface CheckpointWorkload {
   start(): Promise<unknown>;
+  /** The look-up of a committed checkpoint and, without one, the start, as one node step (the local runtime). */
+  startUnlessCommitted?(): Promise<StartUnlessCommittedResult>;
   /** Waits until the app has initialized; the answer holds the node steps on what is now running. */
   waitReady(): Promise<ReadyWorkload>;
   /** True when it exited by itself after the signal; false when it had to be stopped. */
@@ -84,6 +87,7 @@ function localCheckpointWorkload(spec: CheckpointSpec, agent: NodeAgent): Checkp
   const { hash } = spec;
   return {
     start: () => agent.quick.startWorkload({ hash, workload: spec.workload }),
+    startUnlessCommitted: () => agent.quick.startUnlessCommitted({ hash, workload: spec.workload }),
     async waitReady() {
       await agent.wait(spec.readyTimeoutMs).waitWorkloadReady({ hash, timeoutMs: spec.readyTimeoutMs });
       return { ...processSteps(spec, agent), inOneStep: oneStepCheckpoint(spec, agent) };

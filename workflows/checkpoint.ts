@@ -3,7 +3,8 @@ import type { GpuFreezeResult } from '../contract/gpu-types.js';
 import { type CheckpointRequest, establishedPolicy, parseCheckpointRequest } from '../contract/spec.js';
 import type { CheckpointManifest, CheckpointResult } from '../contract/types.js';
 import { SHARED_STORE } from './activity-policies.js';
-import { checkpointInOneStep, LOCAL_CHECKPOINT_IN_ONE_STEP } from './checkpoint-in-one-step.js';
+import { checkpointInOneStep, LOCAL_CHECKPOINT_IN_ONE_STEP, lookUpOrStart } from './checkpoint-in-one-step.js';
+import { committedInSharedStore } from './checkpoint-shared-first.js';
 import { placeCheckpoint } from './checkpoint-workloads.js';
 import { Compensations } from './compensations.js';
 import { surfaceFailure } from './failures.js';
@@ -35,8 +36,8 @@ async function commitWhileExiting(
 }
 
 /**
- * checkpoint: validate → (kubernetes without a node: start the Job, wait until the scheduler binds its
- * pod; the node steps go to that node) → already committed? return it → start workload → wait ready → freeze the GPU
+ * checkpoint: validate → (kubernetes without a node: in the shared store already? return it; else
+ * start the Job, wait until the scheduler binds its pod; the node steps go to that node) → already committed? return it → start workload → wait ready → freeze the GPU
  * → CRIU dump → commit → thaw the GPU → signal the app → wait for it to exit → clean up (without a
  * GPU to thaw, the app is signalled and exits while the dump is committed).
  * Workflow ID `checkpoint/<hash>`.
@@ -51,12 +52,25 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
   // Until the scheduler has placed a kubernetes workload without a node, failures name no node.
   let node = spec.node ?? '(not yet scheduled)';
   try {
+    const shared = await committedInSharedStore(spec, tracker);
+    if (shared) {
+      tracker.identify(hash, shared.node, spec.kubernetes?.namespace);
+      tracker.set('done');
+      return {
+        hash,
+        node: shared.node,
+        outcome: 'existing',
+        manifest: shared,
+        workloadEnd: 'not-started',
+        stepMs: tracker.progress.stepMs,
+      };
+    }
     // The request's node, or (kubernetes, no node) the one the Job's pod is bound to: the Job is started by then.
     const placed = await placeCheckpoint(spec, { tracker, undo });
     const { agent, workload } = placed;
     node = placed.node;
     tracker.identify(hash, node, spec.kubernetes?.namespace ?? 'local');
-    const existing = await tracker.step('looking-up', () => agent.quick.findCheckpoint({ hash }));
+    const existing = await lookUpOrStart(placed, { hash, tracker, undo });
     if (existing) {
       if (placed.started) await workload.remove();
       if (spec.sharedStore && patched(SHARED_STORE)) await tracker.step('uploading', () => agent.heavy.uploadCheckpoint({ hash }));
@@ -65,10 +79,6 @@ export async function checkpoint(request: CheckpointRequest): Promise<Checkpoint
       return { hash, node, outcome: 'existing', manifest: existing, workloadEnd, stepMs: tracker.progress.stepMs };
     }
 
-    if (!placed.started) {
-      undo.add('stop and remove the workload', () => workload.remove());
-      await tracker.step('starting-workload', () => workload.start());
-    }
     const ready = await tracker.step('waiting-ready', () => workload.waitReady());
     const { stepMs } = tracker.progress;
     const startToReadyMs = (stepMs['starting-workload'] ?? 0) + (stepMs.placing ?? 0) + (stepMs['waiting-ready'] ?? 0);

@@ -82,8 +82,9 @@ export function activityRunOptions(details: () => Promise<unknown>): { signal: A
 const POLL_MS = 50;
 
 /**
- * Asks `check` every 200 ms, heartbeating `phase` and the time waited, until it returns a value;
+ * Asks `check` every 50 ms, heartbeating `phase` and the time waited, until it returns a value;
  * once `timeoutMs` has passed, the result of `onTimeout` (which may throw the failure instead).
+ * `wake`, when given, asks again as soon as it settles (an event that likely changed the answer).
  * A dead agent is noticed by the missing heartbeat; Temporal owns the retries.
  */
 export async function pollUntil<T>(
@@ -91,15 +92,28 @@ export async function pollUntil<T>(
   timeoutMs: number,
   check: () => Promise<T | undefined>,
   onTimeout: (waitedMs: number) => Promise<T>,
+  wake?: Promise<unknown>,
 ): Promise<{ value: T; waitedMs: number }> {
   const ctx = Context.current();
   const started = Date.now();
+  let woken = false;
+  const early = wake?.then(
+    () => {
+      woken = true;
+    },
+    () => {
+      woken = true;
+    },
+  );
   for (;;) {
     const value = await check();
     const waitedMs = Date.now() - started;
     if (value !== undefined) return { value, waitedMs };
     if (waitedMs > timeoutMs) return { value: await onTimeout(waitedMs), waitedMs };
     ctx.heartbeat({ phase, waitedMs });
-    await ctx.sleep(POLL_MS);
+    const nap = ctx.sleep(POLL_MS);
+    // A nap cut short by `wake` may still reject on a later cancellation: nobody awaits it then.
+    nap.catch(() => undefined);
+    await (early && !woken ? Promise.race([nap, early]) : nap);
   }
 }

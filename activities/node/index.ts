@@ -34,7 +34,8 @@ import { sharedStoreActivities } from './store/shared/index.js';
  *   stopWorkload        local/workload.ts        removeCheckpoint      store/catalog.ts
  *   cleanupWorkload     local/workload.ts      collectGarbage          store/garbage.ts
  *   discardDump (undo)  store/checkpoints.ts   gpuState, gpuInfo       gpu/index.ts
- *   checkpointProcess, finishWorkload    local/checkpoint-in-one-step.ts (the local runtime's
+ *   startUnlessCommitted, checkpointProcess, finishWorkload    local/checkpoint-in-one-step.ts (the local runtime's
+ *     findCheckpoint + startWorkload,
  *     gpuFreeze + dumpWorkload + signalWorkload + commitCheckpoint, and waitWorkloadExit +
  *     stopWorkload + cleanupWorkload, each as one step)
  *
@@ -56,7 +57,7 @@ export function createNodeActivities(config: NodeAgentConfig, gpu?: GpuActivityD
     ...gpuActivities(config, layout, gpu),
     ...specHashActivities(config, gpu?.queryGpus),
     ...retentionActivities(config, layout),
-    ...garbageActivities(layout),
+    ...garbageActivities(layout, { config }),
     ...nodeContainerActivities(config),
   };
   return guardedSteps(path.join(config.storageRoot, '.locks'), limitHeavySteps(heavy, { ...steps, ...oneStepActivities(steps, layout) }));

@@ -38,6 +38,7 @@ unpack node .gpuflow/node.xz sh -c "xz -dc .gpuflow/node.xz >'$T/node' && chmod 
 unpack js .gpuflow/js.tar.xz sh -c "rm -rf '$T/js' && tar -C '$T' -xJf .gpuflow/js.tar.xz && rm -f '$T/stamps/bridge'"
 unpack bridge .gpuflow/index.node.xz sh -c "mkdir -p '$T/js/releases/x86_64-unknown-linux-gnu' && xz -dc .gpuflow/index.node.xz >'$T/js/releases/x86_64-unknown-linux-gnu/index.node'"
 unpack criu .gpuflow/criu.tar.xz sh -c "rm -rf '$T/criu' && tar -C '$T' -xJf .gpuflow/criu.tar.xz"
+unpack criu-parallel .gpuflow/criu-parallel.tar.xz sh -c "rm -rf '$T/criu-parallel' && mkdir -p '$T/criu-parallel' && tar -C '$T/criu-parallel' -xJf .gpuflow/criu-parallel.tar.xz"
 unpack runc .gpuflow/runc.tar.xz sh -c "rm -rf '$T/runc' && mkdir -p '$T/runc' && tar -C '$T/runc' -xJf .gpuflow/runc.tar.xz"
 unpack tools .gpuflow/torpor-no-io-uring sh -c "cp .gpuflow/torpor-no-io-uring .gpuflow/libfakecuda.so '$T/bin/'"
 [ -n "${BENCH_UNPACK_ONLY:-}" ] && exit 0
@@ -45,9 +46,16 @@ for f in temporal node js/node-agent.mjs js/releases/x86_64-unknown-linux-gnu/in
   [ -e "$T/$f" ] || { echo "missing $T/$f: carry .gpuflow-server in call 1 and .gpuflow in call 2 (bench/gpu/pack-workflows.sh)" >&2; exit 2; }
 done
 
+# BENCH_CRIU=parallel: CRIU 4.2.1 with our parallel page restore (tools/criu-parallel/), on the same libraries.
+criu_bin=$T/criu/usr/sbin/criu criu_libs=$T/criu/usr/lib/x86_64-linux-gnu
+if [ "${BENCH_CRIU:-stock}" = parallel ]; then
+  criu_bin=$T/criu-parallel/usr/sbin/criu
+  criu_libs=$T/criu-parallel/deps/usr/lib/x86_64-linux-gnu:$T/criu-parallel/deps/lib/x86_64-linux-gnu:$criu_libs
+fi
+[ -x "$criu_bin" ] || { echo "BENCH_CRIU=${BENCH_CRIU:-stock}: $criu_bin missing (tools/criu-parallel/build.sh, then pack-workflows.sh)" >&2; exit 2; }
 cat >"$T/bin/criu" <<WRAP
 #!/bin/sh
-exec "$T/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$T/criu/usr/lib/x86_64-linux-gnu" "$T/criu/usr/sbin/criu" "\$@"
+exec "$T/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$criu_libs" "$criu_bin" "\$@"
 WRAP
 cat >"$T/bin/runc" <<WRAP
 #!/bin/sh

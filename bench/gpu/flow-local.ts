@@ -16,6 +16,7 @@ import {
   waitForFile,
 } from './flow-app.js';
 import { type ActivityRecord, activityRecords } from './flow-history.js';
+import { type WarmRestoreResult, warmRestore } from './flow-warm.js';
 
 /** What the local phase measured: the workflows' own results, their activities' figures, and the app's generations. */
 export interface LocalPhaseResult {
@@ -37,6 +38,8 @@ export interface LocalPhaseResult {
   requestedGpus: string[] | null;
   /** Where nvidia-smi saw the restored process hold memory. */
   gpusAfter: string[];
+  /** BENCH_WARM_RESTORE (default on): a second restore with the image cached, or why it failed. */
+  warm?: WarmRestoreResult | { error: string };
 }
 
 const MINUTE = 60_000;
@@ -96,12 +99,24 @@ export async function runLocalPhase(torpor: TorporClient, node: string, app: App
     const gpusAfter = await gpusOfProcess(restored.pid);
     const identical = sameGeneration(before, after) && sameGeneration(after, answered) && answered.phase === 'after-restore';
     step(`restored app answered GET /generation (${answered.phase}); identical to before: ${identical}`);
+    const restoreActivities = await activityRecords(restoreHandle);
+    const warm =
+      process.env.BENCH_WARM_RESTORE === '0'
+        ? undefined
+        : await warmRestore(torpor, {
+            hash,
+            node,
+            port: app.httpPort,
+            gpus: requestedGpus,
+            imageBytes: checkpoint.manifest.totalBytes,
+            restoredPid: restored.pid,
+          }).catch((err: unknown) => ({ error: String(err) }));
     return {
       hash,
       coldStartPageCacheDropped,
       checkpoint: { wallMs: checkpointWallMs, result: checkpoint, activities: checkpointActivities },
       pageCacheDropped,
-      restore: { wallMs: restoreWallMs, result: restored, activities: await activityRecords(restoreHandle) },
+      restore: { wallMs: restoreWallMs, result: restored, activities: restoreActivities },
       restoreToGenerationMs,
       before,
       after,
@@ -110,6 +125,7 @@ export async function runLocalPhase(torpor: TorporClient, node: string, app: App
       init,
       requestedGpus,
       gpusAfter,
+      ...(warm ? { warm } : {}),
     };
   } finally {
     stopTree(restored.pid);

@@ -53,7 +53,8 @@ function boundRows(prefix: string, r: LocalPhaseResult | ContainerPhaseResult, d
   if (!disk) return [];
   const image = r.checkpoint.result.manifest.totalBytes;
   const step = r.checkpoint.result.stepMs;
-  const gpuCheckpointMs = figure(r.checkpoint.activities, 'gpuFreeze', 'checkpointMs');
+  // The local one-step checkpoint (checkpointProcess) freezes inside its step: its freezing-gpu step is the GPU checkpoint.
+  const gpuCheckpointMs = figure(r.checkpoint.activities, 'gpuFreeze', 'checkpointMs') || (r.checkpoint.result.stepMs['freezing-gpu'] ?? 0);
   const checkpointMs = (step['freezing-gpu'] ?? 0) + (step.dumping ?? 0) + (step.committing ?? 0);
   const checkpointBound = 1.1 * (gpuCheckpointMs + (image / disk.writeBytesPerS) * 1000) + 1000;
   const gpuRestoreMs = figure(r.restore.activities, 'gpuThaw', 'restoreMs');
@@ -97,6 +98,18 @@ function localRows(r: LocalPhaseResult, disk?: DiskBandwidth): Row[] {
       'local: restored onto',
       `${r.gpusAfter.join(' ') || 'no GPU memory seen by nvidia-smi'} (requested: ${r.requestedGpus?.join(',') ?? "the node's GPUs, in order"})`,
     ],
+    ...warmRows(r.warm),
+  ];
+}
+
+function warmRows(warm: LocalPhaseResult['warm']): Row[] {
+  if (!warm) return [];
+  if ('error' in warm) return [['local: warm restore (image cached)', `failed: ${warm.error}`]];
+  return [
+    ['local: warm restore workflow wall (image cached)', s(warm.wallMs)],
+    ...stepRows('local: warm restore', warm.result.stepMs),
+    ...activityRows('local: warm restore', warm.activities),
+    ['local: warm CRIU restore, effective', `${s(warm.criuMs)}, ${warm.criuGBps.toFixed(2)} GB/s (image bytes / CRIU time)`],
   ];
 }
 

@@ -61,6 +61,7 @@ async function bundleEntries(): Promise<void> {
     'node-agent': 'bench/gpu/flow-agent.ts',
     'control-worker': 'workers/control.ts',
     'workflow-bench': 'bench/gpu/workflow-bench.ts',
+    'verify-read': 'bench/verify-read.ts',
   };
   for (const [name, entry] of Object.entries(entries)) {
     await build({ ...common, entryPoints: [entry], format: 'esm', outfile: path.join(out, `${name}.mjs`), banner: { js: BANNER } });

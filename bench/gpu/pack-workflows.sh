@@ -38,6 +38,13 @@ bridge=node_modules/@temporalio/core-bridge/releases/x86_64-unknown-linux-gnu/in
 [ "$flow/index.node.xz" -nt "$bridge" ] || xz -9 -T0 -c "$bridge" >"$flow/index.node.xz"
 [ "$flow/node.xz" -nt .torpor/node/bin/node ] || xz -T0 -6 -c .torpor/node/bin/node >"$flow/node.xz"
 [ "$flow/criu.tar.xz" -nt .torpor/stamps/criu ] || tar -C .torpor -cJf "$flow/criu.tar.xz" criu
+# CRIU with our parallel page restore (tools/criu-parallel/build.sh), when built: runs on sid's loader and libraries.
+par=.torpor/criu-parallel/usr/sbin/criu
+# Its libraries are bookworm's (tools/criu-parallel/deps), found there through its RUNPATH; packed beside it.
+if [ -x "$par" ] && ! [ "$flow/criu-parallel.tar.xz" -nt "$par" ]; then
+  tar -C .torpor/criu-parallel -cJhf "$flow/criu-parallel.tar.xz" usr/sbin/criu \
+    $(cd .torpor/criu-parallel && ls deps/usr/lib/x86_64-linux-gnu/*.so.* deps/lib/x86_64-linux-gnu/*.so.* 2>/dev/null)
+fi
 # runc 1.1.5 and its libseccomp (the GPU machine has no container runtime).
 [ "$flow/runc.tar.xz" -nt .torpor/runc/usr/sbin/runc ] ||
   tar -C .torpor/runc -cJf "$flow/runc.tar.xz" usr/sbin/runc $(cd .torpor/runc && ls usr/lib/x86_64-linux-gnu/libseccomp.so*)

@@ -81,7 +81,9 @@ describe('checkpoint and restore of a real process (real Temporal, real CRIU)', 
     const scheduled = (history.events ?? []).flatMap((e) =>
       e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : [],
     );
-    expect(scheduled).toEqual(['findCheckpoint']);
+    // The look-up and the start are one agent step (patch local-start-with-look-up): it found the checkpoint and started nothing.
+    expect(scheduled).toEqual(['startUnlessCommitted']);
+    expect(again.workloadEnd).toBe('not-started');
   });
 
   it('refuses a second restored copy on the same node while the first runs (the PID is taken)', async () => {

@@ -50,13 +50,14 @@ describe('what the Temporal UI and callers see', () => {
     expect(final.bytesWritten).toBeGreaterThan(16 * 2 ** 20);
   });
 
-  it('runs the node steps after ready as one activity (patch local-checkpoint-in-one-step)', async () => {
+  it('looks up and starts in one activity, and runs the node steps after ready as one (patches local-start-with-look-up, local-checkpoint-in-one-step)', async () => {
     const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
     const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-    expect(scheduled.slice(0, 4)).toEqual(['findCheckpoint', 'startWorkload', 'waitWorkloadReady', 'checkpointProcess']);
+    expect(scheduled.slice(0, 3)).toEqual(['startUnlessCommitted', 'waitWorkloadReady', 'checkpointProcess']);
     // The exit wait and clean-up follow only when the app took longer to exit than the agent's short wait.
-    expect(scheduled.slice(4).filter((name) => name !== 'finishWorkload')).toEqual([]);
-    await recordHistory(h.client.workflow.getHandle(workflowId), 'checkpoint-in-one-step-created');
+    expect(scheduled.slice(3).filter((name) => name !== 'finishWorkload')).toEqual([]);
+    // checkpoint-in-one-step-created.json, recorded here before the look-up joined the start, stays beside it.
+    await recordHistory(h.client.workflow.getHandle(workflowId), 'checkpoint-start-with-look-up-created');
   });
 
   it('tags the execution with TorporHash, TorporNode and TorporPhase, so it can be found by hash', async () => {
@@ -80,7 +81,8 @@ describe('what the Temporal UI and callers see', () => {
   it('labels each activity with a summary, so the history reads as a story', async () => {
     const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
     const summaries = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.userMetadata?.summary);
-    expect(summaries.length).toBeGreaterThanOrEqual(4);
+    // Look-up with start, ready wait, the one checkpoint step (patches local-start-with-look-up, local-checkpoint-in-one-step).
+    expect(summaries.length).toBeGreaterThanOrEqual(3);
     expect(summaries.every((s) => s?.data && s.data.length > 0)).toBe(true);
     // Summaries are payloads too: ciphertext in the history, readable through the codec (as the UI's codec server shows them).
     expect(summaries.every((s) => Buffer.from(s?.metadata?.encoding ?? new Uint8Array()).toString() === ENCRYPTED_ENCODING)).toBe(true);

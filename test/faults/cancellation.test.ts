@@ -45,8 +45,8 @@ function holdAt(activity: string): Gate {
 
 describe('cancelling a checkpoint right after each step leaves the world as it was', () => {
   const steps: [string, 'absent' | 'committed'][] = [
-    ['findCheckpoint', 'absent'],
-    ['startWorkload', 'absent'],
+    // The look-up and the start (patch local-start-with-look-up): one step.
+    ['startUnlessCommitted', 'absent'],
     ['waitWorkloadReady', 'absent'],
     // Freeze check, dump, commit beside the signal, and the exit (patch local-checkpoint-in-one-step): one step.
     ['checkpointProcess', 'committed'],

@@ -74,7 +74,7 @@ async function restoreAndCompare(req: CheckpointRequest, statusFile: string, che
 
 describe('the node agent killed during a checkpoint', () => {
   const killPoints: [string, number][] = [
-    ['after:startWorkload', 16],
+    ['after:startUnlessCommitted', 16],
     ['during:waitWorkloadReady:300', 16],
     // One agent step from the freeze to the exit (patch local-checkpoint-in-one-step): killed in the
     // dump, later in it (the commit or the exit wait, at this machine's speed), and once it ended.

@@ -80,3 +80,23 @@ describe('a local checkpoint after ready as one agent step (checkpointProcess)',
     expect(await temporaryDumps(root)).toEqual([]);
   });
 });
+
+describe('the look-up and the start of a local checkpoint as one agent step (startUnlessCommitted)', () => {
+  it('starts the workload once (run again, it adopts the same process); once committed, returns the checkpoint and starts nothing', async () => {
+    const sample = testSample(root);
+    hashes.push(sample.hash);
+    const start = { hash: sample.hash, workload: sample.workload };
+    const first = await run(agent.startUnlessCommitted, start);
+    expect(first.existing).toBeNull();
+    // Once ready: a python3 shim forks helpers before it execs the app.
+    await env.run(agent.waitWorkloadReady, { hash: sample.hash, timeoutMs: 30_000 });
+    const [pid] = await processesOfCheckpoint(sample.hash);
+    expect((await run(agent.startUnlessCommitted, start)).existing).toBeNull();
+    expect(await processesOfCheckpoint(sample.hash)).toEqual([pid]);
+    const done = await run(agent.checkpointProcess, input(sample.hash));
+    const again = await run(agent.startUnlessCommitted, start);
+    expect(again.existing).toEqual(done.manifest);
+    expect(await processesOfCheckpoint(sample.hash)).toEqual([]);
+    expect(await readRecord(layout.workloadRecord(sample.hash))).toBeNull();
+  });
+});

@@ -1,8 +1,9 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startWriteback } from '../../activities/node/store/start-writeback.js';
 import { withWriteBehind } from '../../activities/node/store/write-behind.js';
 
 describe('withWriteBehind (flushing a dump while CRIU writes it)', () => {
@@ -41,5 +42,20 @@ describe('withWriteBehind (flushing a dump while CRIU writes it)', () => {
         throw new Error('criu failed');
       }),
     ).rejects.toThrow('criu failed');
+  });
+
+  it('starts the writeback of a dirty file through sync_file_range, without waiting, and fails on a closed descriptor', async () => {
+    const file = path.join(await tempDir(), 'pages-1.img');
+    await writeFile(file, Buffer.alloc(8 << 20, 1));
+    const handle = await open(file, 'r');
+    const fd = handle.fd;
+    try {
+      const started = startWriteback(fd);
+      expect(started).not.toBe(false);
+      expect(await started).toBe(true);
+    } finally {
+      await handle.close();
+    }
+    expect(await startWriteback(fd)).toBe(false);
   });
 });

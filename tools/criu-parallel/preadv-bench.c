@@ -2,7 +2,7 @@
  * Models the restorer's page placement outside CRIU: preadv of a cached pages image into fresh
  * private anonymous memory, the way criu/pie/restorer.c does it, with the levers issue 16 names:
  * several threads sharing the address space, MADV_POPULATE_WRITE before the read, THP.
- * usage: preadv-bench FILE THREADS MODE   (MODE: plain | populate | thp)
+ * usage: preadv-bench FILE THREADS MODE   (MODE: plain | populate | thp | populate+thp)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -35,7 +35,7 @@ static void *worker(void *arg) {
   size_t i = (size_t)arg, chunk = (len / nthreads + 4095) & ~4095ul, off = i * chunk;
   if (off >= len) return NULL;
   if (off + chunk > len) chunk = len - off;
-  if (!strcmp(mode, "populate") && madvise(dst + off, chunk, MADV_POPULATE_WRITE)) perror("populate");
+  if (strstr(mode, "populate") && madvise(dst + off, chunk, MADV_POPULATE_WRITE)) perror("populate");
   while (chunk) {
     struct iovec iov = { dst + off, chunk };
     ssize_t r = preadv(fd, &iov, 1, off);
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
   if (fd < 0 || fstat(fd, &st)) { perror(argv[1]); return 1; }
   len = st.st_size & ~4095ul;
   dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (!strcmp(mode, "thp")) madvise(dst, len, MADV_HUGEPAGE);
+  if (strstr(mode, "thp")) madvise(dst, len, MADV_HUGEPAGE);
   double t0 = now();
   pthread_t th[64];
   for (size_t i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, (void *)i);

@@ -8,6 +8,9 @@ import type {
   DumpResult,
   DumpWorkloadInput,
   HashInput,
+  StartedWorkload,
+  StartUnlessCommittedResult,
+  StartWorkloadInput,
   WaitInput,
   WorkloadExit,
 } from '../../../contract/types.js';
@@ -22,6 +25,7 @@ import { readRecord, writeRecord } from '../store/run-records.js';
  */
 export interface ComposedSteps {
   findCheckpoint(input: HashInput): Promise<CheckpointManifest | null>;
+  startWorkload(input: StartWorkloadInput): Promise<StartedWorkload>;
   gpuFreeze(input: GpuFreezeInput): Promise<GpuFreezeResult>;
   dumpWorkload(input: DumpWorkloadInput): Promise<DumpResult>;
   commitCheckpoint(input: CommitInput): Promise<CheckpointManifest>;
@@ -135,6 +139,19 @@ async function checkpointProcess(
 }
 
 /**
+ * The look-up of a committed checkpoint and, when there is none, the start of the workload, in one
+ * activity: the workflow pays one round trip (a workflow task and a dispatch, 15–25 ms here) less.
+ * A retry finds the checkpoint still uncommitted and the start adopts what an earlier attempt started.
+ */
+async function startUnlessCommitted(steps: ComposedSteps, input: StartWorkloadInput): Promise<StartUnlessCommittedResult> {
+  const started = Date.now();
+  const existing = await steps.findCheckpoint({ hash: input.hash });
+  const lookupMs = Date.now() - started;
+  if (existing === null) await steps.startWorkload(input);
+  return { existing, lookupMs };
+}
+
+/**
  * The exit wait, the stop of a workload that did not exit, and the clean-up, in one activity. A
  * retry after the clean-up finds no record: it reports "stopped", never a guess that it exited.
  */
@@ -146,9 +163,10 @@ async function finishWorkload(steps: ComposedSteps, layout: StoreLayout, input: 
   return exit;
 }
 
-/** Activities made of the local runtime's steps (patch local-checkpoint-in-one-step in workflows/checkpoint.ts). */
+/** Activities made of the local runtime's steps (patches local-start-with-look-up and local-checkpoint-in-one-step in workflows/checkpoint.ts). */
 export function oneStepActivities(steps: ComposedSteps, layout: StoreLayout) {
   return {
+    startUnlessCommitted: (input: StartWorkloadInput) => startUnlessCommitted(steps, input),
     checkpointProcess: (input: CheckpointProcessInput) => checkpointProcess(steps, layout, input),
     finishWorkload: (input: WaitInput) => finishWorkload(steps, layout, input),
   };

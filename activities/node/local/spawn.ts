@@ -35,6 +35,12 @@ export function exitCode(code: number | null, signal: NodeJS.Signals | null): nu
 /** Exit codes of workloads this agent process started (lost on agent restart, then reported as null). */
 export type ExitCodes = Map<number, number | null>;
 
+/**
+ * The exit of each workload this agent process started: the kernel tells its parent at once
+ * (SIGCHLD), where a poll of /proc notices it only at its next turn. Lost on agent restart.
+ */
+export type ChildExits = Map<number, Promise<void>>;
+
 /** How the agent starts a workload: as whom, through which launcher, with which start id, in which cgroup. */
 export interface SpawnOptions {
   owner: LocalRuntimeConfig;
@@ -42,6 +48,7 @@ export interface SpawnOptions {
   launcher?: string | undefined;
   /** The workload cgroup's directories (workload-cgroup.ts), entered before the command runs. */
   cgroup: string[];
+  exits: ChildExits;
 }
 
 /** The loader's variables would run code in the gate before it is in its cgroup: they are set only after. */
@@ -69,7 +76,7 @@ export async function spawnWorkload(
   input: StartWorkloadInput,
   files: WorkloadContractFiles,
   exitCodes: ExitCodes,
-  { owner, startId, launcher, cgroup }: SpawnOptions,
+  { owner, startId, launcher, cgroup, exits }: SpawnOptions,
 ): Promise<number> {
   const [program, ...args] = input.workload.command as [string, ...string[]];
   const cwd = input.workload.cwd ?? process.cwd();
@@ -107,7 +114,15 @@ export async function spawnWorkload(
     if (outcome !== 'spawned') throw torporFailure('WorkloadStartFailed', `Cannot start ${program}: ${outcome.code ?? outcome.message}`);
     const pid = child.pid as number;
     exitCodes.set(pid, null);
-    child.on('exit', (code, signal) => exitCodes.set(pid, exitCode(code, signal)));
+    exits.set(
+      pid,
+      new Promise((resolve) =>
+        child.on('exit', (code, signal) => {
+          exitCodes.set(pid, exitCode(code, signal));
+          resolve();
+        }),
+      ),
+    );
     const opener = child.stdio[3] as NodeJS.WritableStream & { unref?: () => void };
     // A gate killed before it read fd 3 breaks the pipe: that is its exit to report, not the agent's error.
     opener.on('error', () => undefined);

@@ -17,12 +17,13 @@ import { readRecord, recordedWorkload, type WorkloadRecord, writeRecord } from '
 import { removeSignalFile, writeSignalFile } from '../store/signal-files.js';
 import { freshRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
-import { type ExitCodes, START_ID_ENV, spawnWorkload } from './spawn.js';
+import { type ChildExits, type ExitCodes, START_ID_ENV, spawnWorkload } from './spawn.js';
 import { createWorkloadCgroup, stopWorkloadCgroup, workloadCgroupName } from './workload-cgroup.js';
 
 /** The `local` runtime's checkpoint workload: a process this agent starts on its own host. */
 class LocalWorkloads {
   private readonly exitCodes: ExitCodes = new Map();
+  private readonly exits: ChildExits = new Map();
 
   constructor(
     private readonly config: NodeAgentConfig,
@@ -88,6 +89,7 @@ class LocalWorkloads {
       startId: intent.startId as string,
       launcher: this.config.workloadLauncher,
       cgroup: await createWorkloadCgroup(workloadCgroupName(hash)),
+      exits: this.exits,
     });
     const id = await identify(pid);
     if (id === null) throw await this.exitedFailure({ ...intent, pid }, 'immediately');
@@ -130,6 +132,7 @@ class LocalWorkloads {
     await writeSignalFile(this.layout, hash);
   }
 
+  /** Waits for the exit: woken by it when this agent process started the workload, else by its poll. */
   async waitExit({ hash, timeoutMs }: WaitInput): Promise<WorkloadExit> {
     const record = await this.requireRecord(hash);
     const { value: exited, waitedMs } = await pollUntil(
@@ -137,6 +140,7 @@ class LocalWorkloads {
       timeoutMs,
       async () => ((await isRunning(record)) ? undefined : true),
       async () => false,
+      this.exits.get(record.pid),
     );
     return { exited, exitCode: exited ? (this.exitCodes.get(record.pid) ?? null) : null, waitedMs };
   }

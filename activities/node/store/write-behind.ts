@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startWriteback } from './start-writeback.js';
 
 /** How often the files written so far are flushed while the writer runs. */
 const FLUSH_INTERVAL_MS = 250;
@@ -31,14 +32,17 @@ async function flushUntil(dir: string, stop: AbortSignal): Promise<void> {
   }
 }
 
-/** fdatasync of every regular file directly in `dir`; files that vanish or cannot be opened are skipped (the commit's fsync is the one that counts). */
+/** Starts the writeback (else fdatasync) of every regular file directly in `dir`; files that vanish or cannot be opened are skipped (the commit's fsync is the one that counts). */
 async function flushDir(dir: string): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
     if (!entry.isFile()) continue;
     const handle = await open(path.join(dir, entry.name), constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
     if (handle === null) continue;
-    await handle.datasync().catch(() => undefined);
+    // Starting the writes is enough here (the commit's fsync waits for them); fdatasync every 250 ms
+    // made CRIU's writes wait on pages under writeback: 0.68 GB/s against a disk writing 1.19 on the H200 machine.
+    const started = startWriteback(handle.fd);
+    if (started === false || !(await started)) await handle.datasync().catch(() => undefined);
     await handle.close().catch(() => undefined);
   }
 }
