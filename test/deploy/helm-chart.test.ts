@@ -73,6 +73,17 @@ const combos: Record<string, string[]> = {
     'sharedStore.nodeCacheBytes=500000000000',
     ...IMAGES,
   ],
+  'a shared directory (RWX claim) as the shared store': [
+    '--set',
+    'rbac.allowedNamespaces={ml}',
+    '--set',
+    'nodeAgent.manifestKeySecret=torpor-manifest-key',
+    '--set',
+    'sharedStore.directory.claimName=torpor-shared',
+    '--set',
+    'sharedStore.directory.mountPath=/mnt/torpor-shared',
+    ...IMAGES,
+  ],
   'namespace RBAC, mTLS, no metrics': [
     '--set',
     'rbac.allowedNamespaces={ml}',
@@ -415,6 +426,41 @@ describe('images', () => {
     const plain = await workers(combos['namespace RBAC, no TLS'] as string[]);
     for (const env of [plain.agent, plain.control]) expect(env.map((e) => e.name).filter((n) => /S3|NODE_CACHE/.test(n))).toEqual([]);
     await expect(template(['--set', 'rbac.allowedNamespaces={ml}', '--set', 'sharedStore.bucket=checkpoints', ...IMAGES])).rejects.toThrow(
+      /sharedStore needs nodeAgent.manifestKeySecret/,
+    );
+  });
+
+  it('mounts a shared directory claim in both workers (read-only in the control worker) as TORPOR_SHARED_DIR; never with S3 too, never without a claim', async () => {
+    type Mount = { name: string; mountPath: string; readOnly?: boolean };
+    type Pod = { containers: { env: { name: string; value?: string }[]; volumeMounts?: Mount[] }[]; volumes?: { name: string }[] };
+    const pods = async (args: string[]) => {
+      const docs = loadAllYaml(await template(args)) as { kind: string; spec: { template: { spec: Pod } } }[];
+      return ['DaemonSet', 'Deployment'].map((kind) => docs.find((d) => d.kind === kind)?.spec.template.spec as Pod);
+    };
+    const shared = (pod: Pod) => ({
+      env: pod.containers[0]?.env.filter((e) => /SHARED_DIR|S3/.test(e.name)),
+      mounts: (pod.containers[0]?.volumeMounts ?? []).filter((m) => m.name === 'shared-store'),
+      volumes: (pod.volumes ?? []).filter((v) => v.name === 'shared-store'),
+    });
+    const [agent, control] = await pods(combos['a shared directory (RWX claim) as the shared store'] as string[]);
+    const volumes = [{ name: 'shared-store', persistentVolumeClaim: { claimName: 'torpor-shared' } }];
+    const env = [{ name: 'TORPOR_SHARED_DIR', value: '/mnt/torpor-shared' }];
+    expect(shared(agent as Pod)).toEqual({ env, mounts: [{ name: 'shared-store', mountPath: '/mnt/torpor-shared' }], volumes });
+    expect(shared(control as Pod)).toEqual({
+      env,
+      mounts: [{ name: 'shared-store', mountPath: '/mnt/torpor-shared', readOnly: true }],
+      volumes,
+    });
+    for (const pod of await pods(combos['namespace RBAC, no TLS'] as string[]))
+      expect(shared(pod)).toEqual({ env: [], mounts: [], volumes: [] });
+    const base = ['--set', 'rbac.allowedNamespaces={ml}', '--set', 'nodeAgent.manifestKeySecret=torpor-manifest-key', ...IMAGES];
+    await expect(
+      template([...base, '--set', 'sharedStore.directory.claimName=torpor-shared', '--set', 'sharedStore.bucket=checkpoints']),
+    ).rejects.toThrow(/sharedStore.bucket and sharedStore.directory each name a shared store/);
+    await expect(template([...base, '--set', 'sharedStore.directory.enabled=true'])).rejects.toThrow(
+      /sharedStore.directory.enabled needs sharedStore.directory.claimName/,
+    );
+    await expect(template([...base.slice(0, 2), ...IMAGES, '--set', 'sharedStore.directory.claimName=torpor-shared'])).rejects.toThrow(
       /sharedStore needs nodeAgent.manifestKeySecret/,
     );
   });

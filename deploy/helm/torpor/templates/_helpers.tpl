@@ -106,6 +106,23 @@ prometheus.io/port: {{ .Values.metrics.port | quote }}
 {{/* The shared store (sharedStore.*) for the agents and the control worker: settings from values, credentials from the Secret only. */}}
 {{- define "torpor.sharedStoreEnv" -}}
 {{- with .Values.sharedStore }}
+{{- $dir := .directory | default dict }}
+{{- if and .bucket (or $dir.enabled $dir.claimName) }}
+{{- fail "sharedStore.bucket and sharedStore.directory each name a shared store (S3 or an RWX volume): set one" }}
+{{- end }}
+{{- if and $dir.enabled (not $dir.claimName) }}
+{{- fail "sharedStore.directory.enabled needs sharedStore.directory.claimName: an existing ReadWriteMany PersistentVolumeClaim" }}
+{{- end }}
+{{- if $dir.claimName }}
+{{- if not $.Values.nodeAgent.manifestKeySecret }}
+{{- fail "sharedStore needs nodeAgent.manifestKeySecret: nodes that restore each other's checkpoints check their manifests with one key" }}
+{{- end }}
+{{- if not (isAbs $dir.mountPath) }}
+{{- fail "sharedStore.directory.mountPath must be an absolute path" }}
+{{- end }}
+- name: TORPOR_SHARED_DIR
+  value: {{ $dir.mountPath | quote }}
+{{- end }}
 {{- if .bucket }}
 {{- if not $.Values.nodeAgent.manifestKeySecret }}
 {{- fail "sharedStore needs nodeAgent.manifestKeySecret: nodes that restore each other's checkpoints check their manifests with one key" }}
@@ -132,6 +149,24 @@ prometheus.io/port: {{ .Values.metrics.port | quote }}
 - name: TORPOR_S3_SECRET_ACCESS_KEY
   valueFrom: { secretKeyRef: { name: {{ .existingSecret | quote }}, key: {{ .secretAccessKeyKey | quote }} } }
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The shared directory's RWX claim, at the same path in every pod; argument: readOnly (the control worker only reads it). */}}
+{{- define "torpor.sharedDirMount" -}}
+{{- with .root.Values.sharedStore.directory }}
+{{- if .claimName }}
+- { name: shared-store, mountPath: {{ .mountPath | quote }}{{ if $.readOnly }}, readOnly: true{{ end }} }
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "torpor.sharedDirVolume" -}}
+{{- with .Values.sharedStore.directory }}
+{{- if .claimName }}
+- name: shared-store
+  persistentVolumeClaim: { claimName: {{ .claimName | quote }} }
 {{- end }}
 {{- end }}
 {{- end }}
