@@ -86,6 +86,11 @@ export interface RestoredProcess {
   criuMs: number;
   /** Bytes the restore verified while CRIU read them (local restores); absent where the workflow verified first. */
   verifiedBytes?: number;
+  /** Hashing lanes beside CRIU: a few from a cold page cache, one per core when the checkpoint was cached. */
+  verifyLanes?: number;
+  /** From CRIU's start: when verification ended, and when CRIU held the restored tree at the gate (local restores). */
+  verifyDoneMs?: number;
+  gateHeldMs?: number;
 }
 
 export interface RestoredReadyInput extends RestoreInput {

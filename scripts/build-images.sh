@@ -22,7 +22,8 @@ fail() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 # Every file the Dockerfile copies, the Dockerfile itself, this script and the pinned versions.
 inputs_hash() {
   (cd "$CONTEXT" && find deploy/images scripts package.json package-lock.json \
-    tsconfig.json tsconfig.build.json contract activities workflows workers client cli tools/no-io-uring -type f |
+    tsconfig.json tsconfig.build.json contract activities workflows workers client cli tools/no-io-uring \
+    tools/criu-parallel -type f |
     LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Torpor needs into .torpor/ (git-ignored): Node (when the machine's is too old),
-# the npm packages, the Temporal CLI (dev server + Web UI), CRIU 4.2 and the io_uring-refusing launcher.
+# the npm packages, the Temporal CLI (dev server + Web UI), CRIU 4.2 (built with our parallel page restore,
+# stock beside it; TORPOR_CRIU_PARALLEL=0 uses stock) and the io_uring-refusing launcher.
 # Idempotent: each step is skipped while its stamp matches what versions.sh pins.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,12 +52,33 @@ ensure_temporal_cli() {
   stamp_set temporal "$TORPOR_TEMPORAL_CLI_VERSION"
 }
 
-ensure_criu() {
+# Stock CRIU from Debian, .torpor/bin/criu-stock: the fallback, and the baseline benchmarks compare with.
+ensure_criu_stock() {
   local want="$TORPOR_CRIU_SUITE $TORPOR_CRIU_PACKAGES"
-  stamp_ok criu "$want" && [ -x "$T/bin/criu" ] && return 0
+  stamp_ok criu "$want" && [ -x "$T/bin/criu-stock" ] && return 0
   log "fetching CRIU from Debian $TORPOR_CRIU_SUITE into a private prefix"
   bash "$ROOT/scripts/install-criu.sh" "$T" || fail "CRIU could not be installed (scripts/install-criu.sh)"
   stamp_set criu "$want"
+}
+
+# .torpor/bin/criu, which runc, the agent's default and the tests run from PATH: CRIU with our parallel
+# page restore (issue 16; tools/criu-parallel/build.sh skips when built), or stock with TORPOR_CRIU_PARALLEL=0.
+ensure_criu() {
+  ensure_criu_stock
+  local chosen=criu-parallel
+  case "${TORPOR_CRIU_PARALLEL:-1}" in
+  1)
+    [ -f "$T/criu-parallel/.built" ] || log "building CRIU 4.2.1 with our parallel page restore (tools/criu-parallel/build.sh)"
+    bash "$ROOT/tools/criu-parallel/build.sh" "$T" >"$T/criu-parallel.log" 2>&1 || {
+      tail -25 "$T/criu-parallel.log" >&2
+      fail "the patched CRIU could not be built (tools/criu-parallel/build.sh, log: $T/criu-parallel.log); TORPOR_CRIU_PARALLEL=0 bash scripts/setup.sh uses stock CRIU instead"
+    }
+    ;;
+  0) chosen=criu-stock ;;
+  *) fail "TORPOR_CRIU_PARALLEL must be 1 (patched CRIU, the default) or 0 (stock CRIU), not '$TORPOR_CRIU_PARALLEL'" ;;
+  esac
+  [ "$(readlink "$T/bin/criu" 2>/dev/null)" = "$chosen" ] || log "CRIU in use: .torpor/bin/criu -> $chosen"
+  ln -sfn "$chosen" "$T/bin/criu"
 }
 
 # CRIU cannot checkpoint io_uring, which libuv (Node.js, uvloop) opens on every event loop: the agent
@@ -177,10 +199,6 @@ ensure_node
 ensure_npm_packages
 ensure_temporal_cli
 ensure_criu
-# Opt-in (issue 16): CRIU with our parallel page restore, as .torpor/bin/criu-parallel (TORPOR_CRIU picks it).
-if [ "${TORPOR_CRIU_PARALLEL:-0}" = 1 ]; then
-  bash "$ROOT/tools/criu-parallel/build.sh" || fail "the patched CRIU could not be built (tools/criu-parallel/build.sh)"
-fi
 ensure_no_io_uring
 if [ "${TORPOR_SETUP_KUBE:-0}" = 1 ]; then
   ensure_kube

@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { assertSupportedCriu } from '../activities/node/criu/runner.js';
+import { assertSupportedCriu, describeCriu } from '../activities/node/criu/runner.js';
 import type { GpuActivityDeps } from '../activities/node/gpu/index.js';
 import { createNodeActivities, type NodeAgentConfig } from '../activities/node/index.js';
 import { assertCanDumpLocalWorkloads } from '../activities/node/local/runtime-switch.js';
@@ -41,7 +41,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log(
       `node agent for ${config.nodeName} polling ${nodeTaskQueue(config.nodeName)}; storage ${config.storageRoot}; ` +
         `CRIU network lock ${config.networkLock}; workload launcher ${config.workloadLauncher ?? 'none'}; ` +
-        `heavy steps ${config.heavyStepLimit} at once`,
+        `heavy steps ${config.heavyStepLimit} at once; CRIU ${await describeCriu(config.criuPath)}`,
     );
     shutdownOnTlsRotation(worker);
     await worker.run();

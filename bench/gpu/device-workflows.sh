@@ -46,13 +46,14 @@ for f in temporal node js/node-agent.mjs js/releases/x86_64-unknown-linux-gnu/in
   [ -e "$T/$f" ] || { echo "missing $T/$f: carry .gpuflow-server in call 1 and .gpuflow in call 2 (bench/gpu/pack-workflows.sh)" >&2; exit 2; }
 done
 
-# BENCH_CRIU=parallel: CRIU 4.2.1 with our parallel page restore (tools/criu-parallel/), on the same libraries.
+# BENCH_CRIU=parallel (the default, as on hosts the set-up prepared): CRIU 4.2.1 with our parallel
+# page restore (tools/criu-parallel/), on the same libraries; BENCH_CRIU=stock: Debian's.
 criu_bin=$T/criu/usr/sbin/criu criu_libs=$T/criu/usr/lib/x86_64-linux-gnu
-if [ "${BENCH_CRIU:-stock}" = parallel ]; then
+if [ "${BENCH_CRIU:-parallel}" = parallel ]; then
   criu_bin=$T/criu-parallel/usr/sbin/criu
   criu_libs=$T/criu-parallel/deps/usr/lib/x86_64-linux-gnu:$T/criu-parallel/deps/lib/x86_64-linux-gnu:$criu_libs
 fi
-[ -x "$criu_bin" ] || { echo "BENCH_CRIU=${BENCH_CRIU:-stock}: $criu_bin missing (tools/criu-parallel/build.sh, then pack-workflows.sh)" >&2; exit 2; }
+[ -x "$criu_bin" ] || { echo "BENCH_CRIU=${BENCH_CRIU:-parallel}: $criu_bin missing (tools/criu-parallel/build.sh, then pack-workflows.sh)" >&2; exit 2; }
 cat >"$T/bin/criu" <<WRAP
 #!/bin/sh
 exec "$T/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$criu_libs" "$criu_bin" "\$@"
@@ -86,4 +87,6 @@ cp "$OUT/flow-results.json" "$OUT/flow-results-$SCALE.json" 2>/dev/null && rm -f
   for f in "$RUN/temporal.log" "$RUN/control.log" "$RUN/agent.log" "$RUN"/containers/*.log; do echo "== $f"; tail -c 8000 "$f" 2>/dev/null; done
   for f in $(find "$RUN/store" -name '*.log' 2>/dev/null | head -20); do echo "== $f (errors and last lines)"; grep -E 'Error|error' "$f" | tail -20; tail -15 "$f"; done
 } >"$OUT/flow-logs-$SCALE.txt" 2>&1
+# CRIU's dump and restore logs (-v4, timestamped): where each spent its time (page I/O, the gate).
+find "$RUN/store" \( -name restore.log -o -name dump.log \) -print0 2>/dev/null | tar -cJf "$OUT/criu-restore-logs-$SCALE.tar.xz" --null -T - 2>/dev/null
 exit $rc

@@ -49,9 +49,14 @@ export async function warmRestore(
   const wallMs = performance.now() - started;
   try {
     const activities = await activityRecords(handle);
-    const restore = activities.find((a) => a.activity === 'restoreCheckpoint')?.result as { criuMs?: number } | undefined;
+    const restore = activities.find((a) => a.activity === 'restoreCheckpoint')?.result as
+      | { criuMs?: number; gateHeldMs?: number; verifyDoneMs?: number }
+      | undefined;
     const criuMs = restore?.criuMs ?? 0;
-    step(`warm restore: pid ${result.pid} in ${(wallMs / 1000).toFixed(1)} s, CRIU ${(criuMs / 1000).toFixed(2)} s`);
+    const at = (ms: number | undefined) => (ms === undefined ? '?' : `${(ms / 1000).toFixed(2)} s`);
+    step(
+      `warm restore: pid ${result.pid} in ${(wallMs / 1000).toFixed(1)} s, CRIU ${at(criuMs)} (tree held at the gate at ${at(restore?.gateHeldMs)}, verification done at ${at(restore?.verifyDoneMs)})`,
+    );
     return { wallMs, result, activities, criuMs, criuGBps: criuMs > 0 ? request.imageBytes / 1e9 / (criuMs / 1000) : 0 };
   } finally {
     stopTree(result.pid);

@@ -38,7 +38,8 @@ bridge=node_modules/@temporalio/core-bridge/releases/x86_64-unknown-linux-gnu/in
 [ "$flow/index.node.xz" -nt "$bridge" ] || xz -9 -T0 -c "$bridge" >"$flow/index.node.xz"
 [ "$flow/node.xz" -nt .torpor/node/bin/node ] || xz -T0 -6 -c .torpor/node/bin/node >"$flow/node.xz"
 [ "$flow/criu.tar.xz" -nt .torpor/stamps/criu ] || tar -C .torpor -cJf "$flow/criu.tar.xz" criu
-# CRIU with our parallel page restore (tools/criu-parallel/build.sh), when built: runs on sid's loader and libraries.
+# CRIU with our parallel page restore, the set-up's default .torpor/bin/criu (tools/criu-parallel/build.sh;
+# not built under TORPOR_CRIU_PARALLEL=0): runs on sid's loader and libraries.
 par=.torpor/criu-parallel/usr/sbin/criu
 # Its libraries are bookworm's (tools/criu-parallel/deps), found there through its RUNPATH; packed beside it.
 if [ -x "$par" ] && ! [ "$flow/criu-parallel.tar.xz" -nt "$par" ]; then

@@ -19,13 +19,17 @@ COPY cli ./cli
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
 # CRIU 4.2 (4.1 cannot dump a process holding an inet socket on Linux 6.18; only Debian sid ships 4.2),
-# unpacked with its own libraries into /opt/torpor as scripts/setup.sh does it, and the launcher that
-# starts local workloads with io_uring refused (CRIU cannot checkpoint io_uring).
+# as scripts/setup.sh installs it: /opt/torpor/bin/criu is CRIU 4.2.1 built from sid's source with our
+# parallel page restore (tools/criu-parallel/build.sh) against trixie's libraries, which it finds in
+# /opt/torpor/criu-parallel/deps through its RPATH; /opt/torpor/bin/criu-stock is sid's own, unpacked
+# with its libraries. And the launcher that starts local workloads with io_uring refused (CRIU cannot
+# checkpoint io_uring).
 # apt settings the build machine needs (a mirror, a proxy; optional): docker build --secret id=apt-conf,src=FILE
 FROM debian:trixie-slim AS node-tools
 RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
     apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates debian-archive-keyring \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkgconf patch curl xz-utils \
+      ca-certificates debian-archive-keyring \
  && rm -rf /var/lib/apt/lists/*
 COPY scripts/versions.sh scripts/debian-packages.sh scripts/install-criu.sh /src/scripts/
 COPY tools/no-io-uring/no-io-uring.c /src/
@@ -33,6 +37,18 @@ RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
     bash /src/scripts/install-criu.sh /opt/torpor \
  && rm -rf /opt/torpor/apt \
  && gcc -O2 -Wall -Werror -static -o /opt/torpor/bin/torpor-no-io-uring /src/no-io-uring.c
+COPY tools/criu-parallel/build.sh tools/criu-parallel/parallel-page-restore.patch /src/tools/criu-parallel/
+# Only the shared libraries of the build's deps stay (headers, compilers and the sources go); C++
+# protobuf served only protoc.
+RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
+    TORPOR_CRIU_DEPS_SUITE=trixie bash /src/tools/criu-parallel/build.sh /opt/torpor \
+ && cd /opt/torpor/criu-parallel && rm -rf src apt-src apt-deps \
+ && find deps ! -type d ! -name 'lib*.so*' -delete \
+ && rm -f deps/usr/lib/x86_64-linux-gnu/libprotobuf.so* deps/usr/lib/x86_64-linux-gnu/libprotobuf-lite.so* \
+      deps/usr/lib/x86_64-linux-gnu/libprotoc.so* \
+ && find deps -depth -type d -empty -delete \
+ && ln -s criu-parallel /opt/torpor/bin/criu \
+ && /opt/torpor/bin/criu --version | grep -q 'GitID: .*parallel-page-restore'
 
 # iptables for CRIU's network lock where the node uses it (without it the agent picks nftables).
 FROM debian:trixie-slim

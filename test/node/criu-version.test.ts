@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertSupportedCriu } from '../../activities/node/criu/runner.js';
+import { assertSupportedCriu, describeCriu } from '../../activities/node/criu/runner.js';
 import { createNodeAgent } from '../../workers/node-agent.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
 
@@ -43,5 +43,12 @@ describe("the node agent's CRIU version check", () => {
 
   it('accepts the CRIU the set-up installs', async () => {
     expect(await assertSupportedCriu('criu')).toMatch(/^4\.([2-9]|\d\d)/);
+  });
+
+  it('tells the patched CRIU the set-up makes the default from the stock one beside it', async () => {
+    const patched = path.resolve('.torpor/bin/criu');
+    const stock = path.resolve('.torpor/bin/criu-stock');
+    expect(await describeCriu(patched)).toBe(`${patched} 4.2.1 (parallel page restore)`);
+    expect(await describeCriu(stock)).toBe(`${stock} 4.2.1 (stock page restore)`);
   });
 });

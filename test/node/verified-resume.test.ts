@@ -26,9 +26,15 @@ function runAs(gate: Awaited<ReturnType<typeof verifiedResumeGate>>, action: str
 describe('the gate CRIU runs before a restored tree resumes (real shell script)', () => {
   it('holds post-restore until the verdict, then lets the tree resume when the bytes matched', async () => {
     const gate = await verifiedResumeGate(dir);
+    expect(await gate.heldAt()).toBeUndefined();
+    const before = Date.now();
     const held = runAs(gate, 'post-restore');
     await sleep(300);
     expect(held.state.finished).toBe(false);
+    // When CRIU reached the gate: what a restore reports beside its verification's end.
+    const heldAt = await gate.heldAt();
+    expect(heldAt).toBeGreaterThanOrEqual(before - 1000);
+    expect(heldAt).toBeLessThanOrEqual(Date.now());
     await gate.decide(true);
     expect((await held).exitCode).toBe(0);
   });
@@ -50,7 +56,9 @@ describe('the gate CRIU runs before a restored tree resumes (real shell script)'
     const first = await verifiedResumeGate(dir);
     await first.decide(true);
     const second = await verifiedResumeGate(dir);
+    expect(await second.heldAt()).toBeUndefined();
     expect((await runAs(second, 'pre-restore')).exitCode).toBe(0);
+    expect(await second.heldAt()).toBeUndefined();
     const held = runAs(second, 'post-restore');
     await sleep(200);
     expect(held.state.finished).toBe(false);

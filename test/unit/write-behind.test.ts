@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startWriteback } from '../../activities/node/store/start-writeback.js';
-import { withWriteBehind } from '../../activities/node/store/write-behind.js';
+import { withWriteBehind, writeBehindTuning } from '../../activities/node/store/write-behind.js';
 
 describe('withWriteBehind (flushing a dump while CRIU writes it)', () => {
   const dirs: string[] = [];
@@ -57,5 +57,32 @@ describe('withWriteBehind (flushing a dump while CRIU writes it)', () => {
       await handle.close();
     }
     expect(await startWriteback(fd)).toBe(false);
+  });
+
+  it('is tuned by TORPOR_WRITE_BEHIND_MS and TORPOR_WRITE_BEHIND_LAG_MIB, and refuses values that are not whole numbers in range', () => {
+    expect(writeBehindTuning({})).toEqual({ intervalMs: 250, lagBytes: 64 << 20 });
+    expect(writeBehindTuning({ TORPOR_WRITE_BEHIND_MS: '0', TORPOR_WRITE_BEHIND_LAG_MIB: '0' })).toEqual({ intervalMs: 0, lagBytes: 0 });
+    expect(writeBehindTuning({ TORPOR_WRITE_BEHIND_MS: '1000', TORPOR_WRITE_BEHIND_LAG_MIB: '16' })).toEqual({
+      intervalMs: 1000,
+      lagBytes: 16 << 20,
+    });
+    expect(() => writeBehindTuning({ TORPOR_WRITE_BEHIND_MS: '-1' })).toThrow(
+      "TORPOR_WRITE_BEHIND_MS must be an integer 0-60000 (got '-1')",
+    );
+    expect(() => writeBehindTuning({ TORPOR_WRITE_BEHIND_LAG_MIB: '1.5' })).toThrow(/TORPOR_WRITE_BEHIND_LAG_MIB must be an integer/);
+  });
+
+  it('with the interval 0 runs the writer alone and returns its result', async () => {
+    const dir = await tempDir();
+    const result = await withWriteBehind(
+      dir,
+      async () => {
+        await writeFile(path.join(dir, 'pages-1.img'), Buffer.alloc(1 << 20, 3));
+        return 'dumped';
+      },
+      { intervalMs: 0, lagBytes: 0 },
+    );
+    expect(result).toBe('dumped');
+    expect((await readFile(path.join(dir, 'pages-1.img'))).length).toBe(1 << 20);
   });
 });

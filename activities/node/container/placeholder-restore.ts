@@ -116,7 +116,7 @@ async function restoreVerified(
   config: ContainerAgentConfig,
   placeholder: Placeholder,
   checkpoint: { dir: string; manifest: CheckpointManifest },
-  progress: { bytes: number },
+  progress: { bytes: number; lanes?: number },
 ): Promise<{ run: CriuRun; workDir: string; problems: string[] }> {
   await mkdir(config.workRoot, { recursive: true, mode: 0o700 });
   const workDir = await mkdtemp(path.join(config.workRoot, `restore-${placeholder.id}-`));
@@ -162,7 +162,7 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
       const marker = checkMarkerPath(input.restoreMarkerFile ?? record.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
       // The agent reads these itself before CRIU runs: nothing unverified reaches the placeholder.
       reportProgress({ phase: 'verifying the rootfs diff and /dev/shm' });
-      const progress = { bytes: 0 };
+      const progress: { bytes: number; lanes?: number } = { bytes: 0 };
       const countBytes = (n: number) => {
         progress.bytes += n;
       };
@@ -195,6 +195,7 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
         restoreMs: run.durationMs,
         alreadyRestored: false,
         verifiedBytes: progress.bytes,
+        ...(progress.lanes === undefined ? {} : { verifyLanes: progress.lanes }),
       };
       await recordPlaceholderRestore(layout, hash, result);
       return result;

@@ -3,6 +3,7 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
 import type { VerifiedResumeGate } from '../criu/verified-resume.js';
 import { digestChunks, verifyThreads } from '../store/chunk-digests.js';
+import { pageCacheShare } from '../store/page-cache-residency.js';
 import { checkpointFiles, contentMismatches, manifestChunkBytes } from '../store/verify-contents.js';
 
 /** Which files of a container checkpoint a verification pass covers. */
@@ -16,11 +17,17 @@ export const readByAgent: Part = (rel) => !rel.startsWith(`${IMAGES_DIR}/`) || r
 export const readByCriu: Part = (rel) => !readByAgent(rel);
 
 /** Every chunk of the files `part` selects, in parallel, against the manifest: the problems, each a sentence. */
-export async function verifyPart(dir: string, manifest: CheckpointManifest, part: Part, onBytes: (n: number) => void): Promise<string[]> {
+export async function verifyPart(
+  dir: string,
+  manifest: CheckpointManifest,
+  part: Part,
+  onBytes: (n: number) => void,
+  lanes = verifyThreads(),
+): Promise<string[]> {
   const rels = (await checkpointFiles(dir)).filter(part);
   const chunkBytes = manifestChunkBytes(manifest);
   const expected = manifest.files.filter((f) => part(f.path));
-  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, chunkBytes, verifyThreads()), chunkBytes);
+  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, chunkBytes, lanes), chunkBytes);
 }
 
 export function corruptCheckpoint(hash: string, problems: string[]) {
@@ -38,12 +45,14 @@ export async function verifyImagesBesideCriu(
   dir: string,
   manifest: CheckpointManifest,
   gate: VerifiedResumeGate,
-  progress: { bytes: number },
+  progress: { bytes: number; lanes?: number },
 ): Promise<string[]> {
   const onBytes = (n: number) => {
     progress.bytes += n;
   };
-  const problems = await verifyPart(dir, manifest, readByCriu, onBytes).catch((err: unknown) => [
+  // Before the first await: CRIU starts reading the same files right after this call.
+  progress.lanes = verifyThreads(pageCacheShare(dir, manifest.files.map((f) => f.path).filter(readByCriu)));
+  const problems = await verifyPart(dir, manifest, readByCriu, onBytes, progress.lanes).catch((err: unknown) => [
     `the images could not be read: ${(err as Error).message}`,
   ]);
   await gate.decide(problems.length === 0);

@@ -101,6 +101,8 @@ export interface RestoreIntoPlaceholderResult {
   alreadyRestored: boolean;
   /** Bytes of the checkpoint hashed and matched before the tree resumed (0 when found already restored). */
   verifiedBytes: number;
+  /** Hashing lanes beside CRIU: a few from a cold page cache, one per core when the images were cached. */
+  verifyLanes?: number;
 }
 
 /** What a container checkpoint records about its source (in container.json, with the file digests). */

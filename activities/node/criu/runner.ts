@@ -72,6 +72,19 @@ export function criuVersion(criuPath: string): Promise<string> {
   return version;
 }
 
+/**
+ * What the agent's start-up line says of its CRIU: the version, and whether it is the set-up's build
+ * with the parallel page restore (tools/criu-parallel/build.sh marks it in `criu --version`'s GitID).
+ */
+export async function describeCriu(criuPath: string): Promise<string> {
+  const out = await execa(criuPath, ['--version']).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  const pages = /^GitID:.*\+torpor\.parallel-page-restore/m.test(out) ? 'parallel page restore' : 'stock page restore';
+  return `${criuPath} ${parseCriuVersion(out)} (${pages})`;
+}
+
 /** The agent's start-up check: it refuses to serve with a CRIU older than Torpor supports. */
 export async function assertSupportedCriu(criuPath: string): Promise<string> {
   const found = await criuVersion(criuPath);

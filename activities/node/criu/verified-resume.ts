@@ -1,4 +1,4 @@
-import { chmod, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -11,6 +11,7 @@ import path from 'node:path';
  */
 const GATE_SCRIPT = `#!/bin/sh
 [ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0
+: >"$TORPOR_VERDICT.held"
 alive() {
   if [ -n "$TORPOR_AGENT_PID" ]; then kill -0 "$TORPOR_AGENT_PID" 2>/dev/null; return; fi
   touched=$(stat -c %Y "$TORPOR_AGENT_LEASE" 2>/dev/null) || return 1
@@ -34,6 +35,8 @@ export interface VerifiedResumeGate {
   env: Record<string, string>;
   /** Lets the held tree resume (`true`) or has CRIU kill it (`false`). */
   decide(ok: boolean): Promise<void>;
+  /** When CRIU reached the gate (epoch ms), if it did: with the verdict's time it tells which of the two the restore waited on. */
+  heldAt(): Promise<number | undefined>;
 }
 
 /** How the script knows the agent still lives: its PID (CRIU sees the host's PIDs) or a lease file it renews. */
@@ -59,6 +62,7 @@ export async function verifiedResumeGate(dir: string, liveness: AgentLiveness = 
   await chmod(script, 0o700);
   await rm(`${verdict}.ok`, { force: true });
   await rm(`${verdict}.corrupt`, { force: true });
+  await rm(`${verdict}.held`, { force: true });
   const stopLease = liveness === 'lease' ? await leaseUntilDecided(lease) : () => undefined;
   const alive =
     liveness === 'pid'
@@ -71,5 +75,6 @@ export async function verifiedResumeGate(dir: string, liveness: AgentLiveness = 
       stopLease();
       await writeFile(`${verdict}.${ok ? 'ok' : 'corrupt'}`, '');
     },
+    heldAt: async () => (await stat(`${verdict}.held`).catch(() => null))?.mtimeMs,
   };
 }

@@ -15,6 +15,7 @@ import { verifyThreads } from '../store/chunk-digests.js';
 import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
+import { pageCacheShare } from '../store/page-cache-residency.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
 import { removeSignalFile } from '../store/signal-files.js';
 import { verifyContents } from '../store/verify-contents.js';
@@ -22,6 +23,9 @@ import { probeOnce } from './readiness.js';
 import { markerRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
 import { assertInWorkloadCgroup, cgroupLauncher, createWorkloadCgroup, restoredCgroupName, stopWorkloadCgroup } from './workload-cgroup.js';
+
+type RestoreRun = Required<Pick<RestoredProcess, 'criuMs' | 'verifiedBytes' | 'verifyLanes' | 'verifyDoneMs'>> &
+  Pick<RestoredProcess, 'gateHeldMs'>;
 
 /** A restore into a placeholder (container/) is recorded beside local ones: no local step acts on it. */
 function refusePlaceholderRecord(record: RestoredRecord | null): void {
@@ -87,12 +91,19 @@ class LocalRestores {
    * Every byte of the checkpoint, hashed in parallel while CRIU reads the same files (one read from
    * storage, the other from the page cache); the verdict releases or kills the tree CRIU holds.
    */
-  private async verifyWhileRestoring(manifest: CheckpointManifest, gate: VerifiedResumeGate, progress: { bytes: number }) {
+  private async verifyWhileRestoring(manifest: CheckpointManifest, gate: VerifiedResumeGate, progress: { bytes: number; lanes: number }) {
     const dir = this.layout.checkpointDir(manifest.hash);
     const onBytes = (n: number) => {
       progress.bytes += n;
     };
-    const problems = await verifyContents(dir, manifest, onBytes, verifyThreads()).catch((err: unknown) => [
+    // Before the first await: CRIU starts reading the same files right after this call.
+    progress.lanes = verifyThreads(
+      pageCacheShare(
+        dir,
+        manifest.files.map((f) => f.path),
+      ),
+    );
+    const problems = await verifyContents(dir, manifest, onBytes, progress.lanes).catch((err: unknown) => [
       `the files could not be read: ${(err as Error).message}`,
     ]);
     await gate.decide(problems.length === 0);
@@ -108,10 +119,14 @@ class LocalRestores {
     files: RestoreFiles,
     marker: string,
     cgroup: { name: string; dirs: string[] },
-  ): Promise<{ criuMs: number; verifiedBytes: number }> {
+  ): Promise<RestoreRun> {
     const gate = await verifiedResumeGate(files.dir);
-    const progress = { bytes: 0 };
-    const verification = this.verifyWhileRestoring(manifest, gate, progress);
+    const progress = { bytes: 0, lanes: 0 };
+    const started = Date.now();
+    let verifyDoneMs = 0;
+    const verification = this.verifyWhileRestoring(manifest, gate, progress).finally(() => {
+      verifyDoneMs = Date.now() - started;
+    });
     const log = await open(files.appLog, 'a', 0o600);
     const args = criuRestoreArgs({
       imagesDir: this.layout.imagesDir(manifest.hash),
@@ -132,7 +147,17 @@ class LocalRestores {
       ...activityRunOptions(async () => ({ phase: 'restoring', verifiedBytes: progress.bytes })),
     }).finally(() => log.close());
     const problems = await verification;
-    if (run.ok && problems.length === 0) return { criuMs: run.durationMs, verifiedBytes: progress.bytes };
+    if (run.ok && problems.length === 0) {
+      const held = await gate.heldAt();
+      const gateHeldMs = held === undefined ? undefined : Math.max(0, Math.round(held - started));
+      return {
+        criuMs: run.durationMs,
+        verifiedBytes: progress.bytes,
+        verifyLanes: progress.lanes,
+        verifyDoneMs,
+        ...(gateHeldMs === undefined ? {} : { gateHeldMs }),
+      };
+    }
     await rm(marker, { force: true });
     await rm(files.pidFile, { force: true });
     await stopWorkloadCgroup(cgroup.name);
@@ -178,10 +203,10 @@ class LocalRestores {
     await writeFileAtomic(marker, `${restoreId}\n`);
     const name = restoredCgroupName(hash, restoreId);
     const cgroup = { name, dirs: await createWorkloadCgroup(name) };
-    const { criuMs, verifiedBytes } = await this.runRestore(manifest, files, marker, cgroup);
-    const record = await this.adoptRestored(input, logFile, criuMs);
+    const run = await this.runRestore(manifest, files, marker, cgroup);
+    const record = await this.adoptRestored(input, logFile, run.criuMs);
     await assertInWorkloadCgroup(cgroup.dirs, record.pid, 'RestoreFailed');
-    return { pid: record.pid, logFile, criuMs, verifiedBytes };
+    return { pid: record.pid, logFile, ...run };
   }
 
   /** Waits until the restored process passes its readiness probe, heartbeating; fails if it exits. */

@@ -30,6 +30,29 @@ export function koffiEntry(): string | undefined {
   }
 }
 
+type Koffi = typeof import('koffi');
+
+/**
+ * libc functions bound through koffi on first use: `bind` gets koffi and libc and returns the
+ * bindings. Undefined where they cannot be bound (no koffi, a libc other than glibc); callers then
+ * fall back or go without.
+ */
+export function lazyLibcBinding<T>(bind: (koffi: Koffi, libc: ReturnType<Koffi['load']>) => T): () => T | undefined {
+  let bound: T | null | undefined;
+  return () => {
+    if (bound === undefined) {
+      const entry = koffiEntry();
+      try {
+        const koffi = entry === undefined ? undefined : (require(entry) as Koffi);
+        bound = koffi ? bind(koffi, koffi.load('libc.so.6')) : null;
+      } catch {
+        bound = null;
+      }
+    }
+    return bound ?? undefined;
+  };
+}
+
 /**
  * CommonJS source of `bindFadvise(koffi)`, run by the hashing workers (eval source) and by `fadvise`
  * here: posix_fadvise from libc through koffi (Node has none), or undefined where it cannot be bound

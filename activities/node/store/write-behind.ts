@@ -4,8 +4,35 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startWriteback } from './start-writeback.js';
 
-/** How often the files written so far are flushed while the writer runs. */
+/** How often the files written so far are flushed while the writer runs (TORPOR_WRITE_BEHIND_MS; 0: never, the commit's fsync does it all). */
 const FLUSH_INTERVAL_MS = 250;
+/**
+ * Each pass starts the writeback of what was written since the last one, up to this far behind the
+ * file's end (TORPOR_WRITE_BEHIND_LAG_MIB): the writer's newest pages are left to it. Whole-file
+ * passes made CRIU's dump run at 0.92-1.08 GB/s on H100 machines whose disks wrote 1.26-1.93 GB/s;
+ * passes over the new range only, 1.47 GB/s (lag 0) and 1.51 GB/s (lag 64 MiB) on a disk writing 1.33.
+ */
+const FLUSH_LAG_MIB = 64;
+
+export interface WriteBehindTuning {
+  intervalMs: number;
+  lagBytes: number;
+}
+
+function envNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new Error(`${name} must be an integer 0-${max} (got '${raw}')`);
+  return value;
+}
+
+export function writeBehindTuning(env: NodeJS.ProcessEnv = process.env): WriteBehindTuning {
+  return {
+    intervalMs: envNumber(env, 'TORPOR_WRITE_BEHIND_MS', FLUSH_INTERVAL_MS, 60_000),
+    lagBytes: envNumber(env, 'TORPOR_WRITE_BEHIND_LAG_MIB', FLUSH_LAG_MIB, 65_536) * 1024 * 1024,
+  };
+}
 
 /**
  * Runs `write` (CRIU writing a checkpoint's images into `dir`) while flushing what it has written
@@ -14,9 +41,10 @@ const FLUSH_INTERVAL_MS = 250;
  * whole image after the dump (measured on the H100 machine: a 6.5 s dump, then 7.2 s of commit for
  * 11.9 GB). Flushing behind the writer overlaps the two; the commit's fsync stays, and finds little.
  */
-export async function withWriteBehind<T>(dir: string, write: () => Promise<T>): Promise<T> {
+export async function withWriteBehind<T>(dir: string, write: () => Promise<T>, tuning = writeBehindTuning()): Promise<T> {
+  if (tuning.intervalMs === 0) return write();
   const done = new AbortController();
-  const flushing = flushUntil(dir, done.signal);
+  const flushing = flushUntil(dir, done.signal, tuning);
   try {
     return await write();
   } finally {
@@ -25,15 +53,16 @@ export async function withWriteBehind<T>(dir: string, write: () => Promise<T>): 
   }
 }
 
-async function flushUntil(dir: string, stop: AbortSignal): Promise<void> {
+async function flushUntil(dir: string, stop: AbortSignal, tuning: WriteBehindTuning): Promise<void> {
+  const started = new Map<string, number>();
   while (!stop.aborted) {
-    await flushDir(dir);
-    await sleep(FLUSH_INTERVAL_MS, undefined, { signal: stop }).catch(() => undefined);
+    await flushDir(dir, started, tuning.lagBytes);
+    await sleep(tuning.intervalMs, undefined, { signal: stop }).catch(() => undefined);
   }
 }
 
 /** Starts the writeback (else fdatasync) of every regular file directly in `dir`; files that vanish or cannot be opened are skipped (the commit's fsync is the one that counts). */
-async function flushDir(dir: string): Promise<void> {
+async function flushDir(dir: string, started: Map<string, number>, lagBytes: number): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
     if (!entry.isFile()) continue;
@@ -41,8 +70,14 @@ async function flushDir(dir: string): Promise<void> {
     if (handle === null) continue;
     // Starting the writes is enough here (the commit's fsync waits for them); fdatasync every 250 ms
     // made CRIU's writes wait on pages under writeback: 0.68 GB/s against a disk writing 1.19 on the H200 machine.
-    const started = startWriteback(handle.fd);
-    if (started === false || !(await started)) await handle.datasync().catch(() => undefined);
+    const size = (await handle.stat().catch(() => ({ size: 0 }))).size;
+    const from = Math.min(started.get(entry.name) ?? 0, size);
+    const to = Math.max(from, size - lagBytes);
+    if (to > from) {
+      const begun = startWriteback(handle.fd, from, to - from);
+      if (begun === false || !(await begun)) await handle.datasync().catch(() => undefined);
+      started.set(entry.name, to);
+    }
     await handle.close().catch(() => undefined);
   }
 }
