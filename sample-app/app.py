@@ -79,7 +79,8 @@ def write_status(**status):
     path = os.environ.get("SAMPLE_STATUS_FILE")
     if not path:
         return
-    tmp = f"{path}.tmp"
+    # Per process: a restored copy and a fresh start of the same app may share one status file.
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump({"pid": os.getpid(), "instance": INSTANCE, "time": time.time(), **STATE}, f)
     os.replace(tmp, path)
