@@ -27,6 +27,7 @@ export async function resolvePlaceholder(config: ContainerAgentConfig, container
       `Placeholder ${id} is ${container.status}, not running: it must be waiting to be restored into`,
     );
   }
+  await checkStillWaiting(container);
   if (config.pods) {
     const podLabels = checkPod(id, labels, await config.pods(labels.podNamespace, labels.podName), config.nodeName);
     checkPlaceholderPod(id, labels, podLabels, hash);
@@ -37,6 +38,32 @@ export async function resolvePlaceholder(config: ContainerAgentConfig, container
     throw torporFailure('TargetNotAllowed', `Cannot find the cgroups of placeholder ${id} on this host`, { containerId: id });
   }
   return { ...container, labels, cgroups };
+}
+
+/**
+ * A placeholder's init runs the command its bundle sets (ChReK's smart entrypoint) while it waits.
+ * When the checkpoint was not there in time, the entrypoint execs the image's own command (a cold
+ * start): the init's command line, read from the kernel, then differs from the bundle's. Restoring
+ * into it would clash with that app (CRIU fails late, e.g. "Address already in use").
+ */
+async function checkStillWaiting(container: RuncContainer): Promise<void> {
+  const cmdline = await readFile(`/proc/${container.initPid}/cmdline`, 'utf8').catch(() => {
+    throw torporFailure(
+      'TargetNotAllowed',
+      `Placeholder ${container.id} stopped while it was being checked (its init, pid ${container.initPid}, is gone)`,
+      {
+        containerId: container.id,
+      },
+    );
+  });
+  const running = cmdline.split('\0').slice(0, -1);
+  if (running.length === container.args.length && running.every((arg, i) => arg === container.args[i])) return;
+  throw torporFailure(
+    'TargetNotAllowed',
+    `Placeholder ${container.id} has cold-started its own app (its init runs "${running.join(' ')}", not the waiting entrypoint "${container.args.join(' ')}"): ` +
+      'the checkpoint was not there before TORPOR_CHECKPOINT_WAIT_SECONDS ran out. Raise TORPOR_CHECKPOINT_WAIT_SECONDS, or delete the pod so that a new placeholder waits for the checkpoint',
+    { containerId: container.id, coldStarted: true },
+  );
 }
 
 function statusField(status: string, name: string): string | undefined {
