@@ -42,6 +42,8 @@ export interface SharedOrphanReport {
   freedBytes: number;
   /** Checkpoints whose orphans were kept because an upload of them was running. */
   busy: string[];
+  /** Partial writes a killed writer left in the backend's staging (a shared directory's `.tmp/`), older than the grace: removed. */
+  leftovers?: { removed: number; freedBytes: number };
 }
 
 export interface GcResult extends GarbageReport {

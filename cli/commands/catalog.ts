@@ -62,6 +62,11 @@ function gcLines(result: GcResult, ui: string): string[] {
     ...(result.sharedOrphans
       ? [
           `  shared store: swept ${result.sharedOrphans.removed} orphan chunk objects (${formatBytes(result.sharedOrphans.freedBytes)})`,
+          ...(result.sharedOrphans.leftovers?.removed
+            ? [
+                `  shared store: removed ${result.sharedOrphans.leftovers.removed} partial writes (${formatBytes(result.sharedOrphans.leftovers.freedBytes)})`,
+              ]
+            : []),
           ...result.sharedOrphans.busy.map((h) => `  busy     ${h} (an upload runs: its orphans wait)`),
         ]
       : []),

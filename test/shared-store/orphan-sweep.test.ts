@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { lutimes, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { garbageActivities } from '../../activities/node/store/garbage.js';
@@ -99,5 +101,30 @@ describe.each(['s3', 'directory'] as const)('gc sweeps orphan chunk objects from
     await endSweep(store(), hash);
     expect(await a.steps.uploadCheckpoint({ hash })).toMatchObject({ uploaded: true, uploadedBytes: manifest.totalBytes });
     expect(await store().list(`uploads/${hash}/`)).toEqual([]);
+  });
+});
+
+describe('gc removes the partial writes a killed writer left in a shared directory', () => {
+  it('removes .tmp/ entries older than the grace without following a link, and keeps a fresh one (a put in flight)', async () => {
+    const a = await stores.node('tmp-a', 'directory');
+    const tmp = path.join(stores.sharedDir, '.tmp');
+    await mkdir(tmp, { recursive: true });
+    const old = Date.now() / 1000 - (2 * GRACE_MS) / 1000;
+    await writeFile(path.join(tmp, 'killed-put'), randomBytes(8192));
+    await utimes(path.join(tmp, 'killed-put'), old, old);
+    const outside = path.join(stores.sharedDir, '..', `outside-${randomBytes(4).toString('hex')}`);
+    await writeFile(outside, 'not the store’s');
+    await symlink(outside, path.join(tmp, 'planted-link'));
+    await lutimes(path.join(tmp, 'planted-link'), old, old);
+    await writeFile(path.join(tmp, 'put-in-flight'), randomBytes(4096));
+
+    const report = (await activity.run(garbageActivities(a.layout, { minAgeMs: 0, config: a.config }).collectGarbage, {
+      tmpMaxAgeMs: GRACE_MS,
+      runMaxAgeMs: GRACE_MS,
+    })) as GarbageReport;
+    expect(report.sharedOrphans?.leftovers).toEqual({ removed: 2, freedBytes: 8192 });
+    expect((await readdir(tmp)).sort()).toEqual(['put-in-flight']);
+    expect(await readFile(outside, 'utf8')).toBe('not the store’s');
+    await rm(outside);
   });
 });

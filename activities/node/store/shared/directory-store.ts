@@ -125,6 +125,23 @@ export class DirectoryStore implements ObjectStore {
     return found;
   }
 
+  /**
+   * Files a `put` killed before its rename left in `.tmp/`, written before `cutoffMs` (a put in
+   * flight writes its file moments before renaming it). Entries are removed, never followed.
+   */
+  async sweepLeftovers(cutoffMs: number): Promise<{ removed: number; freedBytes: number }> {
+    const dir = path.join(this.config.dir, TMP);
+    const swept = { removed: 0, freedBytes: 0 };
+    for (const name of await readdir(dir).catch((err) => (isMissing(err) ? [] : Promise.reject(err)))) {
+      const stat = await lstat(path.join(dir, name)).catch(() => null);
+      if (stat === null || stat.isDirectory() || stat.mtimeMs > cutoffMs) continue;
+      await rm(path.join(dir, name), { force: true });
+      swept.removed += 1;
+      swept.freedBytes += stat.isFile() ? stat.size : 0;
+    }
+    return swept;
+  }
+
   /** Removes the files, then their directories once empty, so a deleted checkpoint leaves no name behind. */
   async delete(keys: readonly string[]): Promise<void> {
     const dirs = new Set<string>();

@@ -31,6 +31,8 @@ export interface ObjectStore {
   listNames(prefix: string): Promise<string[]>;
   /** Deletes `keys`; one already gone is success. */
   delete(keys: readonly string[]): Promise<void>;
+  /** Removes what writers killed mid-write left in the backend's own staging, written before `cutoffMs`; absent where there is none. */
+  sweepLeftovers?(cutoffMs: number): Promise<{ removed: number; freedBytes: number }>;
 }
 
 /** The object's body as text, or null when there is no such object. */

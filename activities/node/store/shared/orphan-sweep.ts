@@ -51,6 +51,7 @@ async function deleteOrphans(store: ObjectStore, orphans: StoredObject[], report
  * lost the race for a hash to another node's manifest. Only objects written more than `graceMs` ago,
  * and only while no upload of that checkpoint runs (upload-claims.ts): a chunk an upload in
  * progress is about to name is never taken. A checkpoint whose manifest cannot be read keeps all.
+ * Also what killed writers left in the backend's staging, older than the same grace.
  */
 export async function sweepOrphanChunks(
   layout: StoreLayout,
@@ -61,6 +62,7 @@ export async function sweepOrphanChunks(
 ): Promise<SharedOrphanReport> {
   const report: SharedOrphanReport = { removed: 0, freedBytes: 0, busy: [] };
   const cutoffMs = Date.now() - graceMs;
+  if (store.sweepLeftovers) report.leftovers = await store.sweepLeftovers(cutoffMs);
   const hashes = (await store.listNames(checkpointsPrefix(store.prefix))).filter((h) => HASH_PATTERN.test(h));
   for (const hash of hashes) {
     if ((await orphansOf(layout, store, hash, cutoffMs)).length === 0) continue;
