@@ -42,7 +42,7 @@ export interface SharedOrphanReport {
   freedBytes: number;
   /** Checkpoints whose orphans were kept because an upload of them was running. */
   busy: string[];
-  /** Partial writes a killed writer left in the backend's staging (a shared directory's `.tmp/`), older than the grace: removed. */
+  /** Partial writes a killed writer left (a shared directory's `.tmp/` files, S3's incomplete multipart uploads), older than the grace: removed. */
   leftovers?: { removed: number; freedBytes: number };
 }
 

@@ -1,6 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lutimes, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { garbageActivities } from '../../activities/node/store/garbage.js';
@@ -126,5 +132,37 @@ describe('gc removes the partial writes a killed writer left in a shared directo
     expect((await readdir(tmp)).sort()).toEqual(['put-in-flight']);
     expect(await readFile(outside, 'utf8')).toBe('not the store’s');
     await rm(outside);
+  });
+});
+
+describe('gc aborts the multipart uploads a killed agent left in S3', () => {
+  it('aborts one started before the grace and keeps one just started (an upload in flight), counting its parts', async () => {
+    const a = await stores.node('mp-a', 's3');
+    const store = openSharedStore(a.config, a.layout)?.store as NonNullable<ReturnType<typeof openSharedStore>>['store'];
+    const client = stores.s3.client();
+    const bucket = stores.s3.bucket;
+    const start = async (key: string) => {
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+      await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: randomBytes(5 << 20) }));
+      return UploadId as string;
+    };
+    const uploadsBelow = async () =>
+      ((await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: store.prefix }))).Uploads ?? []).map((u) => u.UploadId);
+    const gc = async () =>
+      (await activity.run(garbageActivities(a.layout, { minAgeMs: 0, config: a.config }).collectGarbage, {
+        tmpMaxAgeMs: GRACE_MS,
+        runMaxAgeMs: GRACE_MS,
+      })) as GarbageReport;
+
+    const killed = await start(`${store.prefix}checkpoints/${hashOf()}/chunks/${'a'.repeat(64)}`);
+    expect((await gc()).sharedOrphans?.leftovers).toEqual({ removed: 0, freedBytes: 0 });
+    await sleep(GRACE_MS + 1500);
+    const inFlightKey = `${store.prefix}checkpoints/${hashOf()}/chunks/${'b'.repeat(64)}`;
+    const inFlight = await start(inFlightKey);
+    expect((await gc()).sharedOrphans?.leftovers).toEqual({ removed: 1, freedBytes: 5 << 20 });
+    const left = await uploadsBelow();
+    expect(left).toEqual([inFlight]);
+    expect(left).not.toContain(killed);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: inFlightKey, UploadId: inFlight }));
   });
 });

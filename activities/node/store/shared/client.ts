@@ -1,8 +1,11 @@
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -176,6 +179,39 @@ export class SharedStoreClient implements ObjectStore {
 
   async listNames(prefix: string): Promise<string[]> {
     return (await this.listPages(prefix, '/')).names;
+  }
+
+  /**
+   * Aborts the multipart uploads below this store's prefix started before `cutoffMs`: what an agent
+   * killed mid-upload left (its parts are stored, and billed, until aborted). An upload in flight
+   * started moments ago; its parts' bytes are counted before the abort.
+   */
+  async sweepLeftovers(cutoffMs: number): Promise<{ removed: number; freedBytes: number }> {
+    const swept = { removed: 0, freedBytes: 0 };
+    const bucket = this.config.bucket;
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.send(`LIST multipart uploads ${this.prefix}`, (client, options) =>
+        client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: this.prefix, ...markers }), options),
+      );
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? cutoffMs + 1) > cutoffMs) continue;
+        const { Key, UploadId } = u;
+        const parts = await this.send(`LIST parts ${Key}`, (client, options) =>
+          client.send(new ListPartsCommand({ Bucket: bucket, Key, UploadId }), options),
+        );
+        await this.send(`ABORT multipart ${Key}`, (client, options) =>
+          client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key, UploadId }), options),
+        );
+        swept.removed += 1;
+        swept.freedBytes += (parts.Parts ?? []).reduce((sum, p) => sum + (p.Size ?? 0), 0);
+      }
+      if (!page.IsTruncated) return swept;
+      markers = {
+        ...(page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker } : {}),
+        ...(page.NextUploadIdMarker ? { UploadIdMarker: page.NextUploadIdMarker } : {}),
+      };
+    }
   }
 
   /** One DELETE an object: DeleteObjects needs a body checksum not every S3-compatible server accepts. */
