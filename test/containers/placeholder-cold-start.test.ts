@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContainerActivities } from '../../activities/node/container/activities.js';
 import { failureOf } from '../support/failures.js';
-import { checkpointContainer, eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
+import { checkpointedSource, eventually, RuncWorld, waitForStatus } from '../support/runc-containers.js';
 
 const world = new RuncWorld(path.resolve('.torpor/test/placeholder-cold-start'));
 const config = world.config(['team-a']);
@@ -18,11 +18,7 @@ const HASH = 'app-v1';
 describe('a placeholder that cold-started its own app is not restored into (real runc)', () => {
   beforeAll(async () => {
     await world.createImage();
-    const source = await world.createBundle('source', { ...pod('app-0'), 'torpor.dev/checkpoint-source': 'true' });
-    await world.run('source', source);
-    await waitForStatus(source, (s) => s.n >= 2);
-    await checkpointContainer(world, activities, { containerId: 'source', hash: HASH, nodeName: 'node-a' });
-    await world.deleteContainer('source');
+    await checkpointedSource(world, activities, { hash: HASH, labels: pod('app-0') });
   });
   afterAll(async () => {
     await world.cleanUp();

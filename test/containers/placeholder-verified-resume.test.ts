@@ -6,7 +6,7 @@ import { StoreLayout } from '../../activities/node/store/layout.js';
 import { writeManifest } from '../../activities/node/store/manifest-mac.js';
 import type { CheckpointManifest } from '../../contract/types.js';
 import { failureOf } from '../support/failures.js';
-import { checkpointContainer, eventually, RuncWorld, readStatus, waitForStatus } from '../support/runc-containers.js';
+import { checkpointedSource, eventually, RuncWorld, readStatus, waitForStatus } from '../support/runc-containers.js';
 
 const world = new RuncWorld(path.resolve('.torpor/test/verified-resume'));
 const activities = createContainerActivities(world.config(['team-a']));
@@ -77,15 +77,7 @@ async function expectAppNeverRan(id: string, bundle: string): Promise<void> {
 describe('a placeholder restore verifies every chunk while CRIU reads it, and the tree runs only when all match (real runc and CRIU)', () => {
   beforeAll(async () => {
     await world.createImage();
-    const source = await world.createBundle(
-      'source',
-      { ...pod('app-0'), 'torpor.dev/checkpoint-source': 'true' },
-      { env: [`APP_TABLE_KB=${TABLE_KB}`] },
-    );
-    await world.run('source', source);
-    await waitForStatus(source, (s) => s.n >= 2);
-    await checkpointContainer(world, activities, { containerId: 'source', hash: HASH, nodeName: 'node-a' });
-    await world.deleteContainer('source');
+    await checkpointedSource(world, activities, { hash: HASH, labels: pod('app-0'), env: [`APP_TABLE_KB=${TABLE_KB}`] });
   });
   afterAll(async () => {
     await world.cleanUp();

@@ -326,6 +326,27 @@ export async function checkpointContainer(
   return { ...dumped, manifest };
 }
 
+/**
+ * A checkpoint of the app as a source container `source` of pod `labels` (marked as a checkpoint
+ * source) makes one, taken once the app has reported twice; the container is gone afterwards.
+ */
+export async function checkpointedSource(
+  world: RuncWorld,
+  activities: ReturnType<typeof createContainerActivities>,
+  input: { hash: string; labels: Record<string, string>; env?: string[] },
+) {
+  const source = await world.createBundle(
+    'source',
+    { ...input.labels, 'torpor.dev/checkpoint-source': 'true' },
+    input.env ? { env: input.env } : {},
+  );
+  await world.run('source', source);
+  await waitForStatus(source, (s) => s.n >= 2);
+  const checkpointed = await checkpointContainer(world, activities, { containerId: 'source', hash: input.hash, nodeName: 'node-a' });
+  await world.deleteContainer('source');
+  return checkpointed;
+}
+
 /** The restore workflows' first step: every file's size and sha256 against the manifest. */
 export async function verifyCheckpoint(world: RuncWorld, hash: string) {
   return (await new MockActivityEnvironment().run(storeSteps(world).verifyCheckpoint, { hash })) as VerifiedCheckpoint;

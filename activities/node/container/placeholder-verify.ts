@@ -2,8 +2,7 @@ import { IMAGES_DIR } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
 import type { VerifiedResumeGate } from '../criu/verified-resume.js';
-import { digestChunks, verifyThreads } from '../store/chunk-digests.js';
-import { pageCacheShare } from '../store/page-cache-residency.js';
+import { digestChunks, verifyThreads, verifyThreadsFor } from '../store/chunk-digests.js';
 import { checkpointFiles, contentMismatches, manifestChunkBytes } from '../store/verify-contents.js';
 
 /** Which files of a container checkpoint a verification pass covers. */
@@ -51,7 +50,7 @@ export async function verifyImagesBesideCriu(
     progress.bytes += n;
   };
   // Before the first await: CRIU starts reading the same files right after this call.
-  progress.lanes = verifyThreads(pageCacheShare(dir, manifest.files.map((f) => f.path).filter(readByCriu)));
+  progress.lanes = verifyThreadsFor(dir, manifest.files.map((f) => f.path).filter(readByCriu));
   const problems = await verifyPart(dir, manifest, readByCriu, onBytes, progress.lanes).catch((err: unknown) => [
     `the images could not be read: ${(err as Error).message}`,
   ]);

@@ -58,18 +58,23 @@ export async function runCriu(criuPath: string, args: string[], options: CriuRun
   return { ok: false, durationMs, excerpt: `${excerpt}\n(full log: ${path.resolve(options.logFile)})` };
 }
 
-const versions = new Map<string, Promise<string>>();
+const versionOutputs = new Map<string, Promise<string>>();
 
-export function criuVersion(criuPath: string): Promise<string> {
-  let version = versions.get(criuPath);
-  if (!version) {
-    version = execa(criuPath, ['--version']).then(
-      (r) => parseCriuVersion(r.stdout),
-      () => 'unknown',
+/** What `criu --version` printed (empty when it did not run), asked once per executable. */
+function criuVersionOutput(criuPath: string): Promise<string> {
+  let output = versionOutputs.get(criuPath);
+  if (!output) {
+    output = execa(criuPath, ['--version']).then(
+      (r) => r.stdout,
+      () => '',
     );
-    versions.set(criuPath, version);
+    versionOutputs.set(criuPath, output);
   }
-  return version;
+  return output;
+}
+
+export async function criuVersion(criuPath: string): Promise<string> {
+  return parseCriuVersion(await criuVersionOutput(criuPath));
 }
 
 /**
@@ -77,10 +82,7 @@ export function criuVersion(criuPath: string): Promise<string> {
  * with the parallel page restore (tools/criu-parallel/build.sh marks it in `criu --version`'s GitID).
  */
 export async function describeCriu(criuPath: string): Promise<string> {
-  const out = await execa(criuPath, ['--version']).then(
-    (r) => r.stdout,
-    () => '',
-  );
+  const out = await criuVersionOutput(criuPath);
   const pages = /^GitID:.*\+torpor\.parallel-page-restore/m.test(out) ? 'parallel page restore' : 'stock page restore';
   return `${criuPath} ${parseCriuVersion(out)} (${pages})`;
 }

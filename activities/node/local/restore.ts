@@ -11,11 +11,10 @@ import { activityRunOptions, pollUntil } from '../heartbeat.js';
 import { carriesHash, identify, isRunning, readComm, readProcStat } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
 import { terminateWorkload } from '../proc/terminate.js';
-import { verifyThreads } from '../store/chunk-digests.js';
+import { verifyThreadsFor } from '../store/chunk-digests.js';
 import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
-import { pageCacheShare } from '../store/page-cache-residency.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
 import { removeSignalFile } from '../store/signal-files.js';
 import { verifyContents } from '../store/verify-contents.js';
@@ -97,11 +96,9 @@ class LocalRestores {
       progress.bytes += n;
     };
     // Before the first await: CRIU starts reading the same files right after this call.
-    progress.lanes = verifyThreads(
-      pageCacheShare(
-        dir,
-        manifest.files.map((f) => f.path),
-      ),
+    progress.lanes = verifyThreadsFor(
+      dir,
+      manifest.files.map((f) => f.path),
     );
     const problems = await verifyContents(dir, manifest, onBytes, progress.lanes).catch((err: unknown) => [
       `the files could not be read: ${(err as Error).message}`,

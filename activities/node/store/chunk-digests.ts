@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ManifestFile } from '../../../contract/types.js';
+import { wholeNumberFromEnv } from './env-tuning.js';
 import { ADVISE_WILLNEED_SOURCE, BIND_FADVISE_SOURCE, koffiEntry } from './file-advice.js';
+import { pageCacheShare } from './page-cache-residency.js';
 
 /** Files are hashed in chunks of this size, each on its own core: a restore verifies at storage speed. */
 export const CHUNK_BYTES = 64 * 1024 * 1024;
@@ -29,11 +31,7 @@ export const DEFAULT_READS: ReadStrategy = { blockBytes: 4 << 20, aheadBytes: 16
 
 /** DEFAULT_READS, or TORPOR_VERIFY_READ_AHEAD_MIB's read-ahead per lane (0: the kernel's readahead only). */
 export function readStrategy(env: NodeJS.ProcessEnv = process.env): ReadStrategy {
-  const raw = env.TORPOR_VERIFY_READ_AHEAD_MIB;
-  if (raw === undefined || raw === '') return DEFAULT_READS;
-  const mib = Number(raw);
-  if (!Number.isInteger(mib) || mib < 0 || mib > 1024)
-    throw new Error(`TORPOR_VERIFY_READ_AHEAD_MIB must be an integer 0-1024 (got '${raw}')`);
+  const mib = wholeNumberFromEnv(env, 'TORPOR_VERIFY_READ_AHEAD_MIB', DEFAULT_READS.aheadBytes >> 20, 1024);
   return { blockBytes: DEFAULT_READS.blockBytes, aheadBytes: mib << 20 };
 }
 
@@ -162,6 +160,11 @@ export const CACHED_SHARE = 0.9;
 export function verifyThreads(cachedShare?: number, cores = os.availableParallelism()): number {
   const cold = Math.min(4, cores);
   return threadsFromEnv('TORPOR_VERIFY_THREADS', cachedShare !== undefined && cachedShare >= CACHED_SHARE ? Math.max(cold, cores) : cold);
+}
+
+/** verifyThreads for the files `relPaths` of `dir`, by how much of them the page cache holds now: ask before CRIU reads them. */
+export function verifyThreadsFor(dir: string, relPaths: string[]): number {
+  return verifyThreads(pageCacheShare(dir, relPaths));
 }
 
 /** The chunk tasks of one file: [0, CHUNK), [CHUNK, 2·CHUNK), ..., the last one shorter; one empty chunk for an empty file. */

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { wholeNumberFromEnv } from './env-tuning.js';
 import { startWriteback } from './start-writeback.js';
 
 /** How often the files written so far are flushed while the writer runs (TORPOR_WRITE_BEHIND_MS; 0: never, the commit's fsync does it all). */
@@ -19,18 +20,10 @@ export interface WriteBehindTuning {
   lagBytes: number;
 }
 
-function envNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0 || value > max) throw new Error(`${name} must be an integer 0-${max} (got '${raw}')`);
-  return value;
-}
-
 export function writeBehindTuning(env: NodeJS.ProcessEnv = process.env): WriteBehindTuning {
   return {
-    intervalMs: envNumber(env, 'TORPOR_WRITE_BEHIND_MS', FLUSH_INTERVAL_MS, 60_000),
-    lagBytes: envNumber(env, 'TORPOR_WRITE_BEHIND_LAG_MIB', FLUSH_LAG_MIB, 65_536) * 1024 * 1024,
+    intervalMs: wholeNumberFromEnv(env, 'TORPOR_WRITE_BEHIND_MS', FLUSH_INTERVAL_MS, 60_000),
+    lagBytes: wholeNumberFromEnv(env, 'TORPOR_WRITE_BEHIND_LAG_MIB', FLUSH_LAG_MIB, 65_536) * 1024 * 1024,
   };
 }
 
