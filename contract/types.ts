@@ -91,6 +91,10 @@ export interface RestoredProcess {
   /** From CRIU's start: when verification ended, and when CRIU held the restored tree at the gate (local restores). */
   verifyDoneMs?: number;
   gateHeldMs?: number;
+  /** Mapped files (libraries) read ahead before the verification lanes started (what CRIU reads of them), the bytes asked for, and how long it took. */
+  mappedFilesWarmed?: number;
+  warmedBytes?: number;
+  warmMs?: number;
 }
 
 export interface RestoredReadyInput extends RestoreInput {

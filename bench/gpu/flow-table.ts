@@ -21,7 +21,7 @@ const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 function ownFigures(result: unknown): string {
   if (typeof result !== 'object' || result === null) return '';
   return Object.entries(result)
-    .filter(([k, v]) => typeof v === 'number' && /(Ms|Bytes|pid|Pid|Lanes)$/.test(k))
+    .filter(([k, v]) => typeof v === 'number' && /(Ms|Bytes|pid|Pid|Lanes|Warmed)$/.test(k))
     .map(([k, v]) => (k.endsWith('Ms') ? `${k} ${s(v as number)}` : k.endsWith('Bytes') ? `${k} ${gb(v as number)}` : `${k} ${v}`))
     .join(', ');
 }

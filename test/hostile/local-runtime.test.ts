@@ -17,10 +17,11 @@ import { MANIFEST_MAC_FILE, StoreLayout } from '../../activities/node/store/layo
 import { writeManifest } from '../../activities/node/store/manifest-mac.js';
 import { readRecord, type WorkloadRecord, writeRecord } from '../../activities/node/store/run-records.js';
 import type { WorkloadSpec } from '../../contract/spec.js';
-import type { CheckpointManifest } from '../../contract/types.js';
+import type { CheckpointManifest, RestoredProcess } from '../../contract/types.js';
 import { nodeAgentConfigFromEnv } from '../../workers/node-agent-config.js';
 import { TEST_LOCAL_USER, testAgentConfig } from '../support/agent-config.js';
 import { exists, processesOfCheckpoint } from '../support/leftovers.js';
+import { evictFromPageCache } from '../support/page-cache.js';
 import { testSample } from '../support/sample.js';
 import { refusedWith } from './hostile-files.js';
 
@@ -381,7 +382,10 @@ describe('a local restore trusts no path from manifest.json, and no environment 
       m.runtime = 'local';
       m.contract = outside();
     });
-    const restored = (await env.run(agent.restoreCheckpoint, { hash, restoreId: 'r2' })) as { pid: number };
+    // From a cold page cache, what CRIU reads of the libraries the process had mapped is read ahead first.
+    await evictFromPageCache(layout.checkpointDir(hash));
+    const restored = (await env.run(agent.restoreCheckpoint, { hash, restoreId: 'r2' })) as RestoredProcess;
+    expect(restored.mappedFilesWarmed).toBeGreaterThan(0);
     try {
       // In a cgroup of its own, never the agent's: CRIU's default would recreate the dumped one.
       await expectOwnCgroup(restored.pid, `${hash}.r2`);

@@ -39,6 +39,21 @@ describe('the gate CRIU runs before a restored tree resumes (real shell script)'
     expect((await held).exitCode).toBe(0);
   });
 
+  it('tells the agent when CRIU reaches the gate, so the verification can widen then', async () => {
+    const gate = await verifiedResumeGate(dir);
+    const state = { held: false };
+    void gate.whenHeld().then(() => {
+      state.held = true;
+    });
+    await sleep(200);
+    expect(state.held).toBe(false);
+    const held = runAs(gate, 'post-restore');
+    await gate.whenHeld();
+    expect(await gate.heldAt()).toBeDefined();
+    await gate.decide(true);
+    expect((await held).exitCode).toBe(0);
+  });
+
   it('fails post-restore (CRIU then kills the tree) when the bytes did not match', async () => {
     const gate = await verifiedResumeGate(dir);
     const held = runAs(gate, 'post-restore');

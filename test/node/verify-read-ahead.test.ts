@@ -70,4 +70,27 @@ describe('reading ahead for the verification', () => {
     expect(flipped?.chunkSha256?.slice(0, 3)).toEqual(expected.slice(0, 3));
     expect(flipped?.chunkSha256?.[3]).not.toBe(expected[3]);
   });
+
+  it('hashes every chunk once and right when lanes join part-way (a restore widens once CRIU holds the tree)', async () => {
+    const chunk = 256 << 10;
+    const data = randomBytes(40 * chunk + 777);
+    await writeSynced(path.join(root, 'pages-2.img'), data);
+    const expected = Array.from({ length: 41 }, (_, i) =>
+      createHash('sha256')
+        .update(data.subarray(i * chunk, (i + 1) * chunk))
+        .digest('hex'),
+    );
+    let widen = (_: number) => undefined as unknown;
+    const widenTo = new Promise<number>((resolve) => {
+      widen = resolve;
+    });
+    let hashed = 0;
+    const onBytes = (n: number) => {
+      hashed += n;
+      if (hashed >= 3 * chunk) widen(6);
+    };
+    const [digested] = await digestChunks(root, ['pages-2.img'], onBytes, chunk, 1, DEFAULT_READS, widenTo);
+    expect(digested?.chunkSha256).toEqual(expected);
+    expect(hashed).toBe(data.length);
+  });
 });

@@ -4,6 +4,7 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
 import { type CriuRun, runCriu } from '../criu/runner.js';
 import { type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
+import { warmthFigures } from '../criu/warm-mapped-files.js';
 import { activityContext, reportProgress } from '../heartbeat.js';
 import { checkHash, type StoreLayout } from '../store/layout.js';
 import { withCgroupFrozen } from './cgroups.js';
@@ -13,7 +14,7 @@ import { type Placeholder, resolvePlaceholder, restoredRoot } from './placeholde
 import { EXTERNAL_NETNS_KEY, placeholderRestoreArgs } from './placeholder-args.js';
 import { externalMountMap } from './placeholder-mounts.js';
 import { recordPlaceholderRestore } from './placeholder-record.js';
-import { corruptCheckpoint, readByAgent, verifyImagesBesideCriu, verifyPart } from './placeholder-verify.js';
+import { corruptCheckpoint, type ImagesProgress, readByAgent, verifyImagesBesideCriu, verifyPart } from './placeholder-verify.js';
 import { checkMarkerPath, DEFAULT_RESTORE_MARKER, writeMarkerInRoot } from './restore-marker.js';
 import { overlayRootfs, replayRootfsDiffThrough } from './rootfs-diff.js';
 import { checkNode } from './target-policy.js';
@@ -116,12 +117,14 @@ async function restoreVerified(
   config: ContainerAgentConfig,
   placeholder: Placeholder,
   checkpoint: { dir: string; manifest: CheckpointManifest },
-  progress: { bytes: number; lanes?: number },
+  progress: ImagesProgress,
 ): Promise<{ run: CriuRun; workDir: string; problems: string[] }> {
   await mkdir(config.workRoot, { recursive: true, mode: 0o700 });
   const workDir = await mkdtemp(path.join(config.workRoot, `restore-${placeholder.id}-`));
   const gate = await verifiedResumeGate(workDir, 'lease');
-  const verification = verifyImagesBesideCriu(checkpoint.dir, checkpoint.manifest, gate, progress);
+  // The placeholder's root shows the files the restored tree maps (its image, its volumes, the driver's libraries).
+  const treeRoot = `/proc/${placeholder.initPid}/root`;
+  const verification = verifyImagesBesideCriu(checkpoint.dir, checkpoint.manifest, gate, progress, treeRoot);
   const run = await runCriuInPlaceholder(config, placeholder, containerCheckpointFiles(checkpoint.dir).imageDir, workDir, gate).catch(
     async (err: unknown) => {
       await verification;
@@ -162,7 +165,7 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
       const marker = checkMarkerPath(input.restoreMarkerFile ?? record.restoreMarkerFile ?? DEFAULT_RESTORE_MARKER);
       // The agent reads these itself before CRIU runs: nothing unverified reaches the placeholder.
       reportProgress({ phase: 'verifying the rootfs diff and /dev/shm' });
-      const progress: { bytes: number; lanes?: number } = { bytes: 0 };
+      const progress: ImagesProgress = { bytes: 0 };
       const countBytes = (n: number) => {
         progress.bytes += n;
       };
@@ -196,6 +199,7 @@ export function placeholderRestoreActivities(config: ContainerAgentConfig, layou
         alreadyRestored: false,
         verifiedBytes: progress.bytes,
         ...(progress.lanes === undefined ? {} : { verifyLanes: progress.lanes }),
+        ...warmthFigures(progress.warmth),
       };
       await recordPlaceholderRestore(layout, hash, result);
       return result;

@@ -1,8 +1,9 @@
 import { IMAGES_DIR } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
-import type { VerifiedResumeGate } from '../criu/verified-resume.js';
-import { digestChunks, verifyThreads, verifyThreadsFor } from '../store/chunk-digests.js';
+import { lanesOnceHeld, type VerifiedResumeGate } from '../criu/verified-resume.js';
+import { type MappedFilesWarmth, warmingMappedFiles, warmMappedFiles } from '../criu/warm-mapped-files.js';
+import { digestChunks, verifyPlanFor, verifyThreads } from '../store/chunk-digests.js';
 import { checkpointFiles, contentMismatches, manifestChunkBytes } from '../store/verify-contents.js';
 
 /** Which files of a container checkpoint a verification pass covers. */
@@ -22,11 +23,12 @@ export async function verifyPart(
   part: Part,
   onBytes: (n: number) => void,
   lanes = verifyThreads(),
+  widenTo?: Promise<number>,
 ): Promise<string[]> {
   const rels = (await checkpointFiles(dir)).filter(part);
   const chunkBytes = manifestChunkBytes(manifest);
   const expected = manifest.files.filter((f) => part(f.path));
-  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, chunkBytes, lanes), chunkBytes);
+  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, chunkBytes, lanes, undefined, widenTo), chunkBytes);
 }
 
 export function corruptCheckpoint(hash: string, problems: string[]) {
@@ -35,23 +37,35 @@ export function corruptCheckpoint(hash: string, problems: string[]) {
   });
 }
 
+/** What the verification beside CRIU has done so far. */
+export interface ImagesProgress {
+  bytes: number;
+  lanes?: number;
+  warmth?: MappedFilesWarmth;
+}
+
 /**
  * The images hashed while CRIU reads them (one read from storage, the other from the page cache);
  * the verdict releases or kills the tree CRIU holds. Always decides, so the gate never waits for
- * an agent that moved on.
+ * an agent that moved on. The mapped files' heads are read ahead first, as seen from `treeRoot`.
  */
 export async function verifyImagesBesideCriu(
   dir: string,
   manifest: CheckpointManifest,
   gate: VerifiedResumeGate,
-  progress: { bytes: number; lanes?: number },
+  progress: ImagesProgress,
+  treeRoot: string,
 ): Promise<string[]> {
   const onBytes = (n: number) => {
     progress.bytes += n;
   };
   // Before the first await: CRIU starts reading the same files right after this call.
-  progress.lanes = verifyThreadsFor(dir, manifest.files.map((f) => f.path).filter(readByCriu));
-  const problems = await verifyPart(dir, manifest, readByCriu, onBytes, progress.lanes).catch((err: unknown) => [
+  const plan = verifyPlanFor(dir, manifest.files.map((f) => f.path).filter(readByCriu));
+  progress.lanes = plan.lanes;
+  // From a cold cache, what CRIU reads of the mapped libraries goes first, ahead of the lanes' reads.
+  if (!plan.cached && warmingMappedFiles())
+    progress.warmth = await warmMappedFiles(dir, manifest.files, manifestChunkBytes(manifest), treeRoot);
+  const problems = await verifyPart(dir, manifest, readByCriu, onBytes, progress.lanes, lanesOnceHeld(gate)).catch((err: unknown) => [
     `the images could not be read: ${(err as Error).message}`,
   ]);
   await gate.decide(problems.length === 0);

@@ -103,6 +103,10 @@ export interface RestoreIntoPlaceholderResult {
   verifiedBytes: number;
   /** Hashing lanes beside CRIU: a few from a cold page cache, one per core when the images were cached. */
   verifyLanes?: number;
+  /** Mapped files (libraries) read ahead before the verification lanes started (what CRIU reads of them), the bytes asked for, and how long it took. */
+  mappedFilesWarmed?: number;
+  warmedBytes?: number;
+  warmMs?: number;
 }
 
 /** What a container checkpoint records about its source (in container.json, with the file digests). */

@@ -1,5 +1,6 @@
 import { chmod, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { verifyThreads } from '../store/chunk-digests.js';
 
 /**
  * A CRIU action script that holds the restored tree at post-restore (every page is in place, no
@@ -37,6 +38,16 @@ export interface VerifiedResumeGate {
   decide(ok: boolean): Promise<void>;
   /** When CRIU reached the gate (epoch ms), if it did: with the verdict's time it tells which of the two the restore waited on. */
   heldAt(): Promise<number | undefined>;
+  /** Settles when CRIU reaches the gate (every page in place, so every image byte CRIU reads is cached); never, if the verdict comes first. */
+  whenHeld(): Promise<void>;
+}
+
+/** How often the agent looks for the gate's mark while no verdict is given. */
+const HELD_POLL_MS = 25;
+
+/** Once CRIU holds the tree it has read every image, so the chunks left are cached: one lane per core then. */
+export function lanesOnceHeld(gate: Pick<VerifiedResumeGate, 'whenHeld'>): Promise<number> {
+  return gate.whenHeld().then(() => verifyThreads(1));
 }
 
 /** How the script knows the agent still lives: its PID (CRIU sees the host's PIDs) or a lease file it renews. */
@@ -68,13 +79,32 @@ export async function verifiedResumeGate(dir: string, liveness: AgentLiveness = 
     liveness === 'pid'
       ? { TORPOR_AGENT_PID: String(process.pid) }
       : { TORPOR_AGENT_PID: '', TORPOR_AGENT_LEASE: lease, TORPOR_LEASE_STALE_S: String(LEASE_STALE_S) };
+  const heldAt = async () => (await stat(`${verdict}.held`).catch(() => null))?.mtimeMs;
+  let stopWatching: () => void = () => undefined;
+  let held: Promise<void> | undefined;
+  const whenHeld = () => {
+    held ??= new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        void heldAt().then((at) => {
+          if (at === undefined) return;
+          clearInterval(timer);
+          resolve();
+        });
+      }, HELD_POLL_MS);
+      timer.unref();
+      stopWatching = () => clearInterval(timer);
+    });
+    return held;
+  };
   return {
     args: ['--action-script', script],
     env: { TORPOR_VERDICT: verdict, ...alive },
     decide: async (ok) => {
       stopLease();
+      stopWatching();
       await writeFile(`${verdict}.${ok ? 'ok' : 'corrupt'}`, '');
     },
-    heldAt: async () => (await stat(`${verdict}.held`).catch(() => null))?.mtimeMs,
+    heldAt,
+    whenHeld,
   };
 }

@@ -6,25 +6,33 @@ import type { NodeAgentConfig } from '../agent-config.js';
 import { criuRestoreArgs, restoreFailureHint } from '../criu/args.js';
 import { runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
-import { type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
+import { lanesOnceHeld, type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
+import { type MappedFilesWarmth, warmingMappedFiles, warmMappedFiles, warmthFigures } from '../criu/warm-mapped-files.js';
 import { activityRunOptions, pollUntil } from '../heartbeat.js';
 import { carriesHash, identify, isRunning, readComm, readProcStat } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
 import { terminateWorkload } from '../proc/terminate.js';
-import { verifyThreadsFor } from '../store/chunk-digests.js';
+import { verifyPlanFor } from '../store/chunk-digests.js';
 import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
 import { removeSignalFile } from '../store/signal-files.js';
-import { verifyContents } from '../store/verify-contents.js';
+import { manifestChunkBytes, verifyContents } from '../store/verify-contents.js';
 import { probeOnce } from './readiness.js';
 import { markerRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
 import { assertInWorkloadCgroup, cgroupLauncher, createWorkloadCgroup, restoredCgroupName, stopWorkloadCgroup } from './workload-cgroup.js';
 
 type RestoreRun = Required<Pick<RestoredProcess, 'criuMs' | 'verifiedBytes' | 'verifyLanes' | 'verifyDoneMs'>> &
-  Pick<RestoredProcess, 'gateHeldMs'>;
+  Pick<RestoredProcess, 'gateHeldMs' | 'mappedFilesWarmed' | 'warmedBytes' | 'warmMs'>;
+
+/** What the verification beside CRIU has done so far. */
+interface VerifyProgress {
+  bytes: number;
+  lanes: number;
+  warmth?: MappedFilesWarmth;
+}
 
 /** A restore into a placeholder (container/) is recorded beside local ones: no local step acts on it. */
 function refusePlaceholderRecord(record: RestoredRecord | null): void {
@@ -90,17 +98,21 @@ class LocalRestores {
    * Every byte of the checkpoint, hashed in parallel while CRIU reads the same files (one read from
    * storage, the other from the page cache); the verdict releases or kills the tree CRIU holds.
    */
-  private async verifyWhileRestoring(manifest: CheckpointManifest, gate: VerifiedResumeGate, progress: { bytes: number; lanes: number }) {
+  private async verifyWhileRestoring(manifest: CheckpointManifest, gate: VerifiedResumeGate, progress: VerifyProgress) {
     const dir = this.layout.checkpointDir(manifest.hash);
     const onBytes = (n: number) => {
       progress.bytes += n;
     };
     // Before the first await: CRIU starts reading the same files right after this call.
-    progress.lanes = verifyThreadsFor(
+    const plan = verifyPlanFor(
       dir,
       manifest.files.map((f) => f.path),
     );
-    const problems = await verifyContents(dir, manifest, onBytes, progress.lanes).catch((err: unknown) => [
+    progress.lanes = plan.lanes;
+    // From a cold cache, what CRIU reads of the mapped libraries goes first, ahead of the lanes' reads.
+    if (!plan.cached && warmingMappedFiles())
+      progress.warmth = await warmMappedFiles(dir, manifest.files, manifestChunkBytes(manifest), '/');
+    const problems = await verifyContents(dir, manifest, onBytes, progress.lanes, lanesOnceHeld(gate)).catch((err: unknown) => [
       `the files could not be read: ${(err as Error).message}`,
     ]);
     await gate.decide(problems.length === 0);
@@ -118,7 +130,7 @@ class LocalRestores {
     cgroup: { name: string; dirs: string[] },
   ): Promise<RestoreRun> {
     const gate = await verifiedResumeGate(files.dir);
-    const progress = { bytes: 0, lanes: 0 };
+    const progress: VerifyProgress = { bytes: 0, lanes: 0 };
     const started = Date.now();
     let verifyDoneMs = 0;
     const verification = this.verifyWhileRestoring(manifest, gate, progress).finally(() => {
@@ -153,6 +165,7 @@ class LocalRestores {
         verifyLanes: progress.lanes,
         verifyDoneMs,
         ...(gateHeldMs === undefined ? {} : { gateHeldMs }),
+        ...warmthFigures(progress.warmth),
       };
     }
     await rm(marker, { force: true });

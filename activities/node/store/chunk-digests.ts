@@ -162,9 +162,13 @@ export function verifyThreads(cachedShare?: number, cores = os.availableParallel
   return threadsFromEnv('TORPOR_VERIFY_THREADS', cachedShare !== undefined && cachedShare >= CACHED_SHARE ? Math.max(cold, cores) : cold);
 }
 
-/** verifyThreads for the files `relPaths` of `dir`, by how much of them the page cache holds now: ask before CRIU reads them. */
-export function verifyThreadsFor(dir: string, relPaths: string[]): number {
-  return verifyThreads(pageCacheShare(dir, relPaths));
+/**
+ * How to verify the files `relPaths` of `dir` beside CRIU, by how much of them the page cache holds
+ * now (ask before CRIU reads them): the lanes (verifyThreads), and whether they count as cached.
+ */
+export function verifyPlanFor(dir: string, relPaths: string[]): { lanes: number; cached: boolean } {
+  const share = pageCacheShare(dir, relPaths);
+  return { lanes: verifyThreads(share), cached: share !== undefined && share >= CACHED_SHARE };
 }
 
 /** The chunk tasks of one file: [0, CHUNK), [CHUNK, 2·CHUNK), ..., the last one shorter; one empty chunk for an empty file. */
@@ -180,6 +184,7 @@ export function chunkRanges(sizeBytes: number, chunkBytes = CHUNK_BYTES): Array<
 /**
  * Size and per-chunk sha256 of every file, all chunks of all files hashed in parallel (at most one
  * in flight per worker, so memory stays one 4 MiB block per core). `onBytes` is told as chunks finish.
+ * When `widenTo` settles, lanes are added up to its number for the chunks not yet taken.
  * With `chunkBytes` Infinity each file is one chunk: its whole-file sha256 (manifests of format 1).
  */
 export async function digestChunks(
@@ -189,6 +194,7 @@ export async function digestChunks(
   chunkBytes = CHUNK_BYTES,
   lanes = digestThreads(),
   reads = readStrategy(),
+  widenTo?: Promise<number>,
 ): Promise<ManifestFile[]> {
   pool ??= new DigestPool();
   const files = await Promise.all(relPaths.map(async (rel) => ({ rel, sizeBytes: (await stat(path.join(dir, rel))).size })));
@@ -208,6 +214,18 @@ export async function digestChunks(
       onBytes(answer.bytes ?? 0);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(lanes, tasks.length) }, lane));
+  const first = Array.from({ length: Math.min(lanes, tasks.length) }, lane);
+  // More lanes join once the rest is cached (a restore's CRIU has read it all): they take the chunks left.
+  const joined: Array<Promise<void>> = [];
+  void widenTo?.then((wanted) => {
+    for (let i = first.length + joined.length; i < Math.min(wanted, tasks.length) && next < tasks.length; i++)
+      joined.push(lane(undefined, i));
+  });
+  try {
+    await Promise.all(first);
+  } finally {
+    await Promise.allSettled(joined);
+  }
+  await Promise.all(joined);
   return files.map(({ rel, sizeBytes }, i) => ({ path: rel, sizeBytes, chunkSha256: digests[i] as string[] }));
 }

@@ -68,8 +68,9 @@ export async function verifyContents(
   manifest: CheckpointManifest,
   onBytes: (n: number) => void,
   lanes?: number,
+  widenTo?: Promise<number>,
 ): Promise<string[]> {
   const rels = await checkpointFiles(dir);
   const chunkBytes = manifestChunkBytes(manifest);
-  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes, lanes), chunkBytes);
+  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes, lanes, undefined, widenTo), chunkBytes);
 }
