@@ -95,6 +95,8 @@ export interface RestoredProcess {
   mappedFilesWarmed?: number;
   warmedBytes?: number;
   warmMs?: number;
+  /** Why nothing was read ahead, when the warming could not run (no files image, openat2 missing, ...). */
+  warmSkipped?: string;
 }
 
 export interface RestoredReadyInput extends RestoreInput {

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -7,9 +6,9 @@ import protobuf from 'protobufjs/minimal.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { regularFileNames } from '../../activities/node/criu/criu-images.js';
 import { FILES_IMAGE, HEAD_BYTES, warmMappedFiles } from '../../activities/node/criu/warm-mapped-files.js';
-import { FADV_DONTNEED, fadvise } from '../../activities/node/store/file-advice.js';
 import { pageCacheShare } from '../../activities/node/store/page-cache-residency.js';
 import type { ManifestFile } from '../../contract/types.js';
+import { evictFile } from '../support/page-cache.js';
 
 const CHUNK_BYTES = 1 << 20;
 /** Larger than what a file's head warming reads, so the share cached tells what was read. */
@@ -30,18 +29,8 @@ afterAll(async () => {
 async function coldFile(file: string): Promise<string> {
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, randomBytes(FILE_BYTES));
-  evict(file);
+  evictFile(file);
   return file;
-}
-
-function evict(file: string): void {
-  const fd = openSync(file, 'r');
-  try {
-    fsyncSync(fd);
-    expect(fadvise()?.(fd, 0, 0, FADV_DONTNEED)).toBe(0);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 const cachedShare = (file: string) => pageCacheShare(path.dirname(file), [path.basename(file)]) ?? -1;
@@ -158,8 +147,8 @@ describe('warming the files a checkpoint mapped (real files, real page cache)', 
       await mapper;
     }
     expect(regularFileNames(await readFile(path.join(images, 'files.img')))).toEqual(expect.arrayContaining([mapped, written]));
-    evict(mapped);
-    evict(written);
+    evictFile(mapped);
+    evictFile(written);
     const dir = await mkdtemp(path.join(work, 'checkpoint-'));
     const files: ManifestFile[] = [];
     for (const name of ['files.img', ...(await readdir(images)).filter((f) => /^(mm|pagemap)-\d+\.img$/.test(f))]) {

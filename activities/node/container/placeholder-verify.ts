@@ -47,7 +47,8 @@ export interface ImagesProgress {
 /**
  * The images hashed while CRIU reads them (one read from storage, the other from the page cache);
  * the verdict releases or kills the tree CRIU holds. Always decides, so the gate never waits for
- * an agent that moved on. The mapped files' heads are read ahead first, as seen from `treeRoot`.
+ * an agent that moved on. From a cold cache, what CRIU reads of the mapped files is read ahead
+ * first, as seen from `treeRoot`.
  */
 export async function verifyImagesBesideCriu(
   dir: string,

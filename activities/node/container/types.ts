@@ -107,6 +107,8 @@ export interface RestoreIntoPlaceholderResult {
   mappedFilesWarmed?: number;
   warmedBytes?: number;
   warmMs?: number;
+  /** Why nothing was read ahead, when the warming could not run (no files image, openat2 missing, ...). */
+  warmSkipped?: string;
 }
 
 /** What a container checkpoint records about its source (in container.json, with the file digests). */

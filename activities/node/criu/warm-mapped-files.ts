@@ -104,19 +104,21 @@ async function copiedRanges(dir: string, manifestFiles: ManifestFile[], chunkByt
  * on write: the bytes asked for, or undefined when there is no such file.
  */
 function warmFile(open: OpenPathBeneath, rootFd: number, rel: string, ranges: Array<[number, number]>): number | undefined {
-  const pathFd = open(rootFd, rel);
-  if (pathFd < 0) return undefined;
+  let pathFd = -1;
   try {
+    pathFd = open(rootFd, rel);
+    if (pathFd < 0) return undefined;
     const stats = fstatSync(pathFd);
     if (!stats.isFile() || stats.size === 0) return undefined;
     // Reopened through the O_PATH descriptor: the very file checked above, never a device swapped in.
     const fd = openSync(`/proc/self/fd/${pathFd}`, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+    const wanted: Array<[number, number]> = [[0, HEAD_BYTES], ...ranges];
     let asked = 0;
     try {
-      for (const [from, to] of [[0, HEAD_BYTES], ...ranges]) {
-        const length = Math.min(to ?? 0, stats.size) - (from ?? 0);
+      for (const [from, to] of wanted) {
+        const length = Math.min(to, stats.size) - from;
         if (length <= 0) continue;
-        adviseWillNeed(fadvise(), fd, from ?? 0, length);
+        adviseWillNeed(fadvise(), fd, from, length);
         asked += length;
       }
     } finally {
@@ -126,7 +128,7 @@ function warmFile(open: OpenPathBeneath, rootFd: number, rel: string, ranges: Ar
   } catch {
     return undefined;
   } finally {
-    closeSync(pathFd);
+    if (pathFd >= 0) closeSync(pathFd);
   }
 }
 
@@ -199,11 +201,14 @@ export async function warmMappedFiles(
   return done({ files: files.size, warmed, bytes });
 }
 
-/** A restore result's figures for the warming: how many files' heads were read ahead, and how long it took. */
+/** A restore result's figures for the warming: files read ahead, bytes asked for, how long it took, and why nothing was, if so. */
 export function warmthFigures(warmth: MappedFilesWarmth | undefined): {
   mappedFilesWarmed?: number;
   warmedBytes?: number;
   warmMs?: number;
+  warmSkipped?: string;
 } {
-  return warmth === undefined ? {} : { mappedFilesWarmed: warmth.warmed, warmedBytes: warmth.bytes, warmMs: warmth.ms };
+  if (warmth === undefined) return {};
+  const figures = { mappedFilesWarmed: warmth.warmed, warmedBytes: warmth.bytes, warmMs: warmth.ms };
+  return warmth.skipped === undefined ? figures : { ...figures, warmSkipped: warmth.skipped };
 }

@@ -25,7 +25,7 @@ import { localRuntimeOwner } from './runtime-switch.js';
 import { assertInWorkloadCgroup, cgroupLauncher, createWorkloadCgroup, restoredCgroupName, stopWorkloadCgroup } from './workload-cgroup.js';
 
 type RestoreRun = Required<Pick<RestoredProcess, 'criuMs' | 'verifiedBytes' | 'verifyLanes' | 'verifyDoneMs'>> &
-  Pick<RestoredProcess, 'gateHeldMs' | 'mappedFilesWarmed' | 'warmedBytes' | 'warmMs'>;
+  Pick<RestoredProcess, 'gateHeldMs' | 'mappedFilesWarmed' | 'warmedBytes' | 'warmMs' | 'warmSkipped'>;
 
 /** What the verification beside CRIU has done so far. */
 interface VerifyProgress {
