@@ -49,7 +49,8 @@ describe('the kubernetes runtime on a real node (kubelet, containerd CRI, CNI)',
     expect(checksum).toBeDefined();
     expect(jobLog).toMatch(/Checkpoint signal file detected/);
     // The kubelet saw the app exit after the signal: the Job's pod completed.
-    expect(job.status?.phase).toBe('Succeeded');
+    const ended = JSON.stringify(job.status?.containerStatuses?.map((c) => c.state));
+    expect(job.status?.phase, `the Job's pod ended with ${ended}; its log ends:\n${jobLog.slice(-1500)}`).toBe('Succeeded');
 
     await env.h.torpor.restore({
       hash: 'real-k8s-1',
