@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -9,6 +8,7 @@ import { pathExists } from '../store/file-digests.js';
 import type { StoreLayout } from '../store/layout.js';
 import { readAuthenticManifest } from '../store/manifest-mac.js';
 import { removeTree } from '../store/scan.js';
+import { bytesMatchEntry } from '../store/verify-contents.js';
 import type { ContainerCheckpointRecord } from './types.js';
 
 /**
@@ -79,10 +79,9 @@ export async function committedContainerCheckpoint(
 /** container.json (labels, image layers, marker path) is used before the full verification: its digest is checked here. */
 function checkRecordDigest(manifest: CheckpointManifest, text: string, hash: string): void {
   const listed = manifest.files.find((f) => f.path === CONTAINER_RECORD);
-  const want = listed?.chunkSha256?.[0] ?? listed?.sha256;
   if (listed === undefined) throw new Error(`${CONTAINER_RECORD} is not in its manifest`);
-  const got = createHash('sha256').update(text).digest('hex');
-  if (listed.sizeBytes !== Buffer.byteLength(text) || (listed.chunkSha256?.length ?? 1) !== 1 || got !== want) {
+  // Recorded as one chunk: the whole text against its one digest.
+  if (!bytesMatchEntry(listed, Buffer.from(text), Number.POSITIVE_INFINITY)) {
     throw torporFailure('CheckpointCorrupt', `Checkpoint ${hash}: ${CONTAINER_RECORD} does not match its manifest`);
   }
 }

@@ -1,16 +1,17 @@
-import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { IMAGES_DIR } from '../../../contract/chrek.js';
 import type { ManifestFile } from '../../../contract/types.js';
-import { chunkRanges } from '../store/chunk-digests.js';
 import { adviseWillNeed, fadvise, lazyLibcBinding } from '../store/file-advice.js';
+import { bytesMatchEntry } from '../store/verify-contents.js';
 import { copiedOnWrite, dumpedRanges, privateFileMappings, type RegularFile, regularFiles } from './criu-images.js';
 
 /** Where CRIU lists the tree's regular files (mapped libraries among them), relative to the checkpoint. */
 export const FILES_IMAGE = `${IMAGES_DIR}/files.img`;
+/** Each process's memory map; its pagemap-<id>.img lies beside it. */
+const MM_IMAGE = new RegExp(`^${IMAGES_DIR}/mm-\\d+\\.img$`);
 
 /**
  * CRIU checks each mapped file's build-id before it maps it, looking for the note through at most
@@ -68,13 +69,8 @@ async function trustedImage(dir: string, manifestFiles: ManifestFile[], rel: str
   if (entry === undefined) return `the checkpoint has no ${rel}`;
   if (entry.sizeBytes > MAX_IMAGE_BYTES) return `its ${rel} is ${entry.sizeBytes} bytes`;
   const bytes = await readFile(path.join(dir, rel)).catch(() => null);
-  if (bytes === null || bytes.length !== entry.sizeBytes) return `its ${rel} could not be read whole`;
-  const sha = (from: number, to: number) => createHash('sha256').update(bytes.subarray(from, to)).digest('hex');
-  const matches =
-    entry.chunkSha256 !== undefined
-      ? chunkRanges(bytes.length, chunkBytes).every((r, i) => sha(r.offset, r.offset + r.length) === entry.chunkSha256?.[i])
-      : entry.sha256 === sha(0, bytes.length);
-  return matches ? bytes : `its ${rel} does not match the manifest`;
+  if (bytes === null) return `its ${rel} could not be read`;
+  return bytesMatchEntry(entry, bytes, chunkBytes) ? bytes : `its ${rel} does not match the manifest`;
 }
 
 /**
@@ -83,7 +79,7 @@ async function trustedImage(dir: string, manifestFiles: ManifestFile[], rel: str
  */
 async function copiedRanges(dir: string, manifestFiles: ManifestFile[], chunkBytes: number): Promise<Map<number, Array<[number, number]>>> {
   const all = new Map<number, Array<[number, number]>>();
-  const mmImages = manifestFiles.map((f) => f.path).filter((p) => /^images\/mm-\d+\.img$/.test(p));
+  const mmImages = manifestFiles.map((f) => f.path).filter((p) => MM_IMAGE.test(p));
   for (const mm of mmImages) {
     const mmBytes = await trustedImage(dir, manifestFiles, mm, chunkBytes);
     const pagemap = await trustedImage(dir, manifestFiles, mm.replace('/mm-', '/pagemap-'), chunkBytes);

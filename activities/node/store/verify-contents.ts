@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CHECKPOINT_DONE_MARKER, MANIFEST_FILE } from '../../../contract/chrek.js';
 import type { CheckpointManifest, ManifestFile } from '../../../contract/types.js';
 import { chunkRanges, digestChunks } from './chunk-digests.js';
@@ -11,6 +12,25 @@ export function manifestChunkBytes(manifest: Pick<CheckpointManifest, 'formatVer
 
 function expectedChunks(file: ManifestFile): string[] {
   return file.chunkSha256 ?? (file.sha256 === undefined ? [] : [file.sha256]);
+}
+
+/**
+ * Whether `bytes`, read whole into memory, are the file `entry` lists, chunk by chunk: for a small
+ * file the agent parses before the full verification (it parses exactly the bytes it checked).
+ */
+export function bytesMatchEntry(entry: ManifestFile, bytes: Uint8Array, chunkBytes: number): boolean {
+  if (bytes.length !== entry.sizeBytes) return false;
+  const wanted = expectedChunks(entry);
+  const ranges = chunkRanges(bytes.length, chunkBytes);
+  return (
+    ranges.length === wanted.length &&
+    ranges.every(
+      (r, i) =>
+        createHash('sha256')
+          .update(bytes.subarray(r.offset, r.offset + r.length))
+          .digest('hex') === wanted[i],
+    )
+  );
 }
 
 const NOT_IN_MANIFEST = new Set([MANIFEST_FILE, MANIFEST_MAC_FILE, CHECKPOINT_DONE_MARKER]);
