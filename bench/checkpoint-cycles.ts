@@ -29,6 +29,8 @@ interface Row {
   commitMs: number;
   checkpointWallMs: number;
   imageMiB: number;
+  /** Of the image, what was hashed while CRIU wrote it: the commit did not read it again. */
+  hashedInDumpMiB: number;
   verifyMs: number;
   restoreStepMs: number;
   criuRestoreMs: number;
@@ -50,6 +52,7 @@ const COLUMNS: [Column, string][] = [
   ['checkpointWallMs', 'ckpt wall'],
   ['ckptOverhead', 'ckpt orch.'],
   ['imageMiB', 'image MiB'],
+  ['hashedInDumpMiB', 'hashed early'],
   ['verifyMs', 'pre-check'],
   ['restoreStepMs', 'verify+CRIU'],
   ['criuRestoreMs', 'CRIU restore'],
@@ -73,7 +76,7 @@ function value(r: Row, c: Column): number {
 }
 
 function table(rows: Row[]): void {
-  const fmt = (n: number, c: string) => (c === 'imageMiB' ? n.toFixed(1) : `${(n / 1000).toFixed(3)}s`);
+  const fmt = (n: number, c: string) => (c === 'imageMiB' || c === 'hashedInDumpMiB' ? n.toFixed(1) : `${(n / 1000).toFixed(3)}s`);
   const widths = COLUMNS.map(([, h]) => Math.max(h.length, 9));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] ?? 9)).join('  ');
   console.log(line(['cycle', ...COLUMNS.map(([, h]) => h)]));
@@ -137,6 +140,7 @@ async function main(): Promise<void> {
         commitMs: m.timings.commitMs,
         checkpointWallMs,
         imageMiB: m.totalBytes / 2 ** 20,
+        hashedInDumpMiB: (m.timings.hashedWhileDumpingBytes ?? 0) / 2 ** 20,
         verifyMs: restored.stepMs.verifying ?? 0,
         restoreStepMs: restored.stepMs.restoring ?? 0,
         criuRestoreMs: restored.criuRestoreMs,

@@ -76,7 +76,7 @@ async function makeFile(file: string, bytes: number): Promise<void> {
 
 async function verifyPass(file: string, lanes: number, reads: ReadStrategy): Promise<number> {
   const { ms, value } = await timed(() =>
-    digestChunks(path.dirname(file), [path.basename(file)], () => undefined, CHUNK_BYTES, lanes, reads),
+    digestChunks(path.dirname(file), [path.basename(file)], () => undefined, { chunkBytes: CHUNK_BYTES, lanes, reads }),
   );
   if (value[0]?.chunkSha256?.length !== Math.ceil((value[0]?.sizeBytes ?? 0) / CHUNK_BYTES)) throw new Error('a chunk was not hashed');
   return ms;

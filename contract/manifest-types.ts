@@ -46,7 +46,8 @@ export interface CheckpointManifest {
   files: ManifestFile[];
   totalBytes: number;
   tools: { criu: string; kernel: string; node: string; torpor: string };
-  timings: { startToReadyMs: number; dumpMs: number; commitMs: number };
+  /** hashedWhileDumpingBytes: bytes of whole chunks hashed while CRIU wrote them, which the commit did not read again. */
+  timings: { startToReadyMs: number; dumpMs: number; commitMs: number; hashedWhileDumpingBytes?: number };
   criu: { dumpArgs: string[] };
   /** The GPUs and driver the process ran on; null for a process without CUDA state. */
   gpu: GpuCheckpointRecord | null;

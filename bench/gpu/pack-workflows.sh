@@ -51,4 +51,5 @@ fi
   tar -C .torpor/runc -cJf "$flow/runc.tar.xz" usr/sbin/runc $(cd .torpor/runc && ls usr/lib/x86_64-linux-gnu/libseccomp.so*)
 cp .torpor/bin/torpor-no-io-uring "$flow/"
 cc -shared -fPIC -o "$flow/libfakecuda.so" test/support/fake-libcuda.c
+cc -O2 -o "$flow/page-write-bench" tools/criu-parallel/page-write-bench.c -lpthread
 du -sh "$server" "$flow"

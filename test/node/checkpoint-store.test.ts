@@ -1,9 +1,11 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkpointStoreActivities } from '../../activities/node/store/checkpoints.js';
+import type { Prehashed } from '../../activities/node/store/hash-behind.js';
 import { StoreLayout } from '../../activities/node/store/layout.js';
 import { writeRecord } from '../../activities/node/store/run-records.js';
 import type { CheckpointManifest } from '../../contract/types.js';
@@ -16,7 +18,7 @@ const env = new MockActivityEnvironment();
 const hash = 'store-test';
 const dumpId = `${hash}.abcd1234`;
 
-async function fakeDump(files: Record<string, string>) {
+async function fakeDump(files: Record<string, string>, prehashed?: (tmp: string) => Promise<Prehashed>) {
   const layout = new StoreLayout(root);
   const tmp = layout.tmpDir(hash, dumpId);
   for (const [rel, content] of Object.entries(files)) {
@@ -31,6 +33,7 @@ async function fakeDump(files: Record<string, string>) {
     criuArgs: ['dump'],
     imageBytes: 0,
     criuMs: 1,
+    ...(prehashed ? { prehashed: await prehashed(tmp) } : {}),
   });
 }
 
@@ -104,5 +107,38 @@ describe('committing a dump', () => {
     await env.run(store.discardDump, { hash, dumpId });
     await env.run(store.discardDump, { hash, dumpId });
     expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+});
+
+describe('chunks hashed while the dump was written', () => {
+  // Not sha256("hell"): a digest the commit can only have taken from the dump record, never computed.
+  const recorded = 'a'.repeat(64);
+  const hashedDuringDump = async (tmp: string): Promise<Prehashed> => {
+    const st = await stat(path.join(tmp, 'images/pages-1.img'), { bigint: true });
+    const file = { path: 'images/pages-1.img', dev: Number(st.dev), ino: Number(st.ino), ctimeNs: st.ctimeNs.toString() };
+    return { chunkBytes: 4, files: [{ ...file, sizeBytes: Number(st.size), chunkSha256: [recorded] }] };
+  };
+  const sha256OfO = '65c74c15a686187bb6bbf9958f494fc6b80068034a659a9ad44991b08c58f2d2';
+
+  it('takes them for a file unchanged since the dump ended, and hashes only the rest', async () => {
+    await fakeDump({ 'images/pages-1.img': 'hello' }, hashedDuringDump);
+    const manifest = await commit();
+    expect(manifest.files[0]?.chunkSha256).toEqual([recorded, sha256OfO]);
+    expect(manifest.timings.hashedWhileDumpingBytes).toBe(4);
+  });
+
+  it('hashes everything again when the file was written after the dump ended', async () => {
+    await fakeDump({ 'images/pages-1.img': 'hello' }, hashedDuringDump);
+    await sleep(20);
+    // The same bytes written again: only the file's ctime tells the commit it was touched.
+    await writeFile(path.join(root, '.tmp', dumpId, 'images/pages-1.img'), 'hello');
+    const manifest = await commit();
+    expect(manifest.files[0]?.chunkSha256).toEqual(['0ebdc3317b75839f643387d783535adc360ca01f33c75f7c1e7373adcd675c0b', sha256OfO]);
+    expect(manifest.timings.hashedWhileDumpingBytes).toBe(0);
+  });
+
+  it('ignores them when they were hashed in chunks of another size', async () => {
+    await fakeDump({ 'images/pages-1.img': 'hello' }, async (tmp) => ({ ...(await hashedDuringDump(tmp)), chunkBytes: 8 }));
+    expect((await commit()).files[0]?.chunkSha256?.[0]).not.toBe(recorded);
   });
 });

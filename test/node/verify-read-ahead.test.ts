@@ -61,12 +61,12 @@ describe('reading ahead for the verification', () => {
     );
     const odd: ReadStrategy = { blockBytes: 65_539, aheadBytes: 700_001 };
     for (const reads of [PLAIN_READS, DEFAULT_READS, odd]) {
-      const [digested] = await digestChunks(root, ['pages-1.img'], () => undefined, chunk, 2, reads);
+      const [digested] = await digestChunks(root, ['pages-1.img'], () => undefined, { chunkBytes: chunk, lanes: 2, reads });
       expect(digested?.chunkSha256).toEqual(expected);
     }
     data[data.length - 1] = (data.at(-1) as number) ^ 1;
     await writeSynced(file, data);
-    const [flipped] = await digestChunks(root, ['pages-1.img'], () => undefined, chunk, 2, DEFAULT_READS);
+    const [flipped] = await digestChunks(root, ['pages-1.img'], () => undefined, { chunkBytes: chunk, lanes: 2, reads: DEFAULT_READS });
     expect(flipped?.chunkSha256?.slice(0, 3)).toEqual(expected.slice(0, 3));
     expect(flipped?.chunkSha256?.[3]).not.toBe(expected[3]);
   });
@@ -89,7 +89,7 @@ describe('reading ahead for the verification', () => {
       hashed += n;
       if (hashed >= 3 * chunk) widen(6);
     };
-    const [digested] = await digestChunks(root, ['pages-2.img'], onBytes, chunk, 1, DEFAULT_READS, widenTo);
+    const [digested] = await digestChunks(root, ['pages-2.img'], onBytes, { chunkBytes: chunk, lanes: 1, reads: DEFAULT_READS, widenTo });
     expect(digested?.chunkSha256).toEqual(expected);
     expect(hashed).toBe(data.length);
   });

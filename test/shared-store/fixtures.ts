@@ -175,7 +175,7 @@ export async function commitFake(
     await mkdir(path.dirname(path.join(tmp, rel)), { recursive: true });
     await writeFile(path.join(tmp, rel), bytes);
   }
-  const digested = await digestChunks(tmp, Object.keys(files), () => undefined, chunkBytes);
+  const digested = await digestChunks(tmp, Object.keys(files), () => undefined, { chunkBytes });
   const manifest: CheckpointManifest = {
     formatVersion: 2,
     chunkBytes,

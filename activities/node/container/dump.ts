@@ -5,7 +5,9 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 import { criuVersion } from '../criu/runner.js';
 import { activityContext, reportProgress } from '../heartbeat.js';
+import { CHUNK_BYTES } from '../store/chunk-digests.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
+import { type Prehashed, withHashBehind } from '../store/hash-behind.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, recordedWorkload, writeRecord } from '../store/run-records.js';
 import { withWriteBehind } from '../store/write-behind.js';
@@ -40,6 +42,7 @@ function contractOf(env: string[]): WorkloadContractFiles {
 interface RuncDump {
   dumpMs: number;
   criuArgs: string[];
+  prehashed: Prehashed | undefined;
 }
 
 /**
@@ -82,16 +85,18 @@ async function runcDump(config: ContainerAgentConfig, target: ContainerTarget, f
   const signal = activityContext()?.cancellationSignal;
   reportProgress({ phase: 'runc checkpoint' });
   const started = Date.now();
-  await withWriteBehind(files.imageDir, () =>
-    runcCheckpoint(config, target.id, {
-      imageDir: files.imageDir,
-      workDir: files.workDir,
-      criuConfigFile,
-      ...(signal ? { signal } : {}),
-    }),
+  const { prehashed } = await withHashBehind(path.dirname(files.imageDir), files.imageDir, config.digestChunkBytes ?? CHUNK_BYTES, () =>
+    withWriteBehind(files.imageDir, () =>
+      runcCheckpoint(config, target.id, {
+        imageDir: files.imageDir,
+        workDir: files.workDir,
+        criuConfigFile,
+        ...(signal ? { signal } : {}),
+      }),
+    ),
   );
   const criuArgs = ['runc', 'checkpoint', '--leave-running', ...criuOptions.flatMap((o) => `--${o}`.split(' '))];
-  return { dumpMs: Date.now() - started, criuArgs };
+  return { dumpMs: Date.now() - started, criuArgs, prehashed };
 }
 
 /** What the checkpoint keeps beside CRIU's images: the rootfs diff, /dev/shm and container.json. */
@@ -139,6 +144,7 @@ async function writeDumpRecord(
     criuMs: dump.dumpMs,
     runtime: 'kubernetes',
     network: { established: 'close', lock: config.networkLock },
+    ...(dump.prehashed ? { prehashed: dump.prehashed } : {}),
   };
   await writeRecord(layout.dumpRecord(input.hash, input.dumpId), record);
   return imageBytes;

@@ -16,6 +16,7 @@ export function containerAgentConfig(config: NodeAgentConfig): ContainerAgentCon
     criuPath: config.criuPath,
     networkLock: config.networkLock,
     nodeName: config.nodeName,
+    digestChunkBytes: config.digestChunkBytes,
     storeRoot: config.storageRoot,
     workRoot: new StoreLayout(config.storageRoot).containerWorkRoot(),
   };

@@ -28,7 +28,7 @@ export async function verifyPart(
   const rels = (await checkpointFiles(dir)).filter(part);
   const chunkBytes = manifestChunkBytes(manifest);
   const expected = manifest.files.filter((f) => part(f.path));
-  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, chunkBytes, lanes, undefined, widenTo), chunkBytes);
+  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo }), chunkBytes);
 }
 
 export function corruptCheckpoint(hash: string, problems: string[]) {

@@ -9,6 +9,7 @@ import { killStrayCriu } from '../criu/stray.js';
 import { activityRunOptions } from '../heartbeat.js';
 import { carriesHash, ioUringHolders, isRunning } from '../proc/identity.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
+import { withHashBehind } from '../store/hash-behind.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 import { withWriteBehind } from '../store/write-behind.js';
@@ -76,11 +77,13 @@ async function dumpWorkload(
     network,
     extra: config.extraDumpArgs,
   });
-  const run = await withWriteBehind(files.imagesDir, () =>
-    runCriu(config.criuPath, args, {
-      logFile: files.criuLog,
-      ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(files.imagesDir) })),
-    }),
+  const { value: run, prehashed } = await withHashBehind(files.dir, files.imagesDir, config.digestChunkBytes, () =>
+    withWriteBehind(files.imagesDir, () =>
+      runCriu(config.criuPath, args, {
+        logFile: files.criuLog,
+        ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(files.imagesDir) })),
+      }),
+    ),
   );
   if (!run.ok) {
     if (!(await isRunning(target))) {
@@ -101,6 +104,7 @@ async function dumpWorkload(
     imageBytes,
     criuMs: run.durationMs,
     network,
+    ...(prehashed ? { prehashed } : {}),
   };
   await writeRecord(files.record, record);
   return { dumpId, imageBytes, criuMs: run.durationMs };

@@ -9,6 +9,7 @@ import type { NodeAgentConfig } from '../agent-config.js';
 import { byteHeartbeat } from '../heartbeat.js';
 import { digestChunks } from './chunk-digests.js';
 import { fsyncPath, pathExists, writeFileAtomic } from './file-digests.js';
+import { trustedPrehashed } from './hash-behind.js';
 import type { StoreLayout } from './layout.js';
 import { readCommitted, totalBytes } from './manifest.js';
 import { readAuthenticManifest, writeManifest } from './manifest-mac.js';
@@ -64,6 +65,7 @@ export function buildManifest(
     createdAt: string;
     commitMs: number;
     chunkBytes: number;
+    hashedWhileDumpingBytes: number;
   },
 ): CheckpointManifest {
   return {
@@ -79,7 +81,12 @@ export function buildManifest(
     files,
     totalBytes: totalBytes(files),
     tools: { criu: dump.criuVersion, kernel: node.kernel, node: node.nodeVersion, torpor: node.torporVersion },
-    timings: { startToReadyMs: input.startToReadyMs, dumpMs: input.dumpMs, commitMs: node.commitMs },
+    timings: {
+      startToReadyMs: input.startToReadyMs,
+      dumpMs: input.dumpMs,
+      commitMs: node.commitMs,
+      hashedWhileDumpingBytes: node.hashedWhileDumpingBytes,
+    },
     criu: { dumpArgs: dump.criuArgs },
     gpu: input.gpu,
     network: dump.network,
@@ -131,8 +138,12 @@ class CheckpointStore {
     }
     const beat = byteHeartbeat('committing');
     const rels = await checkpointFiles(tmp);
+    const known = await trustedPrehashed(tmp, dump.prehashed, config.digestChunkBytes);
     // Hashing reads the page cache CRIU just filled while the flush goes to the disk: both at once.
-    const [files] = await Promise.all([digestChunks(tmp, rels, beat.add, config.digestChunkBytes), syncFiles(tmp, rels)]);
+    const [files] = await Promise.all([
+      digestChunks(tmp, rels, beat.add, { chunkBytes: config.digestChunkBytes, known }),
+      syncFiles(tmp, rels),
+    ]);
     const manifest = buildManifest(input, dump, files, {
       nodeName: config.nodeName,
       torporVersion: config.torporVersion,
@@ -141,6 +152,7 @@ class CheckpointStore {
       createdAt: new Date().toISOString(),
       commitMs: Date.now() - started,
       chunkBytes: config.digestChunkBytes,
+      hashedWhileDumpingBytes: [...known.values()].reduce((sum, digests) => sum + digests.length * config.digestChunkBytes, 0),
     });
     await writeManifest(layout, tmp, manifest);
     await rename(tmp, layout.checkpointDir(input.hash));

@@ -88,7 +88,7 @@ interface ChunkTask extends ReadStrategy {
   length: number;
 }
 
-interface ChunkAnswer {
+export interface ChunkAnswer {
   id: number;
   sha256?: string;
   bytes?: number;
@@ -181,27 +181,46 @@ export function chunkRanges(sizeBytes: number, chunkBytes = CHUNK_BYTES): Array<
   return ranges;
 }
 
+/** One chunk's sha256 on the shared workers (`lane` picks one), read as a commit reads: from the page cache. */
+export function hashChunk(lane: number, file: string, offset: number, length: number): Promise<ChunkAnswer> {
+  pool ??= new DigestPool();
+  return pool.hash(lane, { file, offset, length, ...readStrategy() });
+}
+
+export interface DigestOptions {
+  /** With Infinity each file is one chunk: its whole-file sha256 (manifests of format 1). */
+  chunkBytes?: number | undefined;
+  lanes?: number | undefined;
+  reads?: ReadStrategy | undefined;
+  /** When it settles, lanes are added up to its number for the chunks not yet taken. */
+  widenTo?: Promise<number> | undefined;
+  /** Leading chunks' digests already known by path (hashed behind the writer): not read again. */
+  known?: Map<string, string[]> | undefined;
+}
+
 /**
  * Size and per-chunk sha256 of every file, all chunks of all files hashed in parallel (at most one
  * in flight per worker, so memory stays one 4 MiB block per core). `onBytes` is told as chunks finish.
- * When `widenTo` settles, lanes are added up to its number for the chunks not yet taken.
- * With `chunkBytes` Infinity each file is one chunk: its whole-file sha256 (manifests of format 1).
  */
 export async function digestChunks(
   dir: string,
   relPaths: string[],
   onBytes: (n: number) => void,
-  chunkBytes = CHUNK_BYTES,
-  lanes = digestThreads(),
-  reads = readStrategy(),
-  widenTo?: Promise<number>,
+  { chunkBytes = CHUNK_BYTES, lanes = digestThreads(), reads = readStrategy(), widenTo, known }: DigestOptions = {},
 ): Promise<ManifestFile[]> {
   pool ??= new DigestPool();
   const files = await Promise.all(relPaths.map(async (rel) => ({ rel, sizeBytes: (await stat(path.join(dir, rel))).size })));
+  const digests = files.map(({ rel, sizeBytes }) => {
+    const chunks = new Array<string>(chunkRanges(sizeBytes, chunkBytes).length);
+    const leading = known?.get(rel) ?? [];
+    for (let i = 0; i < Math.min(leading.length, chunks.length); i++) chunks[i] = leading[i] as string;
+    return chunks;
+  });
   const tasks = files.flatMap(({ rel, sizeBytes }, fileIndex) =>
-    chunkRanges(sizeBytes, chunkBytes).map((range, chunkIndex) => ({ fileIndex, chunkIndex, file: path.join(dir, rel), ...range })),
+    chunkRanges(sizeBytes, chunkBytes)
+      .map((range, chunkIndex) => ({ fileIndex, chunkIndex, file: path.join(dir, rel), ...range }))
+      .filter(({ chunkIndex }) => (digests[fileIndex] as string[])[chunkIndex] === undefined),
   );
-  const digests = files.map(({ sizeBytes }) => new Array<string>(chunkRanges(sizeBytes, chunkBytes).length));
   const active = pool;
   let next = 0;
   const lane = async (_: unknown, laneIndex: number) => {

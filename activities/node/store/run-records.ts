@@ -5,6 +5,7 @@ import type { Runtime, WorkloadSpec } from '../../../contract/spec.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 import type { ProcessIdentity } from '../proc/identity.js';
 import { writeFileAtomic } from './file-digests.js';
+import type { Prehashed } from './hash-behind.js';
 
 /**
  * Small JSON records the agent keeps for itself, so that an activity retried after an agent crash
@@ -34,6 +35,8 @@ export interface DumpRecord {
   /** How the process ran; local when absent (records written before containers existed). */
   runtime?: Runtime;
   network: NetworkPolicy;
+  /** Chunks hashed while CRIU wrote them (absent: the commit hashes everything). */
+  prehashed?: Prehashed;
 }
 
 /** `<restoreDir>/restored.json`: the process a restore brought back. */

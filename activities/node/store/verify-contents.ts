@@ -92,5 +92,5 @@ export async function verifyContents(
 ): Promise<string[]> {
   const rels = await checkpointFiles(dir);
   const chunkBytes = manifestChunkBytes(manifest);
-  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, chunkBytes, lanes, undefined, widenTo), chunkBytes);
+  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo }), chunkBytes);
 }

@@ -60,7 +60,7 @@ export async function verifiedChunks(dir: string, manifest: CheckpointManifest, 
     dir,
     present.map((f) => f.path),
     () => undefined,
-    chunkBytes,
+    { chunkBytes },
   );
   const good = new Set<string>();
   for (const [i, file] of present.entries()) {
