@@ -79,7 +79,7 @@ stop_all() {
 source bench/gpu/device-workflows-env.sh
 # BENCH_PAGE_WRITE_MIB=N: first, the dump's page write modelled outside CRIU (tools/criu-parallel/page-write-bench.c).
 if [ -n "${BENCH_PAGE_WRITE_MIB:-}" ] && [ -x .gpuflow/page-write-bench ]; then
-  .gpuflow/page-write-bench "$T/page-write-bench.img" "$BENCH_PAGE_WRITE_MIB" splice write direct direct4 mmap4 2>&1 | tee "$OUT/page-write.txt"
+  .gpuflow/page-write-bench "$T/page-write-bench.img" "$BENCH_PAGE_WRITE_MIB" splice copy write direct direct4 mmap4 splice copy 2>&1 | tee "$OUT/page-write.txt"
 fi
 start_services || exit 3
 

@@ -4,7 +4,7 @@
  * patched CRIU could: buffered write(), O_DIRECT from one thread or several, a shared mapping
  * filled by several threads. Each mode reports the write and the fsync after it.
  * usage: page-write-bench FILE MIB MODE...
- *   MODE: splice | write | direct | direct4 | mmap4
+ *   MODE: splice | copy | write | direct | direct4 | mmap4
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,14 +38,17 @@ static void die(const char *what) {
   exit(1);
 }
 
-static void by_splice(int fd) {
+/* copy: what a patched write_pages_loc could do instead of splice: read the pipe into a buffer, write() it. */
+static void by_pipe(int fd, int copy) {
   int p[2];
   if (pipe(p)) die("pipe");
   /* 4 MiB needs CAP_SYS_RESOURCE beyond fs.pipe-max-size (CRIU's dump runs with it); else 1 MiB. */
   long size = fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
   if (size < 0) size = fcntl(p[1], F_SETPIPE_SZ, MIB);
   if (size < 0) die("F_SETPIPE_SZ");
-  printf("splice through a pipe of %ld KiB\n", size >> 10);
+  printf("%s through a pipe of %ld KiB\n", copy ? "copy" : "splice", size >> 10);
+  static char *buf;
+  if (!buf && !(buf = malloc(PIPE_BYTES))) die("malloc");
   for (size_t off = 0; off < len; off += size) {
     struct iovec iov = { src + off, len - off < (size_t)size ? len - off : (size_t)size };
     size_t want = iov.iov_len;
@@ -56,8 +59,14 @@ static void by_splice(int fd) {
       iov.iov_len -= n;
     }
     for (size_t done = 0; done < want;) {
-      ssize_t n = splice(p[0], NULL, fd, NULL, want - done, SPLICE_F_MOVE);
-      if (n <= 0) die("splice");
+      ssize_t n;
+      if (copy) {
+        n = read(p[0], buf, want - done);
+        if (n <= 0 || write(fd, buf, n) != n) die("read pipe, write");
+      } else {
+        n = splice(p[0], NULL, fd, NULL, want - done, SPLICE_F_MOVE);
+        if (n <= 0) die("splice");
+      }
       done += n;
     }
   }
@@ -116,7 +125,8 @@ static void run(const char *file, const char *mode) {
     if (map == MAP_FAILED) die("mmap");
   }
   double t0 = now();
-  if (!strcmp(mode, "splice")) by_splice(fd);
+  if (!strcmp(mode, "splice")) by_pipe(fd, 0);
+  else if (!strcmp(mode, "copy")) by_pipe(fd, 1);
   else if (!strcmp(mode, "write")) by_write(fd);
   else if (!strcmp(mode, "direct")) in_lanes(fd, 1, direct_lane, NULL);
   else if (!strcmp(mode, "direct4")) in_lanes(fd, THREADS, direct_lane, NULL);
