@@ -147,6 +147,8 @@ export class RuncWorld {
       workRoot: path.join(this.dir, 'work'),
       storeRoot: this.store,
       nodeName: 'node-a',
+      // The commit's (testAgentConfig's), so the chunks hashed during a container dump are the commit's chunks.
+      digestChunkBytes: testAgentConfig(this.store).digestChunkBytes,
     };
   }
 

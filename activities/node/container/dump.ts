@@ -5,7 +5,6 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 import { criuVersion } from '../criu/runner.js';
 import { activityContext, reportProgress } from '../heartbeat.js';
-import { CHUNK_BYTES } from '../store/chunk-digests.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
 import { type Prehashed, withHashBehind } from '../store/hash-behind.js';
 import type { StoreLayout } from '../store/layout.js';
@@ -85,7 +84,7 @@ async function runcDump(config: ContainerAgentConfig, target: ContainerTarget, f
   const signal = activityContext()?.cancellationSignal;
   reportProgress({ phase: 'runc checkpoint' });
   const started = Date.now();
-  const { prehashed } = await withHashBehind(path.dirname(files.imageDir), files.imageDir, config.digestChunkBytes ?? CHUNK_BYTES, () =>
+  const { prehashed } = await withHashBehind(path.dirname(files.imageDir), files.imageDir, config.digestChunkBytes, () =>
     withWriteBehind(files.imageDir, () =>
       runcCheckpoint(config, target.id, {
         imageDir: files.imageDir,

@@ -23,8 +23,8 @@ export interface ContainerAgentConfig {
   storeRoot: string;
   /** This node's name; a request meant for another node is refused. */
   nodeName: string;
-  /** The commit's chunk size, for the chunks hashed while CRIU writes (CHUNK_BYTES when absent). */
-  digestChunkBytes?: number;
+  /** The commit's chunk size (the node agent's digestChunkBytes), for the chunks hashed while CRIU writes. */
+  digestChunkBytes: number;
   /** On a cluster node: reads a container's pod from the Kubernetes API (labels, node, container IDs). */
   pods?: PodLookup;
 }
