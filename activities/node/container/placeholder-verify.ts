@@ -1,9 +1,9 @@
 import { IMAGES_DIR } from '../../../contract/chrek.js';
 import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
-import { lanesOnceHeld, type VerifiedResumeGate } from '../criu/verified-resume.js';
-import { type MappedFilesWarmth, warmingMappedFiles, warmMappedFiles } from '../criu/warm-mapped-files.js';
-import { digestChunks, verifyPlanFor, verifyThreads } from '../store/chunk-digests.js';
+import { lanesBesideCriu, lanesOnceHeld, type VerifiedResumeGate } from '../criu/verified-resume.js';
+import type { MappedFilesWarmth } from '../criu/warm-mapped-files.js';
+import { digestChunks, verifyThreads } from '../store/chunk-digests.js';
 import { checkpointFiles, contentMismatches, manifestChunkBytes } from '../store/verify-contents.js';
 
 /** Which files of a container checkpoint a verification pass covers. */
@@ -60,13 +60,9 @@ export async function verifyImagesBesideCriu(
   const onBytes = (n: number) => {
     progress.bytes += n;
   };
-  // Before the first await: CRIU starts reading the same files right after this call.
-  const plan = verifyPlanFor(dir, manifest.files.map((f) => f.path).filter(readByCriu));
-  progress.lanes = plan.lanes;
-  // From a cold cache, what CRIU reads of the mapped libraries goes first, ahead of the lanes' reads.
-  if (!plan.cached && warmingMappedFiles())
-    progress.warmth = await warmMappedFiles(dir, manifest.files, manifestChunkBytes(manifest), treeRoot);
-  const problems = await verifyPart(dir, manifest, readByCriu, onBytes, progress.lanes, lanesOnceHeld(gate)).catch((err: unknown) => [
+  // Called before the first await: CRIU starts reading the same files right after this call.
+  const lanes = await lanesBesideCriu(dir, manifest, manifest.files.map((f) => f.path).filter(readByCriu), treeRoot, progress);
+  const problems = await verifyPart(dir, manifest, readByCriu, onBytes, lanes, lanesOnceHeld(gate)).catch((err: unknown) => [
     `the images could not be read: ${(err as Error).message}`,
   ]);
   await gate.decide(problems.length === 0);

@@ -1,6 +1,9 @@
 import { chmod, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { verifyThreads } from '../store/chunk-digests.js';
+import type { CheckpointManifest } from '../../../contract/types.js';
+import { verifyPlanFor, verifyThreads } from '../store/chunk-digests.js';
+import { manifestChunkBytes } from '../store/verify-contents.js';
+import { type MappedFilesWarmth, warmingMappedFiles, warmMappedFiles } from './warm-mapped-files.js';
 
 /**
  * A CRIU action script that holds the restored tree at post-restore (every page is in place, no
@@ -48,6 +51,25 @@ const HELD_POLL_MS = 25;
 /** Once CRIU holds the tree it has read every image, so the chunks left are cached: one lane per core then. */
 export function lanesOnceHeld(gate: Pick<VerifiedResumeGate, 'whenHeld'>): Promise<number> {
   return gate.whenHeld().then(() => verifyThreads(1));
+}
+
+/**
+ * The lanes that hash `paths` of `dir` beside a CRIU restore (verifyPlanFor, asked before CRIU reads
+ * them: call it before CRIU starts), into `progress.lanes`. From a cold cache, what CRIU reads of the
+ * mapped libraries, seen from `treeRoot`, is read ahead first, ahead of the lanes' reads.
+ */
+export async function lanesBesideCriu(
+  dir: string,
+  manifest: CheckpointManifest,
+  paths: string[],
+  treeRoot: string,
+  progress: { lanes?: number; warmth?: MappedFilesWarmth },
+): Promise<number> {
+  const plan = verifyPlanFor(dir, paths);
+  progress.lanes = plan.lanes;
+  if (!plan.cached && warmingMappedFiles())
+    progress.warmth = await warmMappedFiles(dir, manifest.files, manifestChunkBytes(manifest), treeRoot);
+  return plan.lanes;
 }
 
 /** How the script knows the agent still lives: its PID (CRIU sees the host's PIDs) or a lease file it renews. */

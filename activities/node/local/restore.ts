@@ -6,19 +6,18 @@ import type { NodeAgentConfig } from '../agent-config.js';
 import { criuRestoreArgs, restoreFailureHint } from '../criu/args.js';
 import { runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
-import { lanesOnceHeld, type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
-import { type MappedFilesWarmth, warmingMappedFiles, warmMappedFiles, warmthFigures } from '../criu/warm-mapped-files.js';
+import { lanesBesideCriu, lanesOnceHeld, type VerifiedResumeGate, verifiedResumeGate } from '../criu/verified-resume.js';
+import { type MappedFilesWarmth, warmthFigures } from '../criu/warm-mapped-files.js';
 import { activityRunOptions, pollUntil } from '../heartbeat.js';
 import { carriesHash, identify, isRunning, readComm, readProcStat } from '../proc/identity.js';
 import { logTail } from '../proc/log-tail.js';
 import { terminateWorkload } from '../proc/terminate.js';
-import { verifyPlanFor } from '../store/chunk-digests.js';
 import { writeFileAtomic } from '../store/file-digests.js';
 import type { RestoreFiles, StoreLayout } from '../store/layout.js';
 import { readCommitted, restoreNetworkPolicy } from '../store/manifest.js';
 import { type RestoredRecord, readRecord, writeRecord } from '../store/run-records.js';
 import { removeSignalFile } from '../store/signal-files.js';
-import { manifestChunkBytes, verifyContents } from '../store/verify-contents.js';
+import { verifyContents } from '../store/verify-contents.js';
 import { probeOnce } from './readiness.js';
 import { markerRunDir } from './run-dir.js';
 import { localRuntimeOwner } from './runtime-switch.js';
@@ -103,16 +102,15 @@ class LocalRestores {
     const onBytes = (n: number) => {
       progress.bytes += n;
     };
-    // Before the first await: CRIU starts reading the same files right after this call.
-    const plan = verifyPlanFor(
+    // Called before the first await: CRIU starts reading the same files right after this call.
+    const lanes = await lanesBesideCriu(
       dir,
+      manifest,
       manifest.files.map((f) => f.path),
+      '/',
+      progress,
     );
-    progress.lanes = plan.lanes;
-    // From a cold cache, what CRIU reads of the mapped libraries goes first, ahead of the lanes' reads.
-    if (!plan.cached && warmingMappedFiles())
-      progress.warmth = await warmMappedFiles(dir, manifest.files, manifestChunkBytes(manifest), '/');
-    const problems = await verifyContents(dir, manifest, onBytes, progress.lanes, lanesOnceHeld(gate)).catch((err: unknown) => [
+    const problems = await verifyContents(dir, manifest, onBytes, lanes, lanesOnceHeld(gate)).catch((err: unknown) => [
       `the files could not be read: ${(err as Error).message}`,
     ]);
     await gate.decide(problems.length === 0);
