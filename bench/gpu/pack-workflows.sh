@@ -38,13 +38,15 @@ bridge=node_modules/@temporalio/core-bridge/releases/x86_64-unknown-linux-gnu/in
 [ "$flow/index.node.xz" -nt "$bridge" ] || xz -9 -T0 -c "$bridge" >"$flow/index.node.xz"
 [ "$flow/node.xz" -nt .torpor/node/bin/node ] || xz -T0 -6 -c .torpor/node/bin/node >"$flow/node.xz"
 [ "$flow/criu.tar.xz" -nt .torpor/stamps/criu ] || tar -C .torpor -cJf "$flow/criu.tar.xz" criu
-# CRIU with our parallel page restore, the set-up's default .torpor/bin/criu (tools/criu-parallel/build.sh;
+# CRIU with our parallel page restore and write, the set-up's default .torpor/bin/criu (tools/criu-parallel/build.sh;
 # not built under TORPOR_CRIU_PARALLEL=0): runs on sid's loader and libraries.
 par=.torpor/criu-parallel/usr/sbin/criu
-# Its libraries are bookworm's (tools/criu-parallel/deps), found there through its RUNPATH; packed beside it.
+# Its libraries are bookworm's (tools/criu-parallel/deps), found there through its RUNPATH; packed beside it,
+# less those only the build used (C++ protobuf served protoc; CRIU links libcrypto, not libssl), as the image does.
 if [ -x "$par" ] && ! [ "$flow/criu-parallel.tar.xz" -nt "$par" ]; then
   tar -C .torpor/criu-parallel -cJhf "$flow/criu-parallel.tar.xz" usr/sbin/criu \
-    $(cd .torpor/criu-parallel && ls deps/usr/lib/x86_64-linux-gnu/*.so.* deps/lib/x86_64-linux-gnu/*.so.* 2>/dev/null)
+    $(cd .torpor/criu-parallel && ls deps/usr/lib/x86_64-linux-gnu/*.so.* deps/lib/x86_64-linux-gnu/*.so.* 2>/dev/null |
+      grep -vE '/lib(protobuf|protobuf-lite|protoc|ssl)\.so')
 fi
 # runc 1.1.5 and its libseccomp (the GPU machine has no container runtime).
 [ "$flow/runc.tar.xz" -nt .torpor/runc/usr/sbin/runc ] ||

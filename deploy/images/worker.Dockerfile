@@ -20,7 +20,7 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
 # CRIU 4.2 (4.1 cannot dump a process holding an inet socket on Linux 6.18; only Debian sid ships 4.2),
 # as scripts/setup.sh installs it: /opt/torpor/bin/criu is CRIU 4.2.1 built from sid's source with our
-# parallel page restore (tools/criu-parallel/build.sh) against trixie's libraries, which it finds in
+# parallel page restore and write (tools/criu-parallel/build.sh) against trixie's libraries, which it finds in
 # /opt/torpor/criu-parallel/deps through its RPATH; /opt/torpor/bin/criu-stock is sid's own, unpacked
 # with its libraries. And the launcher that starts local workloads with io_uring refused (CRIU cannot
 # checkpoint io_uring).
@@ -37,7 +37,8 @@ RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
     bash /src/scripts/install-criu.sh /opt/torpor \
  && rm -rf /opt/torpor/apt \
  && gcc -O2 -Wall -Werror -static -o /opt/torpor/bin/torpor-no-io-uring /src/no-io-uring.c
-COPY tools/criu-parallel/build.sh tools/criu-parallel/parallel-page-restore.patch /src/tools/criu-parallel/
+COPY tools/criu-parallel/build.sh tools/criu-parallel/parallel-page-restore.patch tools/criu-parallel/parallel-page-write.patch \
+     /src/tools/criu-parallel/
 # Only the shared libraries of the build's deps stay (headers, compilers and the sources go); C++
 # protobuf served only protoc.
 RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
@@ -48,7 +49,7 @@ RUN --mount=type=secret,id=apt-conf,target=/etc/apt/apt.conf.d/90build \
       deps/usr/lib/x86_64-linux-gnu/libprotoc.so* \
  && find deps -depth -type d -empty -delete \
  && ln -s criu-parallel /opt/torpor/bin/criu \
- && /opt/torpor/bin/criu --version | grep -q 'GitID: .*parallel-page-restore'
+ && /opt/torpor/bin/criu --version | grep -q 'GitID: .*parallel-page-restore.parallel-page-write'
 
 # iptables for CRIU's network lock where the node uses it (without it the agent picks nftables).
 FROM debian:trixie-slim

@@ -137,6 +137,10 @@ describe('a placeholder restore verifies every chunk while CRIU reads it, and th
     expect(restored.alreadyRestored).toBe(false);
     const manifest = JSON.parse(await readFile(path.join(world.store, HASH, 'manifest.json'), 'utf8')) as CheckpointManifest;
     expect(restored.verifiedBytes).toBe(manifest.totalBytes);
+    // The pages' digests came from the CRIU under runc, which hashed every chunk as it wrote it.
+    const pages = manifest.files.filter((f) => /^images\/pages-\d+\.img$/.test(f.path));
+    expect(pages.length).toBeGreaterThan(0);
+    expect(manifest.timings.hashedWhileDumpingBytes).toBeGreaterThanOrEqual(pages.reduce((n, f) => n + f.sizeBytes, 0));
     // Found through the placeholder's root.
     expect(restored.mappedFilesWarmed).toBeGreaterThan(0);
     const status = await waitForStatus(bundle, (s) => s.restored && s.checksum === s.built);

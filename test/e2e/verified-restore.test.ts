@@ -95,6 +95,10 @@ describe('a restore verifies every chunk while CRIU reads the image, and the pro
   });
 
   it('restores the untouched checkpoint: same memory, its bytes verified during the restore', async () => {
+    // Every pages chunk's digest came from CRIU, which hashed each chunk as it wrote it
+    // (parallel-page-write.patch): the restore below checks them against the bytes on disk.
+    const pages = checkpointed.manifest.files.filter((f) => f.path.startsWith('images/pages-'));
+    expect(checkpointed.manifest.timings.hashedWhileDumpingBytes).toBeGreaterThanOrEqual(pages.reduce((n, f) => n + f.sizeBytes, 0));
     const restored = await h.torpor.restore({
       hash: sample.hash,
       node: h.node,

@@ -137,6 +137,27 @@ describe('chunks hashed while the dump was written', () => {
     expect(manifest.timings.hashedWhileDumpingBytes).toBe(0);
   });
 
+  it('takes every chunk, the last shorter one too, when CRIU hashed the whole file as it wrote it', async () => {
+    const last = 'b'.repeat(64);
+    await fakeDump({ 'images/pages-1.img': 'hello' }, async (tmp) => {
+      const prehashed = await hashedDuringDump(tmp);
+      return { ...prehashed, files: prehashed.files.map((f) => ({ ...f, chunkSha256: [recorded, last] })) };
+    });
+    const manifest = await commit();
+    expect(manifest.files[0]?.chunkSha256).toEqual([recorded, last]);
+    expect(manifest.timings.hashedWhileDumpingBytes).toBe(5);
+  });
+
+  it('ignores a list with more chunks than the file has', async () => {
+    await fakeDump({ 'images/pages-1.img': 'hello' }, async (tmp) => {
+      const prehashed = await hashedDuringDump(tmp);
+      return { ...prehashed, files: prehashed.files.map((f) => ({ ...f, chunkSha256: [recorded, recorded, recorded] })) };
+    });
+    const manifest = await commit();
+    expect(manifest.files[0]?.chunkSha256).toEqual(['0ebdc3317b75839f643387d783535adc360ca01f33c75f7c1e7373adcd675c0b', sha256OfO]);
+    expect(manifest.timings.hashedWhileDumpingBytes).toBe(0);
+  });
+
   it('ignores them when they were hashed in chunks of another size', async () => {
     await fakeDump({ 'images/pages-1.img': 'hello' }, async (tmp) => ({ ...(await hashedDuringDump(tmp)), chunkBytes: 8 }));
     expect((await commit()).files[0]?.chunkSha256?.[0]).not.toBe(recorded);

@@ -48,7 +48,7 @@ describe("the node agent's CRIU version check", () => {
   it('tells the patched CRIU the set-up makes the default from the stock one beside it', async () => {
     const patched = path.resolve('.torpor/bin/criu');
     const stock = path.resolve('.torpor/bin/criu-stock');
-    expect(await describeCriu(patched)).toBe(`${patched} 4.2.1 (parallel page restore)`);
+    expect(await describeCriu(patched)).toBe(`${patched} 4.2.1 (parallel page restore, parallel page write)`);
     expect(await describeCriu(stock)).toBe(`${stock} 4.2.1 (stock page restore)`);
   });
 });

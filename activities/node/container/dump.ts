@@ -5,8 +5,9 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { WorkloadContractFiles } from '../../../contract/types.js';
 import { criuVersion } from '../criu/runner.js';
 import { activityContext, reportProgress } from '../heartbeat.js';
+import { hashWhileDumping } from '../store/criu-page-digests.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
-import { type Prehashed, withHashBehind } from '../store/hash-behind.js';
+import type { Prehashed } from '../store/hash-behind.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, recordedWorkload, writeRecord } from '../store/run-records.js';
 import { withWriteBehind } from '../store/write-behind.js';
@@ -84,12 +85,20 @@ async function runcDump(config: ContainerAgentConfig, target: ContainerTarget, f
   const signal = activityContext()?.cancellationSignal;
   reportProgress({ phase: 'runc checkpoint' });
   const started = Date.now();
-  const { prehashed } = await withHashBehind(path.dirname(files.imageDir), files.imageDir, config.digestChunkBytes, () =>
+  const hashing = {
+    criuPath: config.criuPath,
+    stagingDir: path.dirname(files.imageDir),
+    imagesDir: files.imageDir,
+    digestsDir: path.join(files.workDir, 'page-digests'),
+    chunkBytes: config.digestChunkBytes,
+  };
+  const { prehashed } = await hashWhileDumping(hashing, (criuEnv) =>
     withWriteBehind(files.imageDir, () =>
       runcCheckpoint(config, target.id, {
         imageDir: files.imageDir,
         workDir: files.workDir,
         criuConfigFile,
+        criuEnv,
         ...(signal ? { signal } : {}),
       }),
     ),

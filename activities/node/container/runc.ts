@@ -21,19 +21,20 @@ export function criuDumpConfig(lock: NetworkLockMethod): string[] {
 
 type RuncConfig = Pick<ContainerAgentConfig, 'runcPath' | 'runcRoot' | 'criuPath'>;
 
-function runcEnv(config: RuncConfig, criuConfigFile?: string): Record<string, string> {
+/** runc passes its environment on to the CRIU it starts. */
+function runcEnv(config: RuncConfig, criuConfigFile?: string, criuEnv: Record<string, string> = {}): Record<string, string> {
   // CRIU runs iptables-restore from PATH to lock the container's network; it sits beside the criu wrapper.
   const dir = path.isAbsolute(config.criuPath) ? `${path.dirname(config.criuPath)}:` : '';
-  const env: Record<string, string> = { PATH: `${dir}${process.env.PATH ?? ''}` };
+  const env: Record<string, string> = { ...criuEnv, PATH: `${dir}${process.env.PATH ?? ''}` };
   if (criuConfigFile) env.CRIU_CONFIG_FILE = criuConfigFile;
   return env;
 }
 
-async function runc(config: RuncConfig, args: string[], criuConfigFile?: string, signal?: AbortSignal) {
+async function runc(config: RuncConfig, args: string[], criuConfigFile?: string, signal?: AbortSignal, criuEnv?: Record<string, string>) {
   const child = execa(config.runcPath, ['--root', config.runcRoot, '--criu', config.criuPath, ...args], {
     reject: false,
     stdin: 'ignore',
-    env: runcEnv(config, criuConfigFile),
+    env: runcEnv(config, criuConfigFile, criuEnv),
     forceKillAfterDelay: 5000,
     ...(signal ? { cancelSignal: signal } : {}),
   });
@@ -92,12 +93,14 @@ export interface RuncCheckpointPaths {
   workDir: string;
   criuConfigFile: string;
   signal?: AbortSignal;
+  /** Variables for CRIU (its parallel page write). */
+  criuEnv?: Record<string, string>;
 }
 
 /** `runc checkpoint --leave-running`: the container keeps serving; runc describes its mounts and cgroup to CRIU. */
 export async function runcCheckpoint(config: RuncConfig, id: string, paths: RuncCheckpointPaths): Promise<void> {
   const args = ['checkpoint', '--leave-running', '--image-path', paths.imageDir, '--work-path', paths.workDir, id];
-  const result = await runc(config, args, paths.criuConfigFile, paths.signal);
+  const result = await runc(config, args, paths.criuConfigFile, paths.signal, paths.criuEnv);
   if (result.exitCode === 0) return;
   const excerpt = await failureExcerpt(path.join(paths.workDir, 'dump.log'), `${result.stderr}`);
   throw torporFailure('DumpFailed', `The runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });

@@ -83,8 +83,14 @@ export async function criuVersion(criuPath: string): Promise<string> {
  */
 export async function describeCriu(criuPath: string): Promise<string> {
   const out = await criuVersionOutput(criuPath);
-  const pages = /^GitID:.*\+torpor\.parallel-page-restore/m.test(out) ? 'parallel page restore' : 'stock page restore';
-  return `${criuPath} ${parseCriuVersion(out)} (${pages})`;
+  const restore = /^GitID:.*\+torpor\.parallel-page-restore/m.test(out) ? 'parallel page restore' : 'stock page restore';
+  const write = (await criuWritesPagesInParallel(criuPath)) ? ', parallel page write' : '';
+  return `${criuPath} ${parseCriuVersion(out)} (${restore}${write})`;
+}
+
+/** Whether it is the set-up's build with tools/criu-parallel/parallel-page-write.patch (CRIU_PARALLEL_WRITERS). */
+export async function criuWritesPagesInParallel(criuPath: string): Promise<boolean> {
+  return /^GitID:.*\+torpor\.\S*parallel-page-write/m.test(await criuVersionOutput(criuPath));
 }
 
 /** The agent's start-up check: it refuses to serve with a CRIU older than Torpor supports. */

@@ -1,4 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { torporFailure } from '../../../contract/failures.js';
 import { ESTABLISHED_POLICIES, type EstablishedPolicy, type NetworkPolicy } from '../../../contract/network.js';
 import type { DumpResult, DumpWorkloadInput } from '../../../contract/types.js';
@@ -8,8 +9,8 @@ import { criuVersion, runCriu } from '../criu/runner.js';
 import { killStrayCriu } from '../criu/stray.js';
 import { activityRunOptions } from '../heartbeat.js';
 import { carriesHash, ioUringHolders, isRunning } from '../proc/identity.js';
+import { hashWhileDumping } from '../store/criu-page-digests.js';
 import { directoryBytes, pathExists } from '../store/file-digests.js';
-import { withHashBehind } from '../store/hash-behind.js';
 import type { StoreLayout } from '../store/layout.js';
 import { type DumpRecord, readRecord, type WorkloadRecord, writeRecord } from '../store/run-records.js';
 import { withWriteBehind } from '../store/write-behind.js';
@@ -77,10 +78,18 @@ async function dumpWorkload(
     network,
     extra: config.extraDumpArgs,
   });
-  const { value: run, prehashed } = await withHashBehind(files.dir, files.imagesDir, config.digestChunkBytes, () =>
+  const hashing = {
+    criuPath: config.criuPath,
+    stagingDir: files.dir,
+    imagesDir: files.imagesDir,
+    digestsDir: path.join(files.logsDir, 'page-digests'),
+    chunkBytes: config.digestChunkBytes,
+  };
+  const { value: run, prehashed } = await hashWhileDumping(hashing, (env) =>
     withWriteBehind(files.imagesDir, () =>
       runCriu(config.criuPath, args, {
         logFile: files.criuLog,
+        env,
         ...activityRunOptions(async () => ({ phase: 'dumping', bytes: await directoryBytes(files.imagesDir) })),
       }),
     ),

@@ -152,7 +152,10 @@ class CheckpointStore {
       createdAt: new Date().toISOString(),
       commitMs: Date.now() - started,
       chunkBytes: config.digestChunkBytes,
-      hashedWhileDumpingBytes: [...known.values()].reduce((sum, digests) => sum + digests.length * config.digestChunkBytes, 0),
+      hashedWhileDumpingBytes: files.reduce(
+        (sum, f) => sum + Math.min(f.sizeBytes, (known.get(f.path)?.length ?? 0) * config.digestChunkBytes),
+        0,
+      ),
     });
     await writeManifest(layout, tmp, manifest);
     await rename(tmp, layout.checkpointDir(input.hash));

@@ -140,7 +140,8 @@ function leadingCount(digests: Array<string | undefined>): number {
 }
 
 /**
- * The prehashed chunks the commit may use, by path: only of a file that is still the one hashed,
+ * The prehashed chunks the commit may use, by path (the leading ones, or all of them with the last,
+ * shorter one), only of a file that is still the one hashed,
  * unchanged since the dump ended (device, inode, ctime and size), with the commit's chunk size.
  */
 export async function trustedPrehashed(
@@ -160,7 +161,7 @@ export async function trustedPrehashed(
       Number(st.ino) === file.ino &&
       st.ctimeNs.toString() === file.ctimeNs &&
       Number(st.size) === file.sizeBytes &&
-      file.chunkSha256.length * chunkBytes <= file.sizeBytes;
+      file.chunkSha256.length <= Math.ceil(file.sizeBytes / chunkBytes);
     if (same) trusted.set(file.path, file.chunkSha256);
   }
   return trusted;
