@@ -10,6 +10,8 @@ import { useTorpor } from '../support/torpor-harness.js';
 // 1 MiB chunks, so the sample's pages image spans many chunks and "the last chunk" is not the first.
 const CHUNK = 1 << 20;
 const { h, hashes } = useTorpor({ env: { TORPOR_DIGEST_CHUNK_BYTES: String(CHUNK) } });
+// CRIU's parallel page write, which the agent (in this process) leaves off on hosts of fewer than eight cores.
+process.env.TORPOR_CRIU_PAGE_WRITERS = '2';
 
 let sample: ReturnType<typeof testSample>;
 let checkpointed: CheckpointResult;

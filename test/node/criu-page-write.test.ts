@@ -21,8 +21,9 @@ let workload: ChildProcess;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'torpor-page-write-'));
   // About 6 MiB of heap that is not zero (a string bash keeps), stopped so two dumps see the same
-  // memory; in a session of its own (detached), as CRIU dumps a tree.
-  workload = spawn('bash', ['-c', 'x=$(head -c 6000000 /dev/zero | tr "\\0" a); kill -STOP $$; sleep 600'], {
+  // memory; in a session of its own (detached), as CRIU dumps a tree. On one CPU: the kernel writes
+  // the CPU a task runs on into its rseq area, and CRIU's parasite runs in the task.
+  workload = spawn('taskset', ['-c', '0', 'bash', '-c', 'x=$(head -c 6000000 /dev/zero | tr "\\0" a); kill -STOP $$; sleep 600'], {
     stdio: 'ignore',
     detached: true,
   });
@@ -37,6 +38,7 @@ afterAll(async () => {
 async function dump(
   name: string,
   writers: string,
+  chunkBytes = CHUNK,
 ): Promise<{ hashing: DumpHashing; prehashed: Awaited<ReturnType<typeof hashWhileDumping>>['prehashed'] }> {
   const stagingDir = path.join(dir, name);
   const hashing: DumpHashing = {
@@ -44,7 +46,7 @@ async function dump(
     stagingDir,
     imagesDir: path.join(stagingDir, 'images'),
     digestsDir: path.join(stagingDir, 'logs', 'page-digests'),
-    chunkBytes: CHUNK,
+    chunkBytes,
   };
   await mkdir(hashing.imagesDir, { recursive: true });
   // `close` leaves the process running (stopped, as it was).
@@ -80,6 +82,23 @@ describe("CRIU's parallel page write", () => {
     expect(await readFile(path.join(parallel.hashing.stagingDir, 'dump.log'), 'utf8')).toMatch(/page-write: pages-\d+\.img: 2 writers/);
     // The lists went into the dump record; their directory does not stay to join the checkpoint.
     await expect(readdir(parallel.hashing.digestsDir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('writes as stock CRIU, listing nothing, when the writers cannot start', async () => {
+    // A 1 TiB chunk: no buffer of that size can be mapped on this machine.
+    const fallback = await dump('fallback', '2', 2 ** 40);
+    const stock = path.join(dir, 'stock', 'images');
+    const pages = (await readdir(fallback.hashing.imagesDir)).filter((f) => f.startsWith('pages-'));
+    expect(pages.length).toBeGreaterThan(0);
+    expect(pages).toEqual((await readdir(stock)).filter((f) => f.startsWith('pages-')));
+    for (const name of pages) {
+      const written = await readFile(path.join(fallback.hashing.imagesDir, name));
+      expect(written.equals(await readFile(path.join(stock, name)))).toBe(true);
+    }
+    expect(fallback.prehashed).toBeUndefined();
+    expect(await readFile(path.join(fallback.hashing.stagingDir, 'dump.log'), 'utf8')).toMatch(
+      /page-write: pages-\d+\.img: writing pages as stock CRIU does/,
+    );
   });
 
   it('leaves out a list that does not describe its image whole', async () => {

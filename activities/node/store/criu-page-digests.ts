@@ -6,11 +6,14 @@ import { wholeNumberFromEnv } from './env-tuning.js';
 import { type Prehashed, type PrehashedFile, withHashBehind } from './hash-behind.js';
 
 /**
- * Writer threads of CRIU's parallel page write (TORPOR_CRIU_PAGE_WRITERS; 0: stock CRIU writes).
- * Four O_DIRECT writers reached dd's write speed on the GPU machines' disks, where one buffered
- * writer stopped at 1.1-1.5 GB/s; each holds one chunk-sized buffer, plus one the reader fills.
+ * Writer threads of CRIU's parallel page write (TORPOR_CRIU_PAGE_WRITERS; 0: stock CRIU writes, the
+ * agent hashing behind them). On 16-core GPU machines four O_DIRECT writers wrote 2.05-2.11 GB/s
+ * where stock CRIU's buffered writes stopped at 1.1-1.5 GB/s once synced, and eight were no faster.
+ * On two cores, writers that also hash made the checkpoint slower than stock writes (0.50 s with
+ * two, 0.57 s with one, 0.42 s stock: bench/results/cpu-cycles.md), so small hosts keep stock writes.
+ * Each writer holds one chunk-sized buffer, plus one the reader fills.
  */
-const DEFAULT_WRITERS = Math.max(1, Math.min(4, os.availableParallelism() - 1));
+const DEFAULT_WRITERS = os.availableParallelism() >= 8 ? 4 : 0;
 const DIGEST_SUFFIX = '.sha256';
 
 export function criuPageWriters(env: NodeJS.ProcessEnv = process.env): number {
