@@ -93,4 +93,27 @@ cp "$OUT/flow-results.json" "$OUT/flow-results-$SCALE.json" 2>/dev/null && rm -f
 } >"$OUT/flow-logs-$SCALE.txt" 2>&1
 # CRIU's dump and restore logs (-v4, timestamped): where each spent its time (page I/O, the gate).
 find "$RUN/store" \( -name restore.log -o -name dump.log \) -print0 2>/dev/null | tar -cJf "$OUT/criu-restore-logs-$SCALE.tar.xz" --null -T - 2>/dev/null
+# BENCH_IMAGE_READ=1: the largest pages image the run left, read back from a cold page cache in the
+# ways a restore could read it, beside dd's probe file: how fast this disk gives the image itself.
+image_read() {
+  local img=$1 size mib=$((64 << 20)) blocks quarter t0 i
+  size=$(stat -c %s "$img")
+  blocks=$(((size + mib - 1) / mib))
+  quarter=$(((blocks + 3) / 4))
+  cold() { sync && echo 3 >/proc/sys/vm/drop_caches; }
+  rate() { awk -v b="$size" -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.2f GB/s (%.2f s)\n", b / (t1 - t0) / 1e9, t1 - t0 }'; }
+  echo "image read-back: $img, $size bytes, page cache dropped before each"
+  for flags in iflag=direct ""; do
+    cold && t0=$(date +%s.%N) && dd if="$img" of=/dev/null bs=64M $flags 2>/dev/null
+    echo "one reader, 64 MiB, ${flags:-buffered}: $(rate "$t0")"
+    cold && t0=$(date +%s.%N)
+    for i in 0 1 2 3; do dd if="$img" of=/dev/null bs=64M skip=$((i * quarter)) count=$quarter $flags 2>/dev/null & done
+    wait
+    echo "four readers, a quarter each, 64 MiB, ${flags:-buffered}: $(rate "$t0")"
+  done
+}
+if [ -n "${BENCH_IMAGE_READ:-}" ]; then
+  img=$(find "$RUN/store" -path '*/images/pages-*.img' -printf '%s %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
+  [ -n "$img" ] && image_read "$img" 2>&1 | tee "$OUT/image-read.txt"
+fi
 exit $rc

@@ -10,7 +10,7 @@ dir=${1:-/var/tmp/torpor-gpuflow-dry}
 rm -rf "$dir" && mkdir -p "$dir/repo" "$dir/out"
 git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$dir/repo" 2>/dev/null || true
 passed=()
-for v in BENCH_CRIU BENCH_PAGE_WRITE_MIB BENCH_WARM_RESTORE BENCH_LOCAL_RESTORE_GPUS BENCH_TP2_RUNS BENCH_TP2_RESTORE_GPUS BENCH_TP2_RESTORE_DELAY_S; do [ -n "${!v:-}" ] && passed+=("$v=${!v}"); done
+for v in BENCH_CRIU BENCH_PAGE_WRITE_MIB BENCH_IMAGE_READ BENCH_WARM_RESTORE BENCH_LOCAL_RESTORE_GPUS BENCH_TP2_RUNS BENCH_TP2_RESTORE_GPUS BENCH_TP2_RESTORE_DELAY_S; do [ -n "${!v:-}" ] && passed+=("$v=${!v}"); done
 run() { (cd "$dir/repo" && env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin OUT="$dir/out" \
   BENCH_TMP="$dir/vartmp" DRY_RUN=1 BENCH_PHASES="${BENCH_PHASES:-local,container}" "${passed[@]}" "$@"); }
 cp -r .gpuflow-server "$dir/repo/"
