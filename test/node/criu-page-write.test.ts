@@ -101,6 +101,20 @@ describe("CRIU's parallel page write", () => {
     );
   });
 
+  it('leaves CRIU to write as stock when the chunk is not whole pages, hashing behind it instead', async () => {
+    const chunk = CHUNK + 512;
+    const odd = await dump('odd-chunk', '2', chunk);
+    expect(await readFile(path.join(odd.hashing.stagingDir, 'dump.log'), 'utf8')).not.toMatch(/page-write:/);
+    // Whatever the agent hashed behind CRIU (maybe nothing, so short a dump) is leading chunks, never the shorter last one.
+    for (const file of odd.prehashed?.files ?? []) {
+      const bytes = await readFile(path.join(odd.hashing.stagingDir, file.path));
+      expect(file.chunkSha256.length * chunk).toBeLessThanOrEqual(bytes.length);
+      file.chunkSha256.forEach((digest, i) => {
+        expect(digest).toBe(sha256(bytes.subarray(i * chunk, (i + 1) * chunk)));
+      });
+    }
+  });
+
   it('leaves out a list that does not describe its image whole', async () => {
     const hashing: DumpHashing = {
       criuPath: CRIU,

@@ -15,6 +15,7 @@ import { type Prehashed, type PrehashedFile, withHashBehind } from './hash-behin
  */
 const DEFAULT_WRITERS = os.availableParallelism() >= 8 ? 4 : 0;
 const DIGEST_SUFFIX = '.sha256';
+const PAGE_BYTES = 4096;
 
 export function criuPageWriters(env: NodeJS.ProcessEnv = process.env): number {
   return wholeNumberFromEnv(env, 'TORPOR_CRIU_PAGE_WRITERS', DEFAULT_WRITERS, 32);
@@ -42,7 +43,9 @@ export async function hashWhileDumping<T>(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ value: T; prehashed: Prehashed | undefined }> {
   const writers = criuPageWriters(env);
-  if (writers === 0 || !(await criuWritesPagesInParallel(dump.criuPath))) {
+  // CRIU's writers take only whole pages per chunk; any other chunk size is hashed behind stock writes.
+  const wholePages = dump.chunkBytes % PAGE_BYTES === 0;
+  if (writers === 0 || !wholePages || !(await criuWritesPagesInParallel(dump.criuPath))) {
     return withHashBehind(dump.stagingDir, dump.imagesDir, dump.chunkBytes, () => write({}));
   }
   // Lists left by an earlier attempt describe images that no longer exist.
