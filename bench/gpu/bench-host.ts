@@ -31,6 +31,32 @@ export async function measureDisk(dir: string, bytes: number): Promise<DiskBandw
   return { bytes: total, writeBytesPerS: total / ddSeconds(write.stderr), readBytesPerS: total / ddSeconds(read.stderr) };
 }
 
+export interface ImageRead {
+  bytes: number;
+  bytesPerS: number;
+  files: number;
+}
+
+/**
+ * A checkpoint's pages images read back from a cold page cache, one after another, in buffered
+ * 64 MiB reads: the sequential read bandwidth of the very bytes a restore reads, where dd's probe
+ * (a file it has just written) may be served faster than an image written minutes before.
+ * Null where the checkpoint has no pages image or the page cache cannot be dropped.
+ */
+export async function readImageBack(checkpointDir: string, files: string[]): Promise<ImageRead | null> {
+  const pages = files.filter((f) => /^pages-\d+\.img$/.test(path.basename(f)));
+  if (pages.length === 0 || !(await dropPageCache())) return null;
+  let bytes = 0;
+  let seconds = 0;
+  for (const file of pages) {
+    const full = path.join(checkpointDir, file);
+    const read = await execa('dd', [`if=${full}`, 'of=/dev/null', 'bs=64M']);
+    bytes += (await stat(full)).size;
+    seconds += ddSeconds(read.stderr);
+  }
+  return { bytes, bytesPerS: bytes / seconds, files: pages.length };
+}
+
 /** Empties the page cache so what follows reads from the disk; false where the kernel refuses. */
 export async function dropPageCache(): Promise<boolean> {
   await execa('sync');

@@ -93,8 +93,9 @@ cp "$OUT/flow-results.json" "$OUT/flow-results-$SCALE.json" 2>/dev/null && rm -f
 } >"$OUT/flow-logs-$SCALE.txt" 2>&1
 # CRIU's dump and restore logs (-v4, timestamped): where each spent its time (page I/O, the gate).
 find "$RUN/store" \( -name restore.log -o -name dump.log \) -print0 2>/dev/null | tar -cJf "$OUT/criu-restore-logs-$SCALE.tar.xz" --null -T - 2>/dev/null
-# BENCH_IMAGE_READ=1: the largest pages image the run left, read back from a cold page cache in the
-# ways a restore could read it, beside dd's probe file: how fast this disk gives the image itself.
+# Each phase reads its pages image back (one buffered reader) for the table's second restore bound;
+# BENCH_IMAGE_READ=0 skips that. BENCH_IMAGE_READ=all: then the largest pages image the run left, read
+# back from a cold page cache in the other ways a restore could read it (O_DIRECT, four readers).
 image_read() {
   local img=$1 size mib=$((64 << 20)) blocks quarter t0 i
   size=$(stat -c %s "$img")
@@ -112,7 +113,7 @@ image_read() {
     echo "four readers, a quarter each, 64 MiB, ${flags:-buffered}: $(rate "$t0")"
   done
 }
-if [ -n "${BENCH_IMAGE_READ:-}" ]; then
+if [ "${BENCH_IMAGE_READ:-}" = all ]; then
   img=$(find "$RUN/store" -path '*/images/pages-*.img' -printf '%s %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
   [ -n "$img" ] && image_read "$img" 2>&1 | tee "$OUT/image-read.txt"
 fi

@@ -1,6 +1,8 @@
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { queryComputeApps } from '../../activities/node/gpu/gpu-info.js';
+import { type ImageRead, readImageBack } from './bench-host.js';
 import type { Generation } from './bench-table.js';
 
 export { dropPageCache, readJson } from './bench-host.js';
@@ -100,4 +102,16 @@ export function stopTree(pid: number): void {
 /** The GPUs `pid` holds memory on, as nvidia-smi sees them (after a restore: where it landed). */
 export async function gpusOfProcess(pid: number): Promise<string[]> {
   return (await queryComputeApps()).filter((app) => app.pid === pid).map((app) => app.gpuUuid);
+}
+
+/** BENCH_IMAGE_READ=0 skips it; null where it could not run (no storage root, no pages image, page cache kept). */
+export async function imageReadBack(hash: string, files: Array<{ path: string }>): Promise<ImageRead | null | undefined> {
+  if (process.env.BENCH_IMAGE_READ === '0') return undefined;
+  const root = process.env.TORPOR_STORAGE_ROOT;
+  if (!root) return null;
+  step('pages image read back from a cold page cache');
+  return readImageBack(
+    path.join(root, hash),
+    files.map((f) => f.path),
+  );
 }

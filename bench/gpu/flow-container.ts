@@ -2,8 +2,9 @@ import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerCheckpointResult, ContainerRestoreResult, TorporClient } from '../../client/index.js';
 import { CHECKPOINT_SOURCE_LABEL } from '../../contract/chrek.js';
+import type { ImageRead } from './bench-host.js';
 import type { Generation } from './bench-table.js';
-import { type AppSetup, dropPageCache, gpusOfProcess, readJson, sameGeneration, step, waitForFile } from './flow-app.js';
+import { type AppSetup, dropPageCache, gpusOfProcess, imageReadBack, readJson, sameGeneration, step, waitForFile } from './flow-app.js';
 import type { ContainerSetup } from './flow-container-setup.js';
 import { type ActivityRecord, activityRecords } from './flow-history.js';
 import { type ContainerGpu, createBundle, createImage, execInContainer, removeContainer, runContainer } from './flow-runc.js';
@@ -23,6 +24,8 @@ export interface ContainerPhaseResult {
   identical: boolean;
   /** Where nvidia-smi saw the restored process (host PID) hold memory. */
   gpusAfter: string[];
+  /** After the restore (BENCH_IMAGE_READ, default on): the pages images read back from a cold page cache. */
+  imageRead?: ImageRead | null;
 }
 
 const MINUTE = 60_000;
@@ -186,6 +189,8 @@ export async function runContainerPhase(
     const answered = await fetchInContainer(setup, ids.placeholder, app);
     const identical = sameGeneration(before, after) && sameGeneration(after, answered) && answered.phase === 'after-restore';
     step(`placeholder answered GET /generation (${answered.phase}); identical to before: ${identical}`);
+    const gpusAfter = await gpusOfProcess(restored.hostPid);
+    const imageRead = await imageReadBack(hash, checkpoint.manifest.files);
     return {
       hash,
       sourceGpu: setup.gpus?.source.uuid ?? 'none (dry run)',
@@ -199,7 +204,8 @@ export async function runContainerPhase(
       after,
       answered,
       identical,
-      gpusAfter: await gpusOfProcess(restored.hostPid),
+      gpusAfter,
+      ...(imageRead === undefined ? {} : { imageRead }),
     };
   } catch (err) {
     throw await run.explain(err);

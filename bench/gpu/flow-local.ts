@@ -2,12 +2,14 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { TorporClient } from '../../client/index.js';
 import type { CheckpointResult, RestoreResult } from '../../contract/types.js';
+import type { ImageRead } from './bench-host.js';
 import type { Generation } from './bench-table.js';
 import {
   type AppSetup,
   dropPageCache,
   fetchGeneration,
   gpusOfProcess,
+  imageReadBack,
   isAlive,
   readJson,
   sameGeneration,
@@ -40,6 +42,8 @@ export interface LocalPhaseResult {
   gpusAfter: string[];
   /** BENCH_WARM_RESTORE (default on): a second restore with the image cached, or why it failed. */
   warm?: WarmRestoreResult | { error: string };
+  /** After the restores (BENCH_IMAGE_READ, default on): the pages images read back from a cold page cache. */
+  imageRead?: ImageRead | null;
 }
 
 const MINUTE = 60_000;
@@ -111,6 +115,7 @@ export async function runLocalPhase(torpor: TorporClient, node: string, app: App
             imageBytes: checkpoint.manifest.totalBytes,
             restoredPid: restored.pid,
           }).catch((err: unknown) => ({ error: String(err) }));
+    const imageRead = await imageReadBack(hash, checkpoint.manifest.files);
     return {
       hash,
       coldStartPageCacheDropped,
@@ -126,6 +131,7 @@ export async function runLocalPhase(torpor: TorporClient, node: string, app: App
       requestedGpus,
       gpusAfter,
       ...(warm ? { warm } : {}),
+      ...(imageRead === undefined ? {} : { imageRead }),
     };
   } finally {
     stopTree(restored.pid);
