@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { verifyThreads } from '../../activities/node/store/chunk-digests.js';
+import { ChunkQueue, digestChunks, verifyThreads } from '../../activities/node/store/chunk-digests.js';
 import { FADV_DONTNEED, fadvise } from '../../activities/node/store/file-advice.js';
-import { pageCacheShare } from '../../activities/node/store/page-cache-residency.js';
+import { openResidencyProbe, pageCacheShare } from '../../activities/node/store/page-cache-residency.js';
 
 let root: string;
 
@@ -78,6 +78,69 @@ describe('how much of a checkpoint the page cache holds (mincore through koffi)'
   it('has no answer for files that are all empty or missing', async () => {
     await writeFile(path.join(root, 'empty.img'), '');
     expect(pageCacheShare(root, ['empty.img', 'missing.img'])).toBeUndefined();
+  });
+});
+
+describe('lanes that follow another reader through the page cache', () => {
+  it('asks the kernel, range by range, what a reader has brought in', async () => {
+    const mib = 1 << 20;
+    const file = await writeSynced('follow.img', 8 * mib);
+    drop(file, [[0, 8 * mib]]);
+    const fd = openSync(file, 'r');
+    readSync(fd, Buffer.alloc(2 * mib), 0, 2 * mib, 4 * mib);
+    closeSync(fd);
+    // What the kernel read ahead around the read, dropped again.
+    drop(file, [
+      [0, 4 * mib],
+      [6 * mib, 2 * mib],
+    ]);
+    const probe = openResidencyProbe([file, path.join(root, 'missing.img')]);
+    expect(probe).toBeDefined();
+    try {
+      expect(probe?.cached(0, 4 * mib, 2 * mib)).toBe(true);
+      expect(probe?.cached(0, 0, mib)).toBe(false);
+      expect(probe?.cached(0, 6 * mib, 2 * mib)).toBe(false);
+      // Half read: its last page is not cached.
+      expect(probe?.cached(0, 5 * mib, 2 * mib)).toBe(false);
+      expect(probe?.cached(0, 7 * mib, 2 * mib)).toBe(false);
+      expect(probe?.cached(1, 0, mib)).toBe(false);
+    } finally {
+      probe?.close();
+    }
+  });
+
+  it('takes cached chunks first, then the rest in order, each once', () => {
+    const cached = new Set([5, 6, 2]);
+    const queue = new ChunkQueue(8, (i) => cached.has(i));
+    const order: number[] = [];
+    for (let i = queue.take(); i !== undefined; i = queue.take()) order.push(i);
+    expect(order).toEqual([2, 5, 6, 0, 1, 3, 4, 7]);
+    expect(queue.remaining).toBe(0);
+    const plain = new ChunkQueue(3);
+    expect([plain.take(), plain.take(), plain.take(), plain.take()]).toEqual([0, 1, 2, undefined]);
+  });
+
+  it('hashes every chunk to the same digests whichever order the page cache gives', async () => {
+    const mib = 1 << 20;
+    const file = await writeSynced('follow-digests.img', 9 * mib + 123);
+    const plain = await digestChunks(root, ['follow-digests.img'], () => undefined, { chunkBytes: mib, lanes: 2 });
+    drop(file, [[0, 9 * mib + 123]]);
+    const fd = openSync(file, 'r');
+    readSync(fd, Buffer.alloc(3 * mib), 0, 3 * mib, 6 * mib);
+    closeSync(fd);
+    drop(file, [[0, 6 * mib]]);
+    let bytes = 0;
+    const followed = await digestChunks(
+      root,
+      ['follow-digests.img'],
+      (n) => {
+        bytes += n;
+      },
+      { chunkBytes: mib, lanes: 2, followPageCache: true },
+    );
+    expect(followed).toEqual(plain);
+    expect(followed[0]?.chunkSha256).toHaveLength(10);
+    expect(bytes).toBe(9 * mib + 123);
   });
 });
 

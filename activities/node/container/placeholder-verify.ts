@@ -16,7 +16,10 @@ export const readByAgent: Part = (rel) => !rel.startsWith(`${IMAGES_DIR}/`) || r
 /** CRIU's images: verified while CRIU reads them. */
 export const readByCriu: Part = (rel) => !readByAgent(rel);
 
-/** Every chunk of the files `part` selects, in parallel, against the manifest: the problems, each a sentence. */
+/**
+ * Every chunk of the files `part` selects, in parallel, against the manifest: the problems, each a
+ * sentence. With `widenTo` (beside a CRIU restore) the lanes follow CRIU's reads through the page cache.
+ */
 export async function verifyPart(
   dir: string,
   manifest: CheckpointManifest,
@@ -28,7 +31,11 @@ export async function verifyPart(
   const rels = (await checkpointFiles(dir)).filter(part);
   const chunkBytes = manifestChunkBytes(manifest);
   const expected = manifest.files.filter((f) => part(f.path));
-  return contentMismatches(expected, await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo }), chunkBytes);
+  return contentMismatches(
+    expected,
+    await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo, followPageCache: widenTo !== undefined }),
+    chunkBytes,
+  );
 }
 
 export function corruptCheckpoint(hash: string, problems: string[]) {

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { ManifestFile } from '../../../contract/types.js';
 import { wholeNumberFromEnv } from './env-tuning.js';
 import { ADVISE_WILLNEED_SOURCE, BIND_FADVISE_SOURCE, koffiEntry } from './file-advice.js';
-import { pageCacheShare } from './page-cache-residency.js';
+import { openResidencyProbe, pageCacheShare } from './page-cache-residency.js';
 
 /** Files are hashed in chunks of this size, each on its own core: a restore verifies at storage speed. */
 export const CHUNK_BYTES = 64 * 1024 * 1024;
@@ -196,6 +196,51 @@ export interface DigestOptions {
   widenTo?: Promise<number> | undefined;
   /** Leading chunks' digests already known by path (hashed behind the writer): not read again. */
   known?: Map<string, string[]> | undefined;
+  /**
+   * Beside another reader of the same files (CRIU restoring): a lane takes a chunk the page cache
+   * already holds before the next one in order, so the lanes hash behind that reader, wherever it
+   * reads, instead of reading the disk beside it.
+   */
+  followPageCache?: boolean | undefined;
+}
+
+/**
+ * The order lanes take chunk tasks in: the first untaken one `cached` says is in the page cache,
+ * else the first untaken one. Each task is taken once.
+ */
+export class ChunkQueue {
+  private readonly taken: boolean[];
+  private lowest = 0;
+  private left: number;
+
+  constructor(
+    count: number,
+    private readonly cached?: (task: number) => boolean,
+  ) {
+    this.taken = new Array<boolean>(count).fill(false);
+    this.left = count;
+  }
+
+  get remaining(): number {
+    return this.left;
+  }
+
+  take(): number | undefined {
+    while (this.lowest < this.taken.length && this.taken[this.lowest]) this.lowest++;
+    if (this.lowest >= this.taken.length) return undefined;
+    let pick = this.lowest;
+    if (this.cached) {
+      for (let i = this.lowest; i < this.taken.length; i++) {
+        if (!this.taken[i] && this.cached(i)) {
+          pick = i;
+          break;
+        }
+      }
+    }
+    this.taken[pick] = true;
+    this.left--;
+    return pick;
+  }
 }
 
 /**
@@ -206,7 +251,7 @@ export async function digestChunks(
   dir: string,
   relPaths: string[],
   onBytes: (n: number) => void,
-  { chunkBytes = CHUNK_BYTES, lanes = digestThreads(), reads = readStrategy(), widenTo, known }: DigestOptions = {},
+  { chunkBytes = CHUNK_BYTES, lanes = digestThreads(), reads = readStrategy(), widenTo, known, followPageCache }: DigestOptions = {},
 ): Promise<ManifestFile[]> {
   pool ??= new DigestPool();
   const files = await Promise.all(relPaths.map(async (rel) => ({ rel, sizeBytes: (await stat(path.join(dir, rel))).size })));
@@ -222,10 +267,12 @@ export async function digestChunks(
       .filter(({ chunkIndex }) => (digests[fileIndex] as string[])[chunkIndex] === undefined),
   );
   const active = pool;
-  let next = 0;
+  const probe = followPageCache ? openResidencyProbe(files.map(({ rel }) => path.join(dir, rel))) : undefined;
+  const task = (i: number) => tasks[i] as (typeof tasks)[number];
+  const queue = new ChunkQueue(tasks.length, probe && ((i) => probe.cached(task(i).fileIndex, task(i).offset, task(i).length)));
   const lane = async (_: unknown, laneIndex: number) => {
-    for (let i = next++; i < tasks.length; i = next++) {
-      const { fileIndex, chunkIndex, file, offset, length } = tasks[i] as (typeof tasks)[number];
+    for (let i = queue.take(); i !== undefined; i = queue.take()) {
+      const { fileIndex, chunkIndex, file, offset, length } = task(i);
       const answer = await active.hash(laneIndex, { file, offset, length, ...reads });
       if (answer.error !== undefined) throw new Error(`cannot read ${file}: ${answer.error}`);
       // A file shorter than when it was listed hashes fewer bytes: its digest cannot match.
@@ -237,13 +284,14 @@ export async function digestChunks(
   // More lanes join once the rest is cached (a restore's CRIU has read it all): they take the chunks left.
   const joined: Array<Promise<void>> = [];
   void widenTo?.then((wanted) => {
-    for (let i = first.length + joined.length; i < Math.min(wanted, tasks.length) && next < tasks.length; i++)
+    for (let i = first.length + joined.length; i < Math.min(wanted, tasks.length) && queue.remaining > 0; i++)
       joined.push(lane(undefined, i));
   });
   try {
     await Promise.all(first);
   } finally {
     await Promise.allSettled(joined);
+    probe?.close();
   }
   await Promise.all(joined);
   return files.map(({ rel, sizeBytes }, i) => ({ path: rel, sizeBytes, chunkSha256: digests[i] as string[] }));

@@ -84,3 +84,45 @@ export function pageCacheShare(dir: string, relPaths: string[]): number | undefi
   }
   return total === 0 ? undefined : resident / total;
 }
+
+/** Asks, again and again, whether byte ranges of a set of files are in the page cache; the files stay mapped until close(). */
+export interface ResidencyProbe {
+  /** Whether the first, middle and last pages of the range are cached: enough to tell a range a reader has passed from one it has not. */
+  cached(fileIndex: number, offset: number, length: number): boolean;
+  close(): void;
+}
+
+/** A ResidencyProbe over `files` (mincore(2) on read-only shared mappings); undefined without the koffi binding. */
+export function openResidencyProbe(files: string[]): ResidencyProbe | undefined {
+  const c = libc();
+  if (c === undefined) return undefined;
+  const maps = files.map((file) => {
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, 'r');
+      const { size } = fstatSync(fd);
+      if (size === 0) return undefined;
+      const mapped = c.mmap(null, size, PROT_READ, MAP_SHARED, fd, 0);
+      const addr = mapped === null ? 0n : c.address(mapped);
+      return addr === 0n || addr === BigInt.asUintN(64, -1n) ? undefined : { addr, size };
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  });
+  const vec = Buffer.alloc(1);
+  const pageCached = (addr: bigint, at: number) => c.mincore(addr + BigInt(at), 1, vec) === 0 && ((vec[0] as number) & 1) === 1;
+  return {
+    cached(fileIndex, offset, length) {
+      const map = maps[fileIndex];
+      if (map === undefined || length <= 0 || offset + length > map.size) return false;
+      const page = (at: number) => at - (at % c.pageBytes);
+      return [offset, offset + Math.floor(length / 2), offset + length - 1].every((at) => pageCached(map.addr, page(at)));
+    },
+    close() {
+      for (const map of maps) if (map) c.munmap(map.addr, map.size);
+      maps.length = 0;
+    },
+  };
+}

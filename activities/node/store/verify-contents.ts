@@ -82,7 +82,10 @@ export function contentMismatches(expected: ManifestFile[], actual: ManifestFile
   });
 }
 
-/** Hashes every file of the checkpoint in `dir` (but the manifest and marker) in parallel and compares it with `manifest`. */
+/**
+ * Hashes every file of the checkpoint in `dir` (but the manifest and marker) in parallel and compares
+ * it with `manifest`. With `widenTo` (beside a CRIU restore) the lanes follow CRIU's reads through the page cache.
+ */
 export async function verifyContents(
   dir: string,
   manifest: CheckpointManifest,
@@ -92,5 +95,9 @@ export async function verifyContents(
 ): Promise<string[]> {
   const rels = await checkpointFiles(dir);
   const chunkBytes = manifestChunkBytes(manifest);
-  return contentMismatches(manifest.files, await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo }), chunkBytes);
+  return contentMismatches(
+    manifest.files,
+    await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo, followPageCache: widenTo !== undefined }),
+    chunkBytes,
+  );
 }
