@@ -30,7 +30,13 @@ function runcEnv(config: RuncConfig, criuConfigFile?: string, criuEnv: Record<st
   return env;
 }
 
-async function runc(config: RuncConfig, args: string[], criuConfigFile?: string, signal?: AbortSignal, criuEnv?: Record<string, string>) {
+interface RuncRun {
+  criuConfigFile?: string | undefined;
+  signal?: AbortSignal | undefined;
+  criuEnv?: Record<string, string> | undefined;
+}
+
+async function runc(config: RuncConfig, args: string[], { criuConfigFile, signal, criuEnv }: RuncRun = {}) {
   const child = execa(config.runcPath, ['--root', config.runcRoot, '--criu', config.criuPath, ...args], {
     reject: false,
     stdin: 'ignore',
@@ -100,7 +106,7 @@ export interface RuncCheckpointPaths {
 /** `runc checkpoint --leave-running`: the container keeps serving; runc describes its mounts and cgroup to CRIU. */
 export async function runcCheckpoint(config: RuncConfig, id: string, paths: RuncCheckpointPaths): Promise<void> {
   const args = ['checkpoint', '--leave-running', '--image-path', paths.imageDir, '--work-path', paths.workDir, id];
-  const result = await runc(config, args, paths.criuConfigFile, paths.signal, paths.criuEnv);
+  const result = await runc(config, args, paths);
   if (result.exitCode === 0) return;
   const excerpt = await failureExcerpt(path.join(paths.workDir, 'dump.log'), `${result.stderr}`);
   throw torporFailure('DumpFailed', `The runc checkpoint of container ${id} failed: ${excerpt}`, { containerId: id });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { criuWritesPagesInParallel } from '../criu/runner.js';
 import { wholeNumberFromEnv } from './env-tuning.js';
-import { type Prehashed, type PrehashedFile, withHashBehind } from './hash-behind.js';
+import { fileIdentity, type Prehashed, type PrehashedFile, withHashBehind } from './hash-behind.js';
 
 /**
  * Writer threads of CRIU's parallel page write (TORPOR_CRIU_PAGE_WRITERS; 0: stock CRIU writes, the
@@ -77,14 +77,7 @@ export async function readCriuPageDigests(dump: DumpHashing): Promise<PrehashedF
     if (st === null || !st.isFile() || header !== `chunk ${dump.chunkBytes}`) continue;
     const size = Number(st.size);
     if (digests.length !== Math.ceil(size / dump.chunkBytes) || !digests.every((d) => /^[0-9a-f]{64}$/.test(d))) continue;
-    files.push({
-      path: path.relative(dump.stagingDir, image),
-      dev: Number(st.dev),
-      ino: Number(st.ino),
-      ctimeNs: st.ctimeNs.toString(),
-      sizeBytes: size,
-      chunkSha256: digests,
-    });
+    files.push({ path: path.relative(dump.stagingDir, image), ...fileIdentity(st), chunkSha256: digests });
   }
   return files;
 }

@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,17 @@ export interface PrehashedFile {
   ctimeNs: string;
   sizeBytes: number;
   chunkSha256: string[];
+}
+
+/** What ties prehashed digests to one file: any later write, rename over it or truncation changes it. */
+export type FileIdentity = Pick<PrehashedFile, 'dev' | 'ino' | 'ctimeNs' | 'sizeBytes'>;
+
+export function fileIdentity(st: BigIntStats): FileIdentity {
+  return { dev: Number(st.dev), ino: Number(st.ino), ctimeNs: st.ctimeNs.toString(), sizeBytes: Number(st.size) };
+}
+
+function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.ctimeNs === b.ctimeNs && a.sizeBytes === b.sizeBytes;
 }
 
 /** What a dump hashed behind CRIU; kept in the dump record for the commit. */
@@ -122,14 +134,7 @@ async function describe(stagingDir: string, chunkBytes: number, hashed: Map<stri
     const leading = digests.slice(0, leadingCount(digests));
     const st = await stat(file, { bigint: true }).catch(() => null);
     if (leading.length === 0 || st === null || Number(st.ino) !== ino) continue;
-    files.push({
-      path: path.relative(stagingDir, file),
-      dev: Number(st.dev),
-      ino,
-      ctimeNs: st.ctimeNs.toString(),
-      sizeBytes: Number(st.size),
-      chunkSha256: leading as string[],
-    });
+    files.push({ path: path.relative(stagingDir, file), ...fileIdentity(st), chunkSha256: leading as string[] });
   }
   return { chunkBytes, files };
 }
@@ -156,13 +161,8 @@ export async function trustedPrehashed(
     if (path.relative(stagingDir, full).startsWith('..')) continue;
     const st = await stat(full, { bigint: true }).catch(() => null);
     if (st === null || !st.isFile()) continue;
-    const same =
-      Number(st.dev) === file.dev &&
-      Number(st.ino) === file.ino &&
-      st.ctimeNs.toString() === file.ctimeNs &&
-      Number(st.size) === file.sizeBytes &&
-      file.chunkSha256.length <= Math.ceil(file.sizeBytes / chunkBytes);
-    if (same) trusted.set(file.path, file.chunkSha256);
+    if (sameIdentity(fileIdentity(st), file) && file.chunkSha256.length <= Math.ceil(file.sizeBytes / chunkBytes))
+      trusted.set(file.path, file.chunkSha256);
   }
   return trusted;
 }
