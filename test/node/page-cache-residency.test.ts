@@ -116,6 +116,20 @@ describe('lanes that follow another reader through the page cache', () => {
     for (let i = queue.take(); i !== undefined; i = queue.take()) order.push(i);
     expect(order).toEqual([2, 5, 6, 0, 1, 3, 4, 7]);
     expect(queue.remaining).toBe(0);
+    // The search goes on from the last cached one found, wraps around, and asks a bounded number.
+    const wrapped = new ChunkQueue(8, (i) => i === 1 || i === 6);
+    expect([wrapped.take(), wrapped.take(), wrapped.take()]).toEqual([1, 6, 0]);
+    const asked: number[] = [];
+    const bounded = new ChunkQueue(
+      10,
+      (i) => {
+        asked.push(i);
+        return i === 8;
+      },
+      3,
+    );
+    expect(bounded.take()).toBe(0);
+    expect(asked).toEqual([0, 1, 2]);
     const plain = new ChunkQueue(3);
     expect([plain.take(), plain.take(), plain.take(), plain.take()]).toEqual([0, 1, 2, undefined]);
   });

@@ -205,17 +205,21 @@ export interface DigestOptions {
 }
 
 /**
- * The order lanes take chunk tasks in: the first untaken one `cached` says is in the page cache,
- * else the first untaken one. Each task is taken once.
+ * The order lanes take chunk tasks in: an untaken one `cached` says is in the page cache, else the
+ * first untaken one. Each task is taken once. The search for a cached one starts after the last
+ * one found (the reader ahead of it likely reads on) and asks at most `scanLimit` tasks, so a
+ * take costs the same on an image of any size.
  */
 export class ChunkQueue {
   private readonly taken: boolean[];
   private lowest = 0;
+  private cursor = 0;
   private left: number;
 
   constructor(
     count: number,
     private readonly cached?: (task: number) => boolean,
+    private readonly scanLimit = 512,
   ) {
     this.taken = new Array<boolean>(count).fill(false);
     this.left = count;
@@ -228,18 +232,25 @@ export class ChunkQueue {
   take(): number | undefined {
     while (this.lowest < this.taken.length && this.taken[this.lowest]) this.lowest++;
     if (this.lowest >= this.taken.length) return undefined;
-    let pick = this.lowest;
-    if (this.cached) {
-      for (let i = this.lowest; i < this.taken.length; i++) {
-        if (!this.taken[i] && this.cached(i)) {
-          pick = i;
-          break;
-        }
-      }
-    }
+    const pick = this.findCached() ?? this.lowest;
     this.taken[pick] = true;
     this.left--;
     return pick;
+  }
+
+  private findCached(): number | undefined {
+    if (!this.cached) return undefined;
+    const count = this.taken.length;
+    for (let asked = 0, seen = 0; asked < this.scanLimit && seen < count; seen++) {
+      const i = (this.cursor + seen) % count;
+      if (this.taken[i]) continue;
+      asked++;
+      if (this.cached(i)) {
+        this.cursor = i + 1;
+        return i;
+      }
+    }
+    return undefined;
   }
 }
 
