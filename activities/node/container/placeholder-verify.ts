@@ -3,8 +3,8 @@ import { torporFailure } from '../../../contract/failures.js';
 import type { CheckpointManifest } from '../../../contract/types.js';
 import { lanesBesideCriu, lanesOnceHeld, type VerifiedResumeGate } from '../criu/verified-resume.js';
 import type { MappedFilesWarmth } from '../criu/warm-mapped-files.js';
-import { digestChunks, verifyThreads } from '../store/chunk-digests.js';
-import { checkpointFiles, contentMismatches, manifestChunkBytes } from '../store/verify-contents.js';
+import { verifyThreads } from '../store/chunk-digests.js';
+import { verifyFilesOf } from '../store/verify-contents.js';
 
 /** Which files of a container checkpoint a verification pass covers. */
 type Part = (relPath: string) => boolean;
@@ -16,11 +16,8 @@ export const readByAgent: Part = (rel) => !rel.startsWith(`${IMAGES_DIR}/`) || r
 /** CRIU's images: verified while CRIU reads them. */
 export const readByCriu: Part = (rel) => !readByAgent(rel);
 
-/**
- * Every chunk of the files `part` selects, in parallel, against the manifest: the problems, each a
- * sentence. With `widenTo` (beside a CRIU restore) the lanes follow CRIU's reads through the page cache.
- */
-export async function verifyPart(
+/** Every chunk of the files `part` selects against the manifest (verifyFilesOf), on verifyThreads() lanes unless told. */
+export function verifyPart(
   dir: string,
   manifest: CheckpointManifest,
   part: Part,
@@ -28,14 +25,7 @@ export async function verifyPart(
   lanes = verifyThreads(),
   widenTo?: Promise<number>,
 ): Promise<string[]> {
-  const rels = (await checkpointFiles(dir)).filter(part);
-  const chunkBytes = manifestChunkBytes(manifest);
-  const expected = manifest.files.filter((f) => part(f.path));
-  return contentMismatches(
-    expected,
-    await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo, followPageCache: widenTo !== undefined }),
-    chunkBytes,
-  );
+  return verifyFilesOf(dir, manifest, part, onBytes, { lanes, widenTo });
 }
 
 export function corruptCheckpoint(hash: string, problems: string[]) {

@@ -28,14 +28,20 @@ const libc = lazyLibcBinding(
   }),
 );
 
+/** A read-only shared mapping of the open file's `sizeBytes`, or undefined where mmap(2) refuses. */
+function mapReadOnly(c: Libc, fd: number, sizeBytes: number): bigint | undefined {
+  const mapped = c.mmap(null, sizeBytes, PROT_READ, MAP_SHARED, fd, 0);
+  const addr = mapped === null ? 0n : c.address(mapped);
+  return addr === 0n || addr === BigInt.asUintN(64, -1n) ? undefined : addr;
+}
+
 /**
  * Bytes of one open file the page cache holds, estimated from evenly spaced windows (mincore(2)
  * over a read-only shared mapping); exact for files of at most SAMPLES_PER_FILE windows.
  */
 function residentBytes(c: Libc, fd: number, sizeBytes: number): number {
-  const mapped = c.mmap(null, sizeBytes, PROT_READ, MAP_SHARED, fd, 0);
-  const addr = mapped === null ? 0n : c.address(mapped);
-  if (addr === 0n || addr === BigInt.asUintN(64, -1n)) return 0;
+  const addr = mapReadOnly(c, fd, sizeBytes);
+  if (addr === undefined) return 0;
   try {
     const window = WINDOW_PAGES * c.pageBytes;
     const windows = Math.ceil(sizeBytes / window);
@@ -102,9 +108,8 @@ export function openResidencyProbe(files: string[]): ResidencyProbe | undefined 
       fd = openSync(file, 'r');
       const { size } = fstatSync(fd);
       if (size === 0) return undefined;
-      const mapped = c.mmap(null, size, PROT_READ, MAP_SHARED, fd, 0);
-      const addr = mapped === null ? 0n : c.address(mapped);
-      return addr === 0n || addr === BigInt.asUintN(64, -1n) ? undefined : { addr, size };
+      const addr = mapReadOnly(c, fd, size);
+      return addr === undefined ? undefined : { addr, size };
     } catch {
       return undefined;
     } finally {

@@ -83,21 +83,31 @@ export function contentMismatches(expected: ManifestFile[], actual: ManifestFile
 }
 
 /**
- * Hashes every file of the checkpoint in `dir` (but the manifest and marker) in parallel and compares
- * it with `manifest`. With `widenTo` (beside a CRIU restore) the lanes follow CRIU's reads through the page cache.
+ * Hashes the files of the checkpoint in `dir` (but the manifest and marker) that `part` selects, in
+ * parallel, and compares them with their entries in `manifest`: the problems, each a sentence. With
+ * `widenTo` (beside a CRIU restore) the lanes follow CRIU's reads through the page cache.
  */
-export async function verifyContents(
+export async function verifyFilesOf(
+  dir: string,
+  manifest: CheckpointManifest,
+  part: (relPath: string) => boolean,
+  onBytes: (n: number) => void,
+  { lanes, widenTo }: { lanes?: number | undefined; widenTo?: Promise<number> | undefined } = {},
+): Promise<string[]> {
+  const rels = (await checkpointFiles(dir)).filter(part);
+  const chunkBytes = manifestChunkBytes(manifest);
+  const expected = manifest.files.filter((f) => part(f.path));
+  const digests = await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo, followPageCache: widenTo !== undefined });
+  return contentMismatches(expected, digests, chunkBytes);
+}
+
+/** Every file of the checkpoint in `dir` against `manifest` (verifyFilesOf). */
+export function verifyContents(
   dir: string,
   manifest: CheckpointManifest,
   onBytes: (n: number) => void,
   lanes?: number,
   widenTo?: Promise<number>,
 ): Promise<string[]> {
-  const rels = await checkpointFiles(dir);
-  const chunkBytes = manifestChunkBytes(manifest);
-  return contentMismatches(
-    manifest.files,
-    await digestChunks(dir, rels, onBytes, { chunkBytes, lanes, widenTo, followPageCache: widenTo !== undefined }),
-    chunkBytes,
-  );
+  return verifyFilesOf(dir, manifest, () => true, onBytes, { lanes, widenTo });
 }
